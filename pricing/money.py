@@ -1,0 +1,37 @@
+"""Money at the edges: integer cents inside the engine, ``Decimal`` for people and files."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+CENT = Decimal("0.01")
+
+
+def to_cents(value: Decimal | str | int) -> int:
+    """Parse a money amount ("2.99", Decimal("2.99"), 3) into integer cents, exactly.
+
+    Raises ValueError for anything that is not a finite amount with at most two decimals.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a money amount: {value!r}")
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"not a money amount: {value!r}") from None
+    if not amount.is_finite():
+        raise ValueError(f"not a money amount: {value!r}")
+    cents = amount * 100
+    if cents != cents.to_integral_value():
+        raise ValueError(f"more than two decimals: {value!r}")
+    return int(cents)
+
+
+def to_decimal(cents: int) -> Decimal:
+    """Integer cents as a two-decimal ``Decimal`` (299 -> Decimal("2.99"))."""
+    return (Decimal(int(cents)) / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def format_money(cents: int, currency: str = "") -> str:
+    """Human text for an amount: ``format_money(299, "EUR") == "2.99 EUR"``."""
+    text = f"{to_decimal(cents):,}"
+    return f"{text} {currency}".strip()

@@ -1,0 +1,182 @@
+"""Pricing rules that pricing managers edit (config/rules.yaml), as pydantic models.
+
+Scopes: ``default`` applies to every SKU; ``categories.<name>`` overrides any of its fields for
+one category (most specific wins). Money is written as decimal text ("0.49") and held as
+integer cents once resolved.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pricing.money import to_cents
+
+ENDING_PATTERN = re.compile(r"^\.[0-9x]{2}$")
+
+Money = Annotated[
+    Decimal,
+    Field(ge=Decimal("0.01"), le=Decimal("100000"), decimal_places=2, examples=["0.99", "12.49"]),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RuleValues(_Strict):
+    """Rule values for one scope. Every field may be left out to inherit from the wider scope."""
+
+    margin_floor_pct: Decimal | None = Field(
+        default=None,
+        title="Margin floor (%)",
+        description="Lowest allowed price as a markup over cost, in percent: 10 means price >= cost x 1.10.",
+        ge=0,
+        le=1000,
+    )
+    min_price: Money | None = Field(
+        default=None, title="Minimum price", description="No price below this amount, whatever else the rules say."
+    )
+    max_price: Money | None = Field(
+        default=None, title="Maximum price", description="No price above this amount, whatever else the rules say."
+    )
+    max_change_pct: Decimal | None = Field(
+        default=None,
+        title="Maximum change per cycle (%)",
+        description="A price moves at most this many percent up or down from the current price in one cycle.",
+        gt=0,
+        le=100,
+    )
+    endings: list[str] | None = Field(
+        default=None,
+        title="Allowed price endings",
+        description=(
+            "The last two digits a price may end in, written '.DD' with 'x' for any digit: "
+            "'.99' allows 1.99 and 12.99; '.x9' allows any price whose last digit is 9."
+        ),
+        min_length=1,
+    )
+
+    @field_validator("endings")
+    @classmethod
+    def _endings_valid(cls, endings: list[str] | None) -> list[str] | None:
+        if endings is None:
+            return None
+        for ending in endings:
+            if not ENDING_PATTERN.match(ending):
+                raise ValueError(f"ending '{ending}' is not of the form '.DD' (digits or x), e.g. '.99' or '.x9'")
+        if len(set(endings)) != len(endings):
+            raise ValueError("endings are listed twice")
+        return endings
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> "RuleValues":
+        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
+            raise ValueError(f"min_price {self.min_price} is greater than max_price {self.max_price}")
+        return self
+
+
+class DefaultRules(RuleValues):
+    """Rules for every SKU unless a category overrides them."""
+
+    margin_floor_pct: Decimal = Field(
+        default=Decimal("5"),
+        title="Margin floor (%)",
+        description="Lowest allowed price as a markup over cost, in percent: 10 means price >= cost x 1.10.",
+        ge=0,
+        le=1000,
+    )
+    min_price: Money = Field(default=Decimal("0.10"), title="Minimum price", description="No price below this amount.")
+    max_price: Money = Field(default=Decimal("9999.99"), title="Maximum price", description="No price above this amount.")
+    max_change_pct: Decimal = Field(
+        default=Decimal("10"),
+        title="Maximum change per cycle (%)",
+        description="A price moves at most this many percent up or down from the current price in one cycle.",
+        gt=0,
+        le=100,
+    )
+    endings: list[str] = Field(
+        default_factory=lambda: [".99", ".49"],
+        title="Allowed price endings",
+        description="The last two digits a price may end in, '.DD' with 'x' for any digit ('.99', '.x9').",
+        min_length=1,
+    )
+
+
+class SolverConfig(_Strict):
+    """How long and how exactly the optimizer may work."""
+
+    time_limit_s: float = Field(default=20.0, gt=0, le=3600, title="Time limit (s)", description="Wall-clock limit per solve.")
+    relative_gap: float = Field(
+        default=0.0,
+        ge=0,
+        le=0.1,
+        title="Relative optimality gap",
+        description="Stop when the objective is within this fraction of the best bound (0 = prove optimal).",
+    )
+    workers: int = Field(default=2, ge=1, le=64, title="Solver workers", description="CP-SAT search threads.")
+    log: bool = Field(default=False, title="Solver log", description="Print the CP-SAT search log.")
+
+
+class ResolvedRules(BaseModel):
+    """The rules in force for one SKU, money in integer cents."""
+
+    model_config = ConfigDict(frozen=True)
+
+    margin_floor_pct: Decimal
+    min_price_cents: int
+    max_price_cents: int
+    max_change_pct: Decimal
+    endings: tuple[str, ...]
+
+
+class RulesConfig(_Strict):
+    """config/rules.yaml: the pricing rules of one store (or chain)."""
+
+    currency: str = Field(
+        default="EUR", pattern=r"^[A-Z]{3}$", title="Currency", description="ISO 4217 code of the store's currency."
+    )
+    default: DefaultRules = Field(
+        default_factory=DefaultRules, title="Default rules", description="Rules for every SKU."
+    )
+    categories: dict[str, RuleValues] = Field(
+        default_factory=dict,
+        title="Category overrides",
+        description="Per category, the fields that differ from the defaults.",
+    )
+    max_candidates: int = Field(
+        default=20,
+        ge=2,
+        le=200,
+        title="Candidate prices per SKU",
+        description="At most this many allowed prices are scored per SKU (spread evenly over its allowed range).",
+    )
+    solver: SolverConfig = Field(default_factory=SolverConfig, title="Solver", description="Optimizer limits.")
+
+    @model_validator(mode="after")
+    def _merged_min_le_max(self) -> "RulesConfig":
+        for name in self.categories:
+            rules = self.resolve(name)
+            if rules.min_price_cents > rules.max_price_cents:
+                raise ValueError(
+                    f"category '{name}': min_price {rules.min_price_cents / 100:.2f} is greater than "
+                    f"max_price {rules.max_price_cents / 100:.2f} once merged with the defaults"
+                )
+        return self
+
+    def resolve(self, category: str | None) -> ResolvedRules:
+        """The rules in force for a SKU of ``category``: the category's fields over the defaults."""
+        merged = self.default.model_dump()
+        override = self.categories.get(category or "")
+        if override is not None:
+            merged.update(override.model_dump(exclude_none=True))
+        return ResolvedRules(
+            margin_floor_pct=merged["margin_floor_pct"],
+            min_price_cents=to_cents(merged["min_price"]),
+            max_price_cents=to_cents(merged["max_price"]),
+            max_change_pct=merged["max_change_pct"],
+            endings=tuple(merged["endings"]),
+        )
