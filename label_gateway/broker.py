@@ -1,0 +1,152 @@
+"""Where the MQTT broker is and how to connect to it (paho-mqtt 2.x, MQTT 3.1.1 on the wire)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+
+DEFAULT_PORT = 1883
+USERNAME_ENV = "ESL_MQTT_USERNAME"
+PASSWORD_ENV = "ESL_MQTT_PASSWORD"
+
+
+class BrokerError(Exception):
+    """The broker cannot be used: bad URL, unreachable, or it refused us. Message is one line."""
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int = DEFAULT_PORT
+
+    @classmethod
+    def parse(cls, url: str) -> "BrokerAddress":
+        """``mqtt://HOST[:PORT]`` (or ``HOST[:PORT]``). Credentials come from the environment, never the URL."""
+        text = url.strip()
+        if "://" not in text:
+            text = "mqtt://" + text
+        parts = urlsplit(text)
+        if parts.scheme != "mqtt":
+            raise BrokerError(f"broker URL '{url}': scheme must be mqtt:// (got {parts.scheme}://)")
+        if parts.username or parts.password:
+            raise BrokerError(
+                f"broker URL '{url}': put credentials in {USERNAME_ENV}/{PASSWORD_ENV}, not in the URL"
+            )
+        try:
+            port = parts.port or DEFAULT_PORT
+        except ValueError:
+            raise BrokerError(f"broker URL '{url}': port is not a number from 1 to 65535") from None
+        if not parts.hostname:
+            raise BrokerError(f"broker URL '{url}': no host")
+        return cls(parts.hostname, port)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+
+def new_client(role: str) -> mqtt.Client:
+    """A paho client speaking MQTT 3.1.1 with the VERSION2 callback API and a unique client id."""
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=f"esl-{role}-{uuid.uuid4().hex[:10]}",
+        protocol=mqtt.MQTTv311,
+        clean_session=True,
+    )
+    user = os.environ.get(USERNAME_ENV)
+    if user:
+        client.username_pw_set(user, os.environ.get(PASSWORD_ENV))
+    # Our own flow control bounds what is in flight; let paho not add a second, smaller window.
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    return client
+
+
+def connect(client: mqtt.Client, address: BrokerAddress, *, timeout: float = 10.0, keepalive: int = 30) -> None:
+    """Connect and start the network loop; return once the broker accepted us (CONNACK).
+
+    Raises BrokerError with one line saying where and what when it cannot.
+    """
+    accepted = threading.Event()
+    outcome: dict[str, object] = {}
+    previous = client.on_connect
+
+    def on_connect(c: mqtt.Client, userdata: object, flags: object, reason: mqtt.ReasonCode, props: object) -> None:
+        outcome["reason"] = reason
+        accepted.set()
+        if previous is not None:
+            previous(c, userdata, flags, reason, props)
+
+    client.on_connect = on_connect
+    try:
+        client.connect(address.host, address.port, keepalive=keepalive)
+    except (OSError, ValueError) as exc:
+        raise BrokerError(f"cannot reach MQTT broker at {address.url}: {exc.strerror or exc}") from None
+    client.loop_start()
+    if not accepted.wait(timeout):
+        client.loop_stop()
+        raise BrokerError(f"MQTT broker at {address.url} did not answer CONNECT within {timeout:.0f}s")
+    client.on_connect = previous
+    reason = outcome["reason"]
+    assert isinstance(reason, mqtt.ReasonCode)
+    if reason.is_failure:
+        client.loop_stop()
+        raise BrokerError(f"MQTT broker at {address.url} refused the connection: {reason}")
+
+
+def disconnect(client: mqtt.Client) -> None:
+    client.disconnect()
+    client.loop_stop()
+
+
+def clear_retained(address: BrokerAddress, topic_filter: str, *, settle_s: float = 0.5) -> int:
+    """Delete every retained message under ``topic_filter`` (e.g. a store being decommissioned,
+    or a test's prefix). Returns how many topics were cleared."""
+    client = new_client("cleaner")
+    found: set[str] = set()
+    lock = threading.Lock()
+
+    def on_message(c: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        if message.retain and message.payload:
+            with lock:
+                found.add(message.topic)
+
+    client.on_message = on_message
+    connect(client, address)
+    try:
+        client.subscribe(topic_filter, qos=1)
+        threading.Event().wait(settle_s)  # retained messages arrive right after SUBACK
+        client.unsubscribe(topic_filter)
+        with lock:
+            topics = sorted(found)
+        infos = [client.publish(topic, b"", qos=1, retain=True) for topic in topics]
+        for info in infos:
+            info.wait_for_publish(10)
+    finally:
+        disconnect(client)
+    return len(topics)
+
+
+def broker_version(address: BrokerAddress, *, timeout: float = 3.0) -> str | None:
+    """The broker's ``$SYS/broker/version`` text (Mosquitto publishes it retained), or None."""
+    client = new_client("probe")
+    got = threading.Event()
+    version: list[str] = []
+
+    def on_message(c: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        version.append(message.payload.decode(errors="replace"))
+        got.set()
+
+    client.on_message = on_message
+    connect(client, address, timeout=timeout)
+    try:
+        client.subscribe("$SYS/broker/version", qos=0)
+        got.wait(timeout)
+    finally:
+        disconnect(client)
+    return version[0] if version else None

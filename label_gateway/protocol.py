@@ -1,0 +1,180 @@
+"""The wire protocol between the engine and label gateways (see docs/protocol.md).
+
+MQTT 3.1.1, so every broker and gateway works; what MQTT 5 properties would carry (label,
+version, correlation) travels in the JSON payload. Topics, zigbee2mqtt style::
+
+    {prefix}/{store}/gateway/{gateway}/label/{label}/desired   engine -> gateway  QoS 1, retained
+    {prefix}/{store}/gateway/{gateway}/ack                     gateway -> engine  QoS 1
+    {prefix}/{store}/gateway/{gateway}/status                  gateway, retained, last will "offline"
+
+A desired state is versioned and content-hashed: a label ignores a version <= the one it shows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pricing.money import to_cents, to_decimal
+
+PROTOCOL_VERSION = 1
+QOS = 1
+DEFAULT_PREFIX = "esl"
+
+
+class ProtocolError(ValueError):
+    """A payload that does not follow the protocol. The message says what is wrong."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+def content_hash(label: str, sku: str, price_cents: int, currency: str) -> str:
+    """Hash of what the label displays; equal hashes mean an update would change nothing visible."""
+    canonical = json.dumps([label, sku, price_cents, currency], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class DesiredState(_Message):
+    """What a label should display, from version ``version`` on."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    label: str = Field(min_length=1)
+    sku: str = Field(min_length=1)
+    version: int = Field(ge=1, description="Monotonic per label; a label ignores a version <= the one it shows.")
+    price: str = Field(description="Price as decimal text, e.g. '2.99' (equal to price_cents).")
+    price_cents: int = Field(ge=1)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    content_hash: str
+    effective_at: datetime | None = None
+    correlation: str = Field(description="The plan that decided this price.")
+    issued_at: datetime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DesiredState":
+        if to_cents(self.price) != self.price_cents:
+            raise ValueError(f"price '{self.price}' does not equal price_cents {self.price_cents}")
+        expected = content_hash(self.label, self.sku, self.price_cents, self.currency)
+        if self.content_hash != expected:
+            raise ValueError("content_hash does not match label, sku, price and currency")
+        return self
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        label: str,
+        sku: str,
+        version: int,
+        price_cents: int,
+        currency: str,
+        correlation: str,
+        effective_at: datetime | None = None,
+    ) -> "DesiredState":
+        return cls(
+            label=label,
+            sku=sku,
+            version=version,
+            price=str(to_decimal(price_cents)),
+            price_cents=price_cents,
+            currency=currency,
+            content_hash=content_hash(label, sku, price_cents, currency),
+            effective_at=effective_at,
+            correlation=correlation,
+            issued_at=utc_now(),
+        )
+
+
+AckStatus = Literal["displayed", "unchanged", "stale", "rejected"]
+
+
+class LabelAck(_Message):
+    """A gateway's answer for one desired state.
+
+    displayed: the label now shows ``version``. unchanged: it already showed the same content, so
+    it took the version without a refresh. stale: it shows ``shown_version`` >= ``version`` and
+    ignored this one. rejected: it cannot display it (``reason`` says why).
+    """
+
+    v: Literal[1] = PROTOCOL_VERSION
+    label: str = Field(min_length=1)
+    version: int = Field(ge=1)
+    status: AckStatus
+    shown_version: int = Field(ge=0)
+    content_hash: str | None = None
+    reason: str | None = None
+    correlation: str | None = None
+    at: datetime
+
+
+GatewayState = Literal["online", "offline"]
+
+
+class GatewayStatus(_Message):
+    v: Literal[1] = PROTOCOL_VERSION
+    gateway: str
+    state: GatewayState
+    labels: int | None = None
+    at: datetime | None = None
+
+
+M = TypeVar("M", bound=_Message)
+
+
+def parse(model: type[M], payload: bytes) -> M:
+    """Decode a payload; any problem becomes one ProtocolError line."""
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "payload"
+        raise ProtocolError(f"{model.__name__}: {where}: {first['msg']} ({exc.error_count()} problem(s))") from None
+
+
+class Topics:
+    """Topic names for one store under one prefix."""
+
+    def __init__(self, store: str, prefix: str = DEFAULT_PREFIX) -> None:
+        for part, value in (("prefix", prefix), ("store", store)):
+            if not value or any(ch in value for ch in "+#") or value.startswith("/") or value.endswith("/"):
+                raise ValueError(f"{part} '{value}' is not a usable topic level")
+        self.base = f"{prefix}/{store}"
+
+    def gateway(self, gateway: str) -> str:
+        return f"{self.base}/gateway/{gateway}"
+
+    def desired(self, gateway: str, label: str) -> str:
+        return f"{self.gateway(gateway)}/label/{label}/desired"
+
+    def desired_filter(self, gateway: str) -> str:
+        return f"{self.gateway(gateway)}/label/+/desired"
+
+    def ack(self, gateway: str) -> str:
+        return f"{self.gateway(gateway)}/ack"
+
+    @property
+    def ack_filter(self) -> str:
+        return f"{self.base}/gateway/+/ack"
+
+    def status(self, gateway: str) -> str:
+        return f"{self.gateway(gateway)}/status"
+
+    @property
+    def status_filter(self) -> str:
+        return f"{self.base}/gateway/+/status"
+
+    @property
+    def everything(self) -> str:
+        return f"{self.base}/#"

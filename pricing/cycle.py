@@ -1,0 +1,184 @@
+"""One pricing cycle: products + demand model + rules -> price plan. Plain data in and out."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+
+from pricing.candidates import Candidates, ending_offsets, generate_candidates
+from pricing.optimizer import OptimizerInstance, OptimizerSolution, PriceOptimizer
+from pricing.plan import PlanLine, PricePlan, SolverStats
+from pricing.rules import RulesConfig
+
+
+class DemandPredictor:
+    """What the cycle needs from a demand model (pricing.demand.DemandModel fits this)."""
+
+    skus_: pd.Index
+
+    def predict_grid(self, skus: np.ndarray, prices_cents: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class _Scored:
+    units: np.ndarray  # (n, k) at the candidates
+    units_current: np.ndarray  # (n,)
+    profit: np.ndarray  # (n, k)
+    profit_current: np.ndarray
+    profit_below: np.ndarray  # one allowed step below lo: would the lower rule bind?
+    profit_above: np.ndarray  # one allowed step above hi
+
+
+def new_plan_id(now: datetime) -> str:
+    return f"plan-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def run_pricing_cycle(
+    products: pd.DataFrame,
+    model: DemandPredictor,
+    rules: RulesConfig,
+    *,
+    store: str,
+    model_name: str,
+    now: datetime | None = None,
+    rejected_rows: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> PricePlan:
+    """Price every product; SKUs without cost, model or allowed price are held with the reason."""
+    now = now or datetime.now(timezone.utc)
+    say = progress or (lambda _msg: None)
+    known = products["sku"].isin(model.skus_)
+    say("candidates")
+    candidates = generate_candidates(products.loc[known], rules)
+    say("scoring")
+    scored = _score(candidates, model, rules, products)
+    say("optimizing")
+    instance = OptimizerInstance(
+        prices=candidates.prices,
+        valid=candidates.valid,
+        score=np.where(candidates.valid, scored.profit, 0.0),
+        hint=candidates.current_index,
+    )
+    solution = PriceOptimizer(instance, rules.solver).solve()
+    lines = _lines(products, candidates, scored, solution, rules)
+    return PricePlan(
+        plan_id=new_plan_id(now),
+        created_at=now,
+        store=store,
+        currency=rules.currency,
+        model=model_name,
+        lines=lines,
+        solver=SolverStats(
+            status=solution.status,
+            objective_cents=solution.objective,
+            bound_cents=solution.bound,
+            seconds=solution.seconds,
+        ),
+        rejected_rows=rejected_rows,
+    )
+
+
+def _outside_steps(candidates: Candidates, products: pd.DataFrame, rules: RulesConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The allowed price just below lo and just above hi for each SKU (what a rule kept out)."""
+    category = products.set_index("sku").loc[candidates.skus, "category"].to_numpy()
+    below = np.empty_like(candidates.lo)
+    above = np.empty_like(candidates.hi)
+    for cat in np.unique(category):
+        rows = category == cat
+        offsets = ending_offsets(rules.resolve(str(cat)).endings)
+        below[rows] = _step(candidates.lo[rows] - 1, offsets, down=True)
+        above[rows] = _step(candidates.hi[rows] + 1, offsets, down=False)
+    return np.maximum(below, 1), above
+
+
+def _step(price: np.ndarray, offsets: np.ndarray, *, down: bool) -> np.ndarray:
+    block, rest = np.divmod(price, 100)
+    if down:
+        pos = np.searchsorted(offsets, rest, side="right") - 1
+        block = np.where(pos < 0, block - 1, block)
+        pos = np.where(pos < 0, len(offsets) - 1, pos)
+    else:
+        pos = np.searchsorted(offsets, rest, side="left")
+        block = np.where(pos >= len(offsets), block + 1, block)
+        pos = np.where(pos >= len(offsets), 0, pos)
+    return block * 100 + offsets[pos]
+
+
+def _score(candidates: Candidates, model: DemandPredictor, rules: RulesConfig, products: pd.DataFrame) -> _Scored:
+    below, above = _outside_steps(candidates, products, rules)
+    grid = np.where(candidates.valid, candidates.prices, candidates.current[:, None])
+    full = np.concatenate([grid, candidates.current[:, None], below[:, None], above[:, None]], axis=1)
+    units = model.predict_grid(candidates.skus, full)
+    profit = (full - candidates.cost[:, None]) * units
+    k = grid.shape[1]
+    return _Scored(
+        units=units[:, :k],
+        units_current=units[:, k],
+        profit=profit[:, :k],
+        profit_current=profit[:, k],
+        profit_below=profit[:, k + 1],
+        profit_above=profit[:, k + 2],
+    )
+
+
+def _binding(i: int, j: int, candidates: Candidates, scored: _Scored) -> tuple[str, str]:
+    """Which rule decided the chosen price, and a sentence saying so."""
+    valid = np.flatnonzero(candidates.valid[i])
+    top, bottom = valid.max(), valid.min()
+    price = candidates.prices[i, j]
+    if j == top and scored.profit_above[i] > scored.profit[i, j]:
+        rule = str(candidates.hi_rule[i])
+        return rule, f"capped at {price / 100:.2f} by {rule}; a higher price would earn more"
+    if j == bottom and scored.profit_below[i] > scored.profit[i, j]:
+        rule = str(candidates.lo_rule[i])
+        return rule, f"held up at {price / 100:.2f} by {rule}; a lower price would earn more"
+    return "profit_optimum", "best expected profit among the allowed prices"
+
+
+def _lines(
+    products: pd.DataFrame,
+    candidates: Candidates,
+    scored: _Scored,
+    solution: OptimizerSolution,
+    rules: RulesConfig,
+) -> list[PlanLine]:
+    info = products.set_index("sku")
+    lines: list[PlanLine] = []
+    position = {sku: i for i, sku in enumerate(candidates.skus)}
+    held = {h.sku: h.reason for h in candidates.held}
+    for sku, row in info.iterrows():
+        sku = str(sku)
+        old = int(row["price_cents"])
+        cost = None if pd.isna(row["cost_cents"]) else int(row["cost_cents"])
+        common = dict(sku=sku, name=str(row["name"]), category=str(row["category"]), old_cents=old, cost_cents=cost)
+        i = position.get(sku)
+        if i is None:
+            reason = held.get(sku, "no demand model for this SKU: held at current price")
+            lines.append(
+                PlanLine(
+                    **common, status="held", new_cents=old, units_old=None, units_new=None,
+                    profit_old_cents=None, profit_new_cents=None, binding_rule="held", explanation=reason,
+                )
+            )
+            continue
+        j = int(solution.choice[i])
+        new = int(candidates.prices[i, j])
+        rule, why = _binding(i, j, candidates, scored)
+        units_new, profit_new = float(scored.units[i, j]), float(scored.profit[i, j])
+        units_old, profit_old = float(scored.units_current[i]), float(scored.profit_current[i])
+        if new == old:
+            status, why = "keep", "current price is the best allowed price"
+        else:
+            status = "change"
+        lines.append(
+            PlanLine(
+                **common, status=status, new_cents=new, units_old=units_old, units_new=units_new,
+                profit_old_cents=profit_old, profit_new_cents=profit_new, binding_rule=rule, explanation=why,
+            )
+        )
+    return lines

@@ -1,0 +1,128 @@
+"""The price plan: what each SKU should cost, why, and what it is expected to bring.
+
+A plan is plain data. It is written as JSON (the full record) and CSV (one line per SKU, for
+spreadsheets); money is decimal text in both, integer cents inside.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pricing.money import to_decimal
+
+LineStatus = Literal["change", "keep", "held"]
+
+
+class PlanLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: str
+    name: str
+    category: str
+    status: LineStatus = Field(description="change: new price; keep: optimum is the current price; held: not priced")
+    old_cents: int
+    new_cents: int
+    cost_cents: int | None
+    units_old: float | None = Field(description="Expected units per day at the old price")
+    units_new: float | None = Field(description="Expected units per day at the new price")
+    profit_old_cents: float | None = Field(description="Expected profit per day at the old price, cents")
+    profit_new_cents: float | None = Field(description="Expected profit per day at the new price, cents")
+    binding_rule: str = Field(description="The rule that decided the price, or the reason it was held")
+    explanation: str
+
+    @property
+    def change_pct(self) -> float:
+        return (self.new_cents - self.old_cents) / self.old_cents * 100
+
+
+class SolverStats(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: str
+    objective_cents: float
+    bound_cents: float
+    seconds: float
+
+
+class PricePlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plan_id: str
+    created_at: datetime
+    store: str
+    currency: str
+    model: str = Field(description="Which demand model scored the candidates")
+    lines: list[PlanLine]
+    solver: SolverStats
+    rejected_rows: int = Field(default=0, description="Input rows rejected by validation")
+
+    @property
+    def changes(self) -> list[PlanLine]:
+        return [line for line in self.lines if line.status == "change"]
+
+    @property
+    def held(self) -> list[PlanLine]:
+        return [line for line in self.lines if line.status == "held"]
+
+    def expected_profit(self) -> tuple[float, float]:
+        """Total expected daily profit (cents) at old and new prices over the priced SKUs."""
+        priced = [line for line in self.lines if line.status != "held"]
+        old = sum(line.profit_old_cents or 0.0 for line in priced)
+        new = sum(line.profit_new_cents or 0.0 for line in priced)
+        return old, new
+
+    def expected_profit_delta_pct(self) -> float:
+        old, new = self.expected_profit()
+        return (new - old) / abs(old) * 100 if old else 0.0
+
+    def new_prices(self) -> dict[str, int]:
+        """sku -> new price in cents, for the lines that change."""
+        return {line.sku: line.new_cents for line in self.changes}
+
+    # -- files -----------------------------------------------------------------------------
+    def write(self, directory: Path) -> tuple[Path, Path]:
+        """Write ``<plan_id>.json`` and ``<plan_id>.csv`` into directory."""
+        directory.mkdir(parents=True, exist_ok=True)
+        json_path = directory / f"{self.plan_id}.json"
+        csv_path = directory / f"{self.plan_id}.csv"
+        json_path.write_text(self.model_dump_json(indent=2) + "\n")
+        with csv_path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(CSV_COLUMNS)
+            for line in self.lines:
+                writer.writerow(_csv_row(line))
+        return json_path, csv_path
+
+    @classmethod
+    def read(cls, path: Path) -> "PricePlan":
+        return cls.model_validate(json.loads(path.read_text()))
+
+
+CSV_COLUMNS = [
+    "sku", "name", "category", "status", "old_price", "new_price", "change_pct", "cost",
+    "units_old", "units_new", "profit_old", "profit_new", "binding_rule", "explanation",
+]
+
+
+def _money(cents: float | int | None) -> str:
+    return "" if cents is None else str(to_decimal(round(cents)))
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _csv_row(line: PlanLine) -> list[str]:
+    return [
+        line.sku, line.name, line.category, line.status,
+        _money(line.old_cents), _money(line.new_cents), f"{line.change_pct:.2f}", _money(line.cost_cents),
+        _number(line.units_old), _number(line.units_new),
+        _money(line.profit_old_cents), _money(line.profit_new_cents),
+        line.binding_rule, line.explanation,
+    ]
