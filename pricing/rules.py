@@ -11,11 +11,25 @@ import re
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from pricing.money import to_cents
 
 ENDING_PATTERN = re.compile(r"^\.[0-9x]{2}$")
+
+
+
+def _check_ending(ending: str) -> str:
+    if not ENDING_PATTERN.match(ending):
+        raise ValueError(f"ending '{ending}' is not of the form '.DD' (digits or x), e.g. '.99' or '.x9'")
+    return ending
+
+
+Ending = Annotated[
+    str,
+    AfterValidator(_check_ending),
+    Field(json_schema_extra={"pattern": ENDING_PATTERN.pattern}, examples=[".99", ".x9"]),
+]
 
 Money = Annotated[
     Decimal,
@@ -50,7 +64,7 @@ class RuleValues(_Strict):
         gt=0,
         le=100,
     )
-    endings: list[str] | None = Field(
+    endings: list[Ending] | None = Field(
         default=None,
         title="Allowed price endings",
         description=(
@@ -63,12 +77,7 @@ class RuleValues(_Strict):
     @field_validator("endings")
     @classmethod
     def _endings_valid(cls, endings: list[str] | None) -> list[str] | None:
-        if endings is None:
-            return None
-        for ending in endings:
-            if not ENDING_PATTERN.match(ending):
-                raise ValueError(f"ending '{ending}' is not of the form '.DD' (digits or x), e.g. '.99' or '.x9'")
-        if len(set(endings)) != len(endings):
+        if endings is not None and len(set(endings)) != len(endings):
             raise ValueError("endings are listed twice")
         return endings
 
@@ -98,7 +107,7 @@ class DefaultRules(RuleValues):
         gt=0,
         le=100,
     )
-    endings: list[str] = Field(
+    endings: list[Ending] = Field(
         default_factory=lambda: [".99", ".49"],
         title="Allowed price endings",
         description="The last two digits a price may end in, '.DD' with 'x' for any digit ('.99', '.x9').",
@@ -156,16 +165,20 @@ class RulesConfig(_Strict):
     )
     solver: SolverConfig = Field(default_factory=SolverConfig, title="Solver", description="Optimizer limits.")
 
-    @model_validator(mode="after")
-    def _merged_min_le_max(self) -> "RulesConfig":
-        for name in self.categories:
-            rules = self.resolve(name)
-            if rules.min_price_cents > rules.max_price_cents:
+    @field_validator("categories")
+    @classmethod
+    def _merged_min_le_max(cls, categories: dict[str, RuleValues], info: ValidationInfo) -> dict[str, RuleValues]:
+        default = info.data.get("default")
+        if default is None:  # the defaults themselves failed; that error is reported on its own
+            return categories
+        for name, override in categories.items():
+            low = override.min_price if override.min_price is not None else default.min_price
+            high = override.max_price if override.max_price is not None else default.max_price
+            if low > high:
                 raise ValueError(
-                    f"category '{name}': min_price {rules.min_price_cents / 100:.2f} is greater than "
-                    f"max_price {rules.max_price_cents / 100:.2f} once merged with the defaults"
+                    f"category '{name}': min_price {low} is greater than max_price {high} once merged with the defaults"
                 )
-        return self
+        return categories
 
     def resolve(self, category: str | None) -> ResolvedRules:
         """The rules in force for a SKU of ``category``: the category's fields over the defaults."""
