@@ -1,0 +1,419 @@
+"""A deterministic sample store: products, a year of daily sales, labels and the demand truth.
+
+``generate_store(out_dir, seed=7)`` writes products.csv, sales.csv, labels.csv (the public data
+contracts of pricing.data), truth.csv + truth_categories.csv (the market's demand truth, which
+the engine must never read) and store.json. The same arguments give byte-identical files.
+
+Current prices sit at 15–75% over cost, while the true elasticity e puts the profit optimum at
+cost * e / (e + 1): for most SKUs the optimum is above the current price, for some below.
+Prices end in .99 or .49, except a few current prices set by hand (.79, .29, .95).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from pricing.data import (
+    LABEL_COLUMNS,
+    LABELS_FILE,
+    PRODUCT_COLUMNS,
+    PRODUCTS_FILE,
+    SALES_COLUMNS,
+    SALES_FILE,
+    TAG_TYPES,
+)
+from simulator.market import Market, days_between, weekday_and_doy
+
+STORE_FILE = "store.json"
+CURRENCY = "EUR"
+MISSING_COST_SHARE = 0.005
+OFF_ENDINGS = (79, 29, 95)  # hand-set current prices outside the default .99/.49 endings
+OFF_ENDING_SHARE = 0.03
+TAG_SHARES = (0.15, 0.70, 0.15)  # 1.54", 2.9", 4.2"
+SKU_SPACE = 200_000  # SKU numbers are drawn from 1..SKU_SPACE-1, six digits, zero-padded
+SKU_CHUNK = 4096  # SKUs per block when drawing sales (bounds memory)
+
+
+class Kind(NamedTuple):
+    name: str
+    sizes: tuple[str, ...]  # size as written in products.csv, the first is the reference size
+    unit: str
+    cost_cents: int  # typical cost at the reference size
+
+
+class Category(NamedTuple):
+    share: float  # share of the assortment
+    markup: tuple[float, float]  # range of current markups over cost
+    brands: tuple[tuple[str, float], ...]  # name, price factor
+    variants: tuple[tuple[str, float], ...]  # name prefix, cost factor
+    kinds: tuple[Kind, ...]
+
+
+_PLAIN = (("", 1.0),) * 3
+CATALOGUE: dict[str, Category] = {
+    "dairy": Category(0.13, (0.15, 0.45),
+        (("Alpine", 1.15), ("Meadowfield", 1.0), ("Nordhof", 0.9), ("Vallee", 1.3)),
+        _PLAIN + (("Organic ", 1.3), ("Lactose-Free ", 1.2)),
+        (Kind("Whole Milk", ("1", "1.5"), "l", 85), Kind("Semi-Skimmed Milk", ("1", "0.5"), "l", 80),
+         Kind("Greek Yogurt", ("500", "150"), "g", 120), Kind("Butter", ("250", "500"), "g", 180),
+         Kind("Gouda Slices", ("150", "400"), "g", 140), Kind("Cream Cheese", ("200",), "g", 95),
+         Kind("Eggs", ("10", "6"), "pcs", 210), Kind("Whipping Cream", ("200", "500"), "ml", 70))),
+    "bakery": Category(0.08, (0.30, 0.65),
+        (("Goldkorn", 1.0), ("Hearthstone", 1.2), ("Le Fournil", 1.35), ("Sunrise", 0.85)),
+        _PLAIN + (("Wholegrain ", 1.1), ("Organic ", 1.3)),
+        (Kind("Sourdough Bread", ("750", "500"), "g", 160), Kind("Toast Bread", ("500", "750"), "g", 90),
+         Kind("Croissants", ("4", "6"), "pcs", 150), Kind("Rye Bread", ("500", "1000"), "g", 120),
+         Kind("Bagels", ("4",), "pcs", 140), Kind("Muffins", ("4", "6"), "pcs", 170),
+         Kind("Pretzel Rolls", ("6",), "pcs", 130))),
+    "produce": Category(0.10, (0.35, 0.75),
+        (("Green Valley", 1.0), ("Fresh Fields", 0.9), ("Orchard Lane", 1.15), ("Terra", 1.25)),
+        _PLAIN + (("Organic ", 1.4),),
+        (Kind("Bananas", ("1",), "kg", 110), Kind("Apples", ("1", "1.5"), "kg", 150),
+         Kind("Tomatoes", ("500",), "g", 120), Kind("Carrots", ("1", "2"), "kg", 70),
+         Kind("Avocados", ("2",), "pcs", 150), Kind("Salad Mix", ("200",), "g", 90),
+         Kind("Strawberries", ("500", "250"), "g", 220), Kind("Potatoes", ("2.5", "1.5"), "kg", 170))),
+    "beverages": Category(0.15, (0.20, 0.60),
+        (("Blue Spring", 0.85), ("Citrus Bay", 1.0), ("Kaffee Haus", 1.3), ("Tea Garden", 1.1)),
+        _PLAIN + (("Light ", 1.0), ("Organic ", 1.3)),
+        (Kind("Sparkling Water", ("1.5", "0.75"), "l", 30), Kind("Orange Juice", ("1", "1.5"), "l", 120),
+         Kind("Cola", ("1.5", "0.33"), "l", 90), Kind("Ground Coffee", ("500", "250"), "g", 420),
+         Kind("Green Tea", ("20",), "pcs", 140), Kind("Apple Spritzer", ("1",), "l", 70),
+         Kind("Iced Tea", ("500", "1500"), "ml", 60))),
+    "snacks": Category(0.15, (0.25, 0.65),
+        (("Crunchy", 1.0), ("Nutty Co", 1.15), ("Salto", 0.85), ("Choco Bella", 1.3)),
+        _PLAIN + (("Sea Salt ", 1.05), ("Organic ", 1.3)),
+        (Kind("Potato Chips", ("150", "200"), "g", 95), Kind("Salted Peanuts", ("200", "500"), "g", 110),
+         Kind("Dark Chocolate", ("100", "200"), "g", 90), Kind("Pretzel Sticks", ("250",), "g", 70),
+         Kind("Granola Bars", ("6",), "pcs", 160), Kind("Tortilla Chips", ("200",), "g", 100),
+         Kind("Gummy Bears", ("200", "500"), "g", 75))),
+    "frozen": Category(0.10, (0.20, 0.55),
+        (("Polar", 1.0), ("Frostway", 0.85), ("Nonna's", 1.25), ("Iceland Bay", 1.1)),
+        _PLAIN + (("Family Pack ", 1.6),),
+        (Kind("Pizza Margherita", ("350",), "g", 150), Kind("Vanilla Ice Cream", ("900", "500"), "ml", 210),
+         Kind("Garden Peas", ("750", "450"), "g", 120), Kind("Fish Fingers", ("450",), "g", 230),
+         Kind("French Fries", ("1", "2.5"), "kg", 140), Kind("Leaf Spinach", ("450",), "g", 95))),
+    "household": Category(0.14, (0.20, 0.55),
+        (("Sparkle", 1.0), ("CleanCo", 0.85), ("EcoHome", 1.25), ("Brite", 1.1)),
+        _PLAIN + (("Sensitive ", 1.1), ("Eco ", 1.25)),
+        (Kind("Dish Soap", ("500", "1000"), "ml", 85), Kind("Laundry Detergent", ("1.5", "3"), "l", 420),
+         Kind("Paper Towels", ("4", "8"), "pcs", 190), Kind("Toilet Paper", ("8", "16"), "pcs", 260),
+         Kind("Trash Bags", ("20", "50"), "pcs", 140), Kind("Sponges", ("5", "10"), "pcs", 90),
+         Kind("Glass Cleaner", ("750",), "ml", 130))),
+    "personal_care": Category(0.15, (0.25, 0.65),
+        (("Pure Skin", 1.2), ("Mint Fresh", 0.9), ("Silkhair", 1.1), ("Naturelle", 1.35)),
+        _PLAIN + (("Sensitive ", 1.15), ("Men's ", 1.05)),
+        (Kind("Shampoo", ("250", "400"), "ml", 150), Kind("Toothpaste", ("75", "125"), "ml", 80),
+         Kind("Shower Gel", ("250", "500"), "ml", 95), Kind("Deodorant", ("150",), "ml", 130),
+         Kind("Hand Soap", ("300", "500"), "ml", 85), Kind("Body Lotion", ("400",), "ml", 240),
+         Kind("Toothbrushes", ("2", "4"), "pcs", 140))),
+}
+UNIT_LABEL = {"g": "g", "kg": "kg", "ml": "ml", "l": "L", "pcs": "pcs"}
+
+
+@dataclass(frozen=True)
+class StoreSummary:
+    """What generate_store wrote."""
+
+    store: str
+    skus: int
+    days: int
+    sales_rows: int
+    labels: int
+    missing_cost: int
+    start_date: date
+    end_date: date
+    paths: dict[str, Path] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+# ---- prices -------------------------------------------------------------------------------
+
+
+def round_to_ending(cents: np.ndarray) -> np.ndarray:
+    """Nearest price ending in .49 or .99 (at least 0.49)."""
+    return np.maximum(np.rint((np.asarray(cents, dtype=np.float64) + 1) / 50) * 50 - 1, 49).astype(np.int64)
+
+
+def ceil_to_ending(cents: np.ndarray) -> np.ndarray:
+    """Smallest price ending in .49 or .99 that is >= cents."""
+    return np.maximum(np.ceil((np.asarray(cents, dtype=np.float64) + 1) / 50) * 50 - 1, 49).astype(np.int64)
+
+
+def floor_to_nine(cents: np.ndarray) -> np.ndarray:
+    """Largest price ending in 9 (…9 cents) that is <= cents: how promo prices are set."""
+    return np.maximum(np.floor((np.asarray(cents, dtype=np.float64) + 1) / 10) * 10 - 1, 9).astype(np.int64)
+
+
+# ---- catalogue ----------------------------------------------------------------------------
+
+
+def _kinds_table() -> pd.DataFrame:
+    """One row per (category, kind, size): the shelf items a SKU can be."""
+    rows = []
+    for cat, spec in CATALOGUE.items():
+        for kind in spec.kinds:
+            for size in kind.sizes:
+                ratio = float(size) / float(kind.sizes[0])
+                rows.append((cat, kind.name, size, kind.unit, kind.cost_cents * ratio**0.85, len(kind.sizes)))
+    return pd.DataFrame(rows, columns=["category", "kind", "size", "unit", "cost", "n_sizes"])
+
+
+def _draw_catalogue(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """sku, name, category, brand, size, unit and true cost (float cents) for n products."""
+    names = list(CATALOGUE)
+    shares = np.array([CATALOGUE[c].share for c in names])
+    category = np.array(names, dtype=object)[rng.choice(len(names), n, p=shares / shares.sum())]
+    table = _kinds_table()
+    # Pick a kind uniformly within the category, then one of its sizes.
+    weight = 1.0 / table["n_sizes"].to_numpy()
+    pick = np.empty(n, dtype=np.int64)
+    for cat in names:
+        rows = np.flatnonzero(table["category"].to_numpy() == cat)
+        mine = np.flatnonzero(category == cat)
+        w = weight[rows] / weight[rows].sum()
+        pick[mine] = rows[rng.choice(len(rows), len(mine), p=w)]
+    items = table.iloc[pick].reset_index(drop=True)
+    brand = np.empty(n, dtype=object)
+    variant = np.empty(n, dtype=object)
+    factor = np.ones(n)
+    for cat in names:
+        mine = np.flatnonzero(category == cat)
+        spec = CATALOGUE[cat]
+        b = rng.integers(0, len(spec.brands), len(mine))
+        v = rng.integers(0, len(spec.variants), len(mine))
+        brand[mine] = np.array([x[0] for x in spec.brands], dtype=object)[b]
+        variant[mine] = np.array([x[0] for x in spec.variants], dtype=object)[v]
+        factor[mine] = np.array([x[1] for x in spec.brands])[b] * np.array([x[1] for x in spec.variants])[v]
+    cost = np.maximum(items["cost"].to_numpy() * factor * rng.lognormal(0, 0.12, n), 15.0)
+    sku_numbers = np.sort(rng.choice(np.arange(1, SKU_SPACE), n, replace=False))
+    unit_label = items["unit"].map(UNIT_LABEL)
+    name = brand + " " + variant + items["kind"].to_numpy(dtype=object) + " " + items["size"].to_numpy(dtype=object)
+    return pd.DataFrame(
+        {
+            "sku": [f"{s:06d}" for s in sku_numbers],
+            "name": name + " " + unit_label.to_numpy(dtype=object),
+            "category": category,
+            "brand": brand,
+            "size": items["size"].to_numpy(dtype=object),
+            "unit": items["unit"].to_numpy(dtype=object),
+            "cost": cost,
+        }
+    )
+
+
+def _current_prices(catalogue: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Integer cost and current shelf price per product, at a category-typical markup."""
+    n = len(catalogue)
+    low = catalogue["category"].map(lambda c: CATALOGUE[c].markup[0]).to_numpy(dtype=np.float64)
+    high = catalogue["category"].map(lambda c: CATALOGUE[c].markup[1]).to_numpy(dtype=np.float64)
+    cost = np.rint(catalogue["cost"].to_numpy()).astype(np.int64)
+    price = round_to_ending(cost * (1 + rng.uniform(low, high)))
+    floor = cost * 1.08
+    price = np.where(price < floor, ceil_to_ending(floor), price)
+    # A few prices were set by hand with another ending.
+    off = rng.random(n) < OFF_ENDING_SHARE
+    ending = np.array(OFF_ENDINGS)[rng.integers(0, len(OFF_ENDINGS), n)]
+    hand = (price // 100) * 100 + ending
+    hand = np.where(hand < floor, hand + 100, hand)
+    return cost, np.where(off, hand, price)
+
+
+# ---- price history ------------------------------------------------------------------------
+
+
+def _move(price: np.ndarray, log_step: np.ndarray) -> np.ndarray:
+    """Price after a regular move of exp(log_step), on .49/.99 endings.
+
+    Where rounding would undo the move, take one 50-cent step instead if that is at most 35%.
+    """
+    target = round_to_ending(price * np.exp(log_step))
+    step = np.where(log_step > 0, 50, -50)
+    alt = price + step
+    use_step = (target == price) & (log_step != 0) & (alt >= 49) & (50 <= 0.35 * price)
+    return np.where(use_step, alt, target)
+
+
+def _regular_prices(current: np.ndarray, cost: np.ndarray, days: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, days) regular shelf prices: a few ±5–20% moves a year, ending at the current price."""
+    n = len(current)
+    margin = min(14, days // 4)
+    rate = rng.gamma(4.0, 0.75, n) * days / 365.0  # about three moves a year
+    count = rng.poisson(rate) if days - margin > margin else np.zeros(n, dtype=np.int64)
+    slots = max(int(count.max(initial=0)), 1)
+    valid = np.arange(slots)[None, :] < count[:, None]
+    change_day = rng.integers(margin, max(days - margin, margin + 1), (n, slots))
+    change_day = np.where(valid, change_day, days)  # unused slots never happen
+    sign = np.where(rng.random((n, slots)) < 0.6, 1.0, -1.0)  # prices drift up more often
+    log_step = np.where(valid, np.log1p(sign * rng.uniform(0.05, 0.20, (n, slots))), 0.0)
+    # Price of regime r (after r moves), working back from the current price.
+    regimes = np.repeat(current[:, None].astype(np.int64), slots + 1, axis=1)
+    floor = ceil_to_ending(cost * 1.05)
+    for r in range(slots - 1, -1, -1):
+        before = np.maximum(_move(regimes[:, r + 1], -log_step[:, r]), floor)
+        regimes[:, r] = np.where(r < count, before, current)
+    regime = np.zeros((n, days), dtype=np.int8)
+    day = np.arange(days)
+    for j in range(slots):
+        regime += day[None, :] >= change_day[:, j : j + 1]
+    regimes = regimes.astype(np.int32)
+    out = np.empty((n, days), dtype=np.int32)
+    for lo in range(0, n, SKU_CHUNK):  # in blocks: the intp index copy would be 8 bytes a cell
+        out[lo : lo + SKU_CHUNK] = np.take_along_axis(regimes[lo : lo + SKU_CHUNK], regime[lo : lo + SKU_CHUNK], axis=1)
+    return out
+
+
+def _promotions(
+    regular: np.ndarray, dates: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Promo weeks (Monday–Sunday) at 10–30% off; never in the week that ends the history."""
+    n, days = regular.shape
+    weekday, _ = weekday_and_doy(dates)
+    monday = dates.astype(np.int64) - weekday
+    week = (monday - monday[0]) // 7
+    weeks = int(week[-1]) + 1
+    per_year = np.where(rng.random(n) < 0.35, 0.0, rng.uniform(2.0, 6.0, n))
+    promo_week = rng.random((n, weeks)) < (per_year / 52.0)[:, None]
+    promo_week[:, -1] = False
+    discount = rng.uniform(0.10, 0.30, (n, weeks))
+    promo = promo_week[:, week]
+    s, d = np.nonzero(promo)
+    price = regular.copy()
+    price[s, d] = floor_to_nine(regular[s, d] * (1.0 - discount[s, week[d]]))
+    return price, promo
+
+
+def _draw_units(
+    market: Market, skus: np.ndarray, price: np.ndarray, promo: np.ndarray, dates: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """(n, days) units sold, drawn from the market truth block by block."""
+    units = np.empty(price.shape, dtype=np.int32)
+    for lo in range(0, len(skus), SKU_CHUNK):
+        hi = lo + SKU_CHUNK
+        units[lo:hi] = market.sample_units(skus[lo:hi], price[lo:hi], dates, promo[lo:hi], rng=rng)
+    return units
+
+
+# ---- files --------------------------------------------------------------------------------
+
+
+def _write_sales(
+    path: Path, store: str, skus: np.ndarray, dates: np.ndarray, units: np.ndarray, price: np.ndarray, promo: np.ndarray
+) -> int:
+    """sales.csv, date by date (all SKUs of a day, then the next day); returns the row count.
+
+    Written by hand rather than DataFrame.to_csv, which is about 20x slower here: each line is
+    the date joined onto ",store,sku," + units + "," + price + "," + promo, from lookup tables.
+    """
+    n, days = units.shape
+    date_text = np.datetime_as_string(dates, unit="D").tolist()
+    middle = np.array([f",{store},{sku}," for sku in skus], dtype=object)
+    unit_text = np.array([str(i) for i in range(int(units.max(initial=0)) + 1)], dtype=object)
+    price_text = np.array([f",{i}," for i in range(int(price.max(initial=0)) + 1)], dtype=object)
+    promo_text = np.array(["0\n", "1\n"], dtype=object)
+    with path.open("w", newline="") as handle:
+        handle.write(",".join(SALES_COLUMNS) + "\n")
+        for d in range(days):
+            if n == 0:
+                break
+            rest = middle + unit_text[units[:, d]] + price_text[price[:, d]] + promo_text[promo[:, d].view(np.int8)]
+            handle.write(date_text[d] + date_text[d].join(rest.tolist()))
+    return n * days
+
+
+def _labels(skus: np.ndarray, store: str, gateways: int, rng: np.random.Generator) -> pd.DataFrame:
+    """One label per SKU; gateways take contiguous, equally large blocks of the shelf."""
+    n = len(skus)
+    gateway = (np.arange(n) * gateways) // max(n, 1) + 1
+    tag = np.array(TAG_TYPES, dtype=object)[rng.choice(len(TAG_TYPES), n, p=TAG_SHARES)]
+    return pd.DataFrame(
+        {
+            "label_id": "L" + pd.Series(skus, dtype=object),
+            "store": store,
+            "gateway": [f"gw-{g:02d}" for g in gateway],
+            "sku": skus,
+            "tag_type": tag,
+        },
+        columns=LABEL_COLUMNS,
+    )
+
+
+def _products(catalogue: pd.DataFrame, cost: np.ndarray, price: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """products.csv rows; about 0.5% (at least one from 200 SKUs) have no cost on file."""
+    n = len(catalogue)
+    missing = max(int(round(n * MISSING_COST_SHARE)), 1 if n >= 200 else 0)
+    shown = pd.array(cost, dtype="Int64")
+    shown[rng.choice(n, missing, replace=False)] = pd.NA
+    out = catalogue[["sku", "name", "category", "brand", "size", "unit"]].copy()
+    out["cost_cents"] = shown
+    out["price_cents"] = price
+    return out[PRODUCT_COLUMNS]
+
+
+def generate_store(
+    out_dir: Path | str,
+    *,
+    skus: int = 2000,
+    seed: int = 7,
+    days: int = 365,
+    gateways: int = 2,
+    store: str = "store-001",
+    end_date: date = date(2026, 11, 1),
+) -> StoreSummary:
+    """Write a deterministic sample store into out_dir (see the module docstring)."""
+    if not 1 <= skus < SKU_SPACE or days < 1 or gateways < 1:
+        raise ValueError(f"need 1 <= skus < {SKU_SPACE}, days >= 1, gateways >= 1")
+    started = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng_catalogue, rng_truth, rng_prices, rng_promo, rng_sales, rng_labels = np.random.default_rng(seed).spawn(6)
+    catalogue = _draw_catalogue(skus, rng_catalogue)
+    cost, current = _current_prices(catalogue, rng_catalogue)
+    sku = catalogue["sku"].to_numpy(dtype=object)
+    market = Market.draw(sku, catalogue["category"].to_numpy(dtype=object), current, rng_truth)
+    start_date = end_date - timedelta(days=days - 1)
+    dates = days_between(start_date, end_date)
+    regular = _regular_prices(current, cost, days, rng_prices)
+    price, promo = _promotions(regular, dates, rng_promo)
+    del regular
+    units = _draw_units(market, sku, price, promo, dates, rng_sales)
+    products = _products(catalogue, cost, current, rng_catalogue)
+    labels = _labels(sku, store, gateways, rng_labels)
+
+    paths = {name: out / name for name in (PRODUCTS_FILE, SALES_FILE, LABELS_FILE, STORE_FILE)}
+    products.to_csv(paths[PRODUCTS_FILE], index=False, lineterminator="\n")
+    rows = _write_sales(paths[SALES_FILE], store, sku, dates, units, price, promo)
+    labels.to_csv(paths[LABELS_FILE], index=False, lineterminator="\n")
+    truth_path, cat_path = market.save(out)
+    paths.update({truth_path.name: truth_path, cat_path.name: cat_path})
+    gateway_ids = [f"gw-{g:02d}" for g in range(1, gateways + 1)]
+    meta = {
+        "store": store,
+        "currency": CURRENCY,
+        "seed": seed,
+        "skus": skus,
+        "days": days,
+        "start_date": start_date.isoformat(),
+        "end_date": end_date.isoformat(),
+        "gateways": gateway_ids,
+    }
+    paths[STORE_FILE].write_text(json.dumps(meta, indent=2) + "\n")
+    return StoreSummary(
+        store=store,
+        skus=skus,
+        days=days,
+        sales_rows=rows,
+        labels=len(labels),
+        missing_cost=int(products["cost_cents"].isna().sum()),
+        start_date=start_date,
+        end_date=end_date,
+        paths=paths,
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,214 @@
+"""The sample store generator: determinism, data contracts, price history, labels, truth."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pricing.data import LABEL_COLUMNS, PRODUCT_COLUMNS, SALES_COLUMNS, TAG_TYPES, load_store
+from simulator.market import Market
+from simulator.store import StoreSummary, ceil_to_ending, floor_to_nine, generate_store, round_to_ending
+
+SKUS, DAYS, SEED, GATEWAYS = 200, 120, 11, 3
+END = date(2026, 11, 1)
+FILES = ("products.csv", "sales.csv", "labels.csv", "truth.csv", "truth_categories.csv", "store.json")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, StoreSummary]:
+    out = tmp_path_factory.mktemp("store")
+    return out, generate_store(out, skus=SKUS, days=DAYS, seed=SEED, gateways=GATEWAYS, end_date=END)
+
+
+@pytest.fixture(scope="module")
+def raw(store: tuple[Path, StoreSummary]) -> dict[str, pd.DataFrame]:
+    out, _ = store
+    read = {name: pd.read_csv(out / name, dtype=str, keep_default_na=False) for name in FILES[:3]}
+    sales = read["sales.csv"]
+    read["sales"] = sales.assign(
+        units=sales["units"].astype(int), price_cents=sales["price_cents"].astype(int), promo=sales["promo"] == "1"
+    )
+    return read
+
+
+@pytest.fixture(scope="module")
+def market(store: tuple[Path, StoreSummary]) -> Market:
+    return Market.load(store[0])
+
+
+def test_same_seed_same_bytes_other_seed_other_data(store: tuple[Path, StoreSummary], tmp_path: Path) -> None:
+    out, _ = store
+    generate_store(tmp_path / "again", skus=SKUS, days=DAYS, seed=SEED, gateways=GATEWAYS, end_date=END)
+    for name in FILES:
+        assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes(), name
+    generate_store(tmp_path / "other", skus=SKUS, days=DAYS, seed=SEED + 1, gateways=GATEWAYS, end_date=END)
+    for name in ("products.csv", "sales.csv", "truth.csv"):
+        assert (tmp_path / "other" / name).read_bytes() != (out / name).read_bytes(), name
+
+
+def test_summary_and_store_json(store: tuple[Path, StoreSummary]) -> None:
+    out, summary = store
+    assert (summary.skus, summary.days, summary.sales_rows, summary.labels) == (SKUS, DAYS, SKUS * DAYS, SKUS)
+    assert summary.end_date == END and (summary.end_date - summary.start_date).days == DAYS - 1
+    assert set(FILES) <= set(summary.paths) and all(p.exists() for p in summary.paths.values())
+    meta = json.loads((out / "store.json").read_text())
+    assert meta == {
+        "store": "store-001",
+        "currency": "EUR",
+        "seed": SEED,
+        "skus": SKUS,
+        "days": DAYS,
+        "start_date": summary.start_date.isoformat(),
+        "end_date": "2026-11-01",
+        "gateways": ["gw-01", "gw-02", "gw-03"],
+    }
+
+
+def test_loads_through_the_data_contracts_without_rejects(store: tuple[Path, StoreSummary]) -> None:
+    out, summary = store
+    data = load_store(out)
+    assert data.rejects == []
+    assert len(data.products) == SKUS and len(data.sales) == SKUS * DAYS and len(data.labels) == SKUS
+    missing = data.products["cost_cents"].isna()
+    assert 1 <= missing.sum() == summary.missing_cost <= max(1, round(SKUS * 0.01))
+
+
+def test_columns_and_integer_cents(raw: dict[str, pd.DataFrame]) -> None:
+    assert list(raw["products.csv"].columns) == PRODUCT_COLUMNS
+    assert list(raw["sales.csv"].columns) == SALES_COLUMNS
+    assert list(raw["labels.csv"].columns) == LABEL_COLUMNS
+    products = raw["products.csv"]
+    assert products["price_cents"].str.fullmatch(r"[1-9][0-9]*").all()
+    cost = products["cost_cents"]
+    assert cost[cost != ""].str.fullmatch(r"[1-9][0-9]*").all()
+    assert raw["sales.csv"]["price_cents"].str.fullmatch(r"[1-9][0-9]*").all()
+    assert set(raw["sales.csv"]["promo"]) == {"0", "1"}
+    assert products["unit"].isin(["g", "kg", "ml", "l", "pcs"]).all()
+    assert products["category"].nunique() == 8
+
+
+def test_skus_keep_leading_zeros(store: tuple[Path, StoreSummary], raw: dict[str, pd.DataFrame]) -> None:
+    skus = raw["products.csv"]["sku"]
+    assert skus.str.fullmatch(r"[0-9]{6}").all() and skus.is_unique
+    assert skus.str.startswith("0").any()
+    data = load_store(store[0])
+    assert data.products["sku"].tolist() == skus.tolist()
+    assert set(data.sales["sku"]) == set(skus)
+
+
+def test_costs_and_current_prices(raw: dict[str, pd.DataFrame], market: Market) -> None:
+    products = raw["products.csv"]
+    price = products["price_cents"].astype(int)
+    has_cost = products["cost_cents"] != ""
+    cost = products.loc[has_cost, "cost_cents"].astype(int)
+    markup = price[has_cost] / cost
+    assert (markup > 1.05).all()
+    assert 1.15 <= markup.median() <= 1.8
+    assert price.mod(100).isin([49, 99]).mean() >= 0.9
+    best = market.optimal_price_cents(products.loc[has_cost, "sku"], cost) / price[has_cost]
+    assert (best > 1).mean() >= 0.6  # mostly priced below the true optimum
+    assert (best < 1).mean() >= 0.01  # ... and some above it
+    assert (market.truth.ref_price_cents == price.to_numpy()).all()
+
+
+def test_one_row_per_sku_and_day(raw: dict[str, pd.DataFrame]) -> None:
+    sales = raw["sales"]
+    assert not sales.duplicated(["date", "sku"]).any()
+    assert sales["date"].nunique() == DAYS and sales["date"].max() == "2026-11-01"
+    assert sales["date"].is_monotonic_increasing
+    assert (sales["store"] == "store-001").all()
+
+
+def test_last_regular_price_is_the_current_price(raw: dict[str, pd.DataFrame]) -> None:
+    sales = raw["sales"]
+    current = raw["products.csv"].set_index("sku")["price_cents"].astype(int)
+    last_regular = sales[~sales["promo"]].groupby("sku")["price_cents"].last()
+    assert last_regular.reindex(current.index).equals(current)
+    assert not sales.loc[sales["date"] == "2026-11-01", "promo"].any()
+
+
+def test_prices_really_vary(raw: dict[str, pd.DataFrame]) -> None:
+    sales = raw["sales"]
+    regular = sales[~sales["promo"]]
+    assert (sales.groupby("sku")["price_cents"].nunique() > 1).mean() >= 0.6
+    assert (regular.groupby("sku")["price_cents"].nunique() > 1).mean() >= 0.3  # 120 days: ~1 move
+    current = raw["products.csv"].set_index("sku")["price_cents"].astype(int)
+    earlier = regular[regular["price_cents"].to_numpy() != current.reindex(regular["sku"]).to_numpy()]
+    assert earlier["price_cents"].mod(100).isin([49, 99]).all()  # regular moves keep the endings
+    assert 0.01 <= sales["promo"].mean() <= 0.15
+
+
+def test_promo_prices_are_discounts(raw: dict[str, pd.DataFrame]) -> None:
+    sales = raw["sales"].sort_values(["sku", "date"])
+    shelf = sales["price_cents"].where(~sales["promo"])
+    before = shelf.groupby(sales["sku"]).ffill()
+    after = shelf.groupby(sales["sku"]).bfill()
+    regular = before.fillna(after)[sales["promo"]]  # the regular price next to each promo day
+    ratio = sales.loc[sales["promo"], "price_cents"] / regular
+    assert ratio.notna().all()
+    assert ((ratio >= 0.55) & (ratio < 1)).mean() >= 0.95  # moves next to a promo week blur a few
+    assert 0.7 <= ratio.median() <= 0.9
+
+
+def test_labels_cover_every_sku_and_balance_gateways(raw: dict[str, pd.DataFrame]) -> None:
+    labels = raw["labels.csv"]
+    assert sorted(labels["sku"]) == sorted(raw["products.csv"]["sku"])
+    assert labels["label_id"].is_unique
+    counts = labels["gateway"].value_counts()
+    assert sorted(counts.index) == ["gw-01", "gw-02", "gw-03"]
+    assert counts.max() - counts.min() <= 1
+    assert labels["tag_type"].isin(TAG_TYPES).all()
+    assert labels["tag_type"].value_counts().idxmax() == "2.9"
+
+
+def test_sales_follow_the_market_truth(raw: dict[str, pd.DataFrame], market: Market) -> None:
+    sales = raw["sales"]
+    expected = market.expected_units(
+        sales["sku"].to_numpy(), sales["price_cents"].to_numpy(), sales["date"].to_numpy(), sales["promo"].to_numpy()
+    )
+    assert sales["units"].sum() == pytest.approx(expected.sum(), rel=0.02)
+
+
+def test_log_log_regression_recovers_elasticity(raw: dict[str, pd.DataFrame], market: Market) -> None:
+    """Per SKU, log(units / calendar effect) on log(price): slopes close to the true elasticity."""
+    sales = raw["sales"].copy()
+    skus = sales["sku"].to_numpy()
+    ref = market.truth.ref_price_cents[market.positions(skus)]
+    sales["calendar"] = market.expected_units(skus, ref, sales["date"].to_numpy(), sales["promo"].to_numpy())
+    groups = sales.groupby(["sku", "price_cents"]).agg(units=("units", "sum"), calendar=("calendar", "sum"))
+    groups = groups[groups["units"] > 0].reset_index()
+    truth = market.truth.frame().set_index("sku")
+    errors = []
+    for sku, g in groups.groupby("sku"):
+        x = np.log(g["price_cents"].to_numpy())
+        if len(g) < 2 or np.ptp(x) < 0.15 or truth.at[sku, "base_units"] < 2:
+            continue  # too little variation or volume to say anything
+        y = np.log(g["units"] / g["calendar"]).to_numpy()
+        w = np.sqrt(g["units"].to_numpy())
+        slope = np.linalg.lstsq(np.column_stack([np.ones_like(x), x]) * w[:, None], y * w, rcond=None)[0][1]
+        errors.append(slope - truth.at[sku, "elasticity"])
+    errors = np.array(errors)
+    assert len(errors) >= 30
+    assert abs(errors.mean()) < 0.15
+    assert np.median(np.abs(errors)) < 0.3
+
+
+def test_price_rounding_helpers() -> None:
+    assert round_to_ending(np.array([0, 60, 73, 76, 101, 123.5, 1020])).tolist() == [49, 49, 49, 99, 99, 99, 999]
+    assert ceil_to_ending(np.array([10, 50, 99, 99.5, 150])).tolist() == [49, 99, 99, 149, 199]
+    assert floor_to_nine(np.array([5, 9, 18.9, 19, 135])).tolist() == [9, 9, 9, 19, 129]
+
+
+def test_tiny_and_invalid_sizes(tmp_path: Path) -> None:
+    tiny = generate_store(tmp_path / "tiny", skus=5, days=3, gateways=2)
+    assert tiny.sales_rows == 15 and tiny.missing_cost == 0
+    assert load_store(tmp_path / "tiny").rejects == []
+    with pytest.raises(ValueError):
+        generate_store(tmp_path / "bad", skus=0)
+    with pytest.raises(ValueError):
+        generate_store(tmp_path / "bad", days=0)
