@@ -172,7 +172,8 @@ def _lines(
         units_new, profit_new = float(scored.units[i, j]), float(scored.profit[i, j])
         units_old, profit_old = float(scored.units_current[i]), float(scored.profit_current[i])
         if new == old:
-            status, why = "keep", "current price is the best allowed price"
+            status = "keep"
+            why = "kept: current price is the best allowed price" if rule == "profit_optimum" else f"kept: {why}"
         else:
             status = "change"
         lines.append(

@@ -1,0 +1,139 @@
+"""The whole loop on one machine: sample store -> demand model -> plan -> MQTT -> labels -> acks.
+
+With no broker given, an embedded MQTT broker (amqtt) runs in-process; the simulator's
+gateways are separate MQTT clients that apply each price and acknowledge it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from label_gateway.broker import BrokerAddress
+from label_gateway.delivery import DeliveryReport, LabelPusher, updates_for_prices, version_now
+from label_gateway.embedded_broker import EmbeddedBroker
+from label_gateway.protocol import DEFAULT_PREFIX, Topics
+from pricing.config_loader import load_rules
+from pricing.cycle import run_pricing_cycle
+from pricing.data import StoreData, load_store
+from pricing.model_store import save_model
+from pricing.plan import PricePlan
+from pricing.rules import RulesConfig
+from pricing.stages import StageTimer
+from pricing.training import train_demand_model
+from simulator.gateways import SimulatedGateways
+from simulator.store import generate_store
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    workdir: Path
+    skus: int = 2000
+    seed: int = 7
+    gateways: int = 2
+    broker_url: str | None = None
+    rules_path: Path | None = None
+    prefix: str = DEFAULT_PREFIX
+    ack_timeout_s: float = 30.0
+
+
+@dataclass
+class DemoResult:
+    store: StoreData
+    plan: PricePlan
+    delivery: DeliveryReport
+    mismatched_labels: list[str]
+    broker: str
+    timer: StageTimer
+    plan_files: tuple[Path, Path]
+    model_path: Path
+    metrics: dict[str, float]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "skus": len(self.plan.lines),
+            "changed": len(self.plan.changes),
+            "held": len(self.plan.held),
+            "rejected_rows": len(self.store.rejects),
+            "labels_confirmed": len(self.delivery.confirmed),
+            "labels_failed": len(self.delivery.failed),
+            "labels_mismatched": len(self.mismatched_labels),
+            "expected_profit_delta_pct": round(self.plan.expected_profit_delta_pct(), 3),
+            "model_holdout_wape": self.metrics.get("wape"),
+            "solver_status": self.plan.solver.status,
+            "broker": self.broker,
+            "stage_seconds": {name: round(s, 3) for name, s in self.timer.seconds.items()},
+            "seconds": round(self.timer.total, 3),
+            "plan": str(self.plan_files[0]),
+        }
+
+
+Progress = Callable[[str, int | None, int | None], None]
+
+
+def _no_progress(stage: str, done: int | None, total: int | None) -> None:
+    return None
+
+
+def run_demo(options: DemoOptions, progress: Progress = _no_progress) -> DemoResult:
+    timer = StageTimer()
+    data_dir = options.workdir / "data"
+    with ExitStack() as stack:
+        with timer.stage("broker"):
+            progress("broker", None, None)
+            if options.broker_url:
+                address = BrokerAddress.parse(options.broker_url)
+                broker_name = address.url
+            else:
+                embedded = stack.enter_context(EmbeddedBroker())
+                address = BrokerAddress(embedded.host, embedded.port)
+                broker_name = f"{address.url} (embedded amqtt)"
+        with timer.stage("generate store"):
+            progress("generate store", None, None)
+            generate_store(data_dir, skus=options.skus, seed=options.seed, gateways=options.gateways)
+        with timer.stage("load + validate"):
+            progress("load + validate", None, None)
+            store = load_store(data_dir)
+        with timer.stage("train demand model"):
+            progress("train demand model", None, None)
+            training = train_demand_model(store.sales, store.products)
+            model_path = save_model(training, options.workdir / "models")
+        with timer.stage("plan (CP-SAT)"):
+            progress("plan (CP-SAT)", None, None)
+            rules = load_rules(options.rules_path) if options.rules_path else RulesConfig()
+            plan = run_pricing_cycle(
+                store.products,
+                training.model,
+                rules,
+                store=_store_id(store),
+                model_name=str(model_path),
+                rejected_rows=len(store.rejects),
+            )
+            plan_files = plan.write(options.workdir / "plans")
+        topics = Topics(_store_id(store), prefix=options.prefix)
+        label_rows = list(store.labels[["label_id", "gateway", "sku"]].itertuples(index=False, name=None))
+        with timer.stage("start gateways"):
+            progress("start gateways", None, None)
+            simulator = stack.enter_context(SimulatedGateways(address, topics, label_rows))
+        with timer.stage("push + acks"):
+            updates = updates_for_prices(
+                plan.new_prices(), label_rows, version=version_now(), currency=plan.currency,
+                correlation=plan.plan_id,
+            )
+            pusher = LabelPusher(address, topics, ack_timeout_s=options.ack_timeout_s)
+            delivery = pusher.push(updates, progress=lambda done, total: progress("push + acks", done, total))
+        shown = simulator.displayed()
+        mismatched = [
+            o.update.label_id
+            for o in delivery.confirmed
+            if shown.get(o.update.label_id) is None or shown[o.update.label_id].price_cents != o.update.price_cents
+        ]
+    return DemoResult(store, plan, delivery, mismatched, broker_name, timer, plan_files, model_path, training.metrics)
+
+
+def _store_id(store: StoreData) -> str:
+    values = store.labels["store"].unique() if len(store.labels) else store.sales["store"].unique()
+    return str(values[0]) if len(values) else "store-001"
+
