@@ -228,3 +228,19 @@ class LabelPusher:
                 self._finish(key, "failed", f"superseded: label shows version {ack.shown_version}", now)
             else:
                 self._finish(key, "failed", f"rejected by label: {ack.reason or 'no reason given'}", now)
+
+
+def push_prices(
+    prices: Mapping[str, int],
+    labels: Iterable[tuple[str, str, str]],
+    address: BrokerAddress,
+    topics: Topics,
+    *,
+    currency: str,
+    correlation: str,
+    ack_timeout_s: float = 30.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> DeliveryReport:
+    """Send new prices (sku -> cents) to every label showing those SKUs; wait for the acks."""
+    updates = updates_for_prices(prices, labels, version=version_now(), currency=currency, correlation=correlation)
+    return LabelPusher(address, topics, ack_timeout_s=ack_timeout_s).push(updates, progress=progress)

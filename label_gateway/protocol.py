@@ -150,6 +150,8 @@ class Topics:
         for part, value in (("prefix", prefix), ("store", store)):
             if not value or any(ch in value for ch in "+#") or value.startswith("/") or value.endswith("/"):
                 raise ValueError(f"{part} '{value}' is not a usable topic level")
+        self.prefix = prefix
+        self.store = store
         self.base = f"{prefix}/{store}"
 
     def gateway(self, gateway: str) -> str:

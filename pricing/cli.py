@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from label_gateway.broker import BrokerError
+from label_gateway.protocol import DEFAULT_PREFIX
 from pricing.config_loader import ConfigError, validate_config_file
 from pricing.data import DataError
 from pricing.model_store import ModelLoadError
@@ -100,13 +101,15 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Where the sample data, model and plan are written.")] = Path(
         "esl-demo"
     ),
+    prefix: Annotated[str, typer.Option(help="MQTT topic prefix.")] = DEFAULT_PREFIX,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
 ) -> None:
     """Run the whole loop once: sample store, demand model, plan, MQTT push, label acks."""
     from pricing.demo import DemoOptions, run_demo
 
     options = DemoOptions(
-        workdir=workdir, skus=skus, seed=seed, gateways=gateways, broker_url=broker, rules_path=_resolve_rules(rules)
+        workdir=workdir, skus=skus, seed=seed, gateways=gateways, broker_url=broker,
+        rules_path=_resolve_rules(rules), prefix=prefix,
     )
     with user_errors(), _stage_progress() as progress:
         result = run_demo(options, progress)
@@ -174,6 +177,216 @@ def _print_demo(result: object, summary: dict[str, object]) -> None:
         err.print(f"  held {line.sku} ({line.name}): {line.explanation}", highlight=False)
     for outcome in result.delivery.failed[:5]:
         err.print(f"  [red]failed[/] label {outcome.update.label_id}: {outcome.detail}", highlight=False)
+
+
+# -- simulator ----------------------------------------------------------------------------------
+@simulate_app.command("generate")
+def simulate_generate(
+    out: Annotated[Path, typer.Option(help="Directory for products.csv, sales.csv, labels.csv, truth.")],
+    skus: Annotated[int, typer.Option(min=1, max=199_999, help="Number of SKUs.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 7,
+    days: Annotated[int, typer.Option(min=7, max=3660, help="Days of sales history.")] = 365,
+    gateways: Annotated[int, typer.Option(min=1, max=64, help="Label gateways.")] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
+) -> None:
+    """Generate a deterministic sample store with known demand (the truth is saved alongside)."""
+    from simulator.store import generate_store
+
+    summary = generate_store(out, skus=skus, seed=seed, days=days, gateways=gateways)
+    err.print(
+        f"wrote {summary.skus} SKUs, {summary.sales_rows} sales rows, {summary.labels} labels to {out} "
+        f"in {summary.seconds:.2f}s"
+    )
+    if as_json:
+        emit_json({"skus": summary.skus, "sales_rows": summary.sales_rows, "labels": summary.labels,
+                   "seconds": round(summary.seconds, 3), "out": str(out)})
+
+
+@simulate_app.command("gateways")
+def simulate_gateways(
+    data: Annotated[Path, typer.Option(help="Store data directory (labels.csv).")],
+    broker: Annotated[str, typer.Option(help="MQTT broker, mqtt://HOST:PORT.")] = "mqtt://127.0.0.1:1883",
+    prefix: Annotated[str, typer.Option(help="Topic prefix.")] = DEFAULT_PREFIX,
+    radio_seconds: Annotated[float, typer.Option(min=0, help="Radio time per label update (0 = fast).")] = 0.0,
+) -> None:
+    """Run the store's gateways and labels as MQTT clients until interrupted (Ctrl-C)."""
+    import signal
+    import threading
+
+    from label_gateway.broker import BrokerAddress
+    from label_gateway.protocol import Topics
+    from pricing.data import load_labels
+    from simulator.gateways import SimulatedGateways
+
+    with user_errors():
+        labels = load_labels(data / "labels.csv")
+        _report_rejects(labels.rejects)
+        rows = list(labels.frame[["label_id", "gateway", "sku"]].itertuples(index=False, name=None))
+        store = str(labels.frame["store"].iloc[0]) if len(labels.frame) else "store-001"
+        address = BrokerAddress.parse(broker)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with SimulatedGateways(address, Topics(store, prefix=prefix), rows, radio_seconds=radio_seconds) as sim:
+            err.print(f"{len(sim.gateways)} gateways, {len(rows)} labels on {address.url}; Ctrl-C stops")
+            try:
+                while not stop.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                pass
+            err.print(f"stopping; labels showing a price: {len(sim.displayed())}")
+
+
+# -- engine stages ------------------------------------------------------------------------------
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Store data directory (products.csv, sales.csv, labels.csv).")],
+    out: Annotated[Path, typer.Option(help="Directory for the model and its card.")] = Path("models"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
+) -> None:
+    """Train the demand model on a store's sales history and save it with its model card."""
+    from pricing.data import load_store
+    from pricing.model_store import save_model
+    from pricing.training import train_demand_model
+
+    with user_errors():
+        store = load_store(data)
+        _report_rejects(store.rejects)
+        result = train_demand_model(store.sales, store.products, progress=lambda msg: err.print(f"  {msg}"))
+        path = save_model(result, out)
+    err.print(
+        f"model {path}: {result.n_skus} SKUs, {result.n_rows} rows {result.data_start}..{result.data_end}, "
+        f"holdout WAPE {result.metrics['wape']:.3f} (seasonal-naive {result.metrics['baseline_wape']:.3f})"
+    )
+    if as_json:
+        emit_json({"model": str(path), "n_skus": result.n_skus, "n_rows": result.n_rows, **result.metrics})
+
+
+@app.command()
+def plan(
+    data: Annotated[Path, typer.Option(help="Store data directory.")],
+    model: Annotated[Path, typer.Option(help="Model file or directory (from esl-pricing train).")] = Path("models"),
+    rules: Annotated[Path | None, typer.Option(help="Rules file (default: config/rules.yaml if present).")] = None,
+    out: Annotated[Path, typer.Option(help="Directory for the plan's JSON and CSV.")] = Path("plans"),
+    top: Annotated[int, typer.Option(min=0, help="Rows of the diff table to show.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
+) -> None:
+    """Compute a price plan: candidates from the rules, CP-SAT picks, one reason per price."""
+    from pricing.config_loader import load_rules
+    from pricing.cycle import run_pricing_cycle
+    from pricing.data import load_store
+    from pricing.model_store import load_model
+    from pricing.rules import RulesConfig
+
+    rules_path = _resolve_rules(rules)
+    with user_errors():
+        config = load_rules(rules_path) if rules_path else RulesConfig()
+        store = load_store(data)
+        _report_rejects(store.rejects)
+        demand, _card = load_model(model)
+        result = run_pricing_cycle(
+            store.products, demand, config, store=store.store_id, model_name=str(model),
+            rejected_rows=len(store.rejects),
+        )
+        json_path, csv_path = result.write(out)
+    _print_plan(result, top)
+    err.print(f"plan written: {json_path} and {csv_path}")
+    if as_json:
+        emit_json(_plan_summary(result, json_path))
+
+
+@app.command()
+def apply(
+    plan_file: Annotated[Path, typer.Argument(help="A plan JSON written by esl-pricing plan.")],
+    data: Annotated[Path, typer.Option(help="Store data directory (labels.csv maps SKUs to labels).")],
+    broker: Annotated[str, typer.Option(help="MQTT broker, mqtt://HOST:PORT.")] = "mqtt://127.0.0.1:1883",
+    prefix: Annotated[str, typer.Option(help="Topic prefix.")] = DEFAULT_PREFIX,
+    ack_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for a label's ack.")] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
+) -> None:
+    """Push a saved plan's changed prices to the labels and wait for their acks."""
+    from label_gateway.broker import BrokerAddress
+    from label_gateway.delivery import push_prices
+    from label_gateway.protocol import Topics
+    from pricing.data import load_labels
+    from pricing.plan import PricePlan
+
+    with user_errors():
+        saved = _read_plan(plan_file, PricePlan)
+        labels = load_labels(data / "labels.csv")
+        _report_rejects(labels.rejects)
+        rows = list(labels.frame[["label_id", "gateway", "sku"]].itertuples(index=False, name=None))
+        address = BrokerAddress.parse(broker)
+        with _stage_progress() as progress:
+            report = push_prices(
+                saved.new_prices(), rows, address, Topics(saved.store, prefix=prefix),
+                currency=saved.currency, correlation=saved.plan_id, ack_timeout_s=ack_timeout,
+                progress=lambda done, total: progress("push + acks", done, total),
+            )
+    err.print(f"labels confirmed {len(report.confirmed)}, failed {len(report.failed)} in {report.seconds:.2f}s")
+    for outcome in report.failed[:10]:
+        err.print(f"  failed label {outcome.update.label_id}: {outcome.detail}", highlight=False)
+    if as_json:
+        emit_json({"plan": saved.plan_id, "labels_confirmed": len(report.confirmed),
+                   "labels_failed": len(report.failed), "seconds": round(report.seconds, 3)})
+    if report.failed:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _read_plan(path: Path, model: type) -> object:
+    from pydantic import ValidationError
+
+    if not path.is_file():
+        fail(f"{path}: plan file not found")
+    try:
+        return model.read(path)
+    except (ValidationError, ValueError) as exc:
+        fail(f"{path}: not a price plan: {str(exc).splitlines()[0]}")
+
+
+def _report_rejects(rejects: list[object]) -> None:
+    if not rejects:
+        return
+    err.print(f"[yellow]{len(rejects)} input row(s) rejected[/] (not used):")
+    for reject in rejects[:10]:
+        err.print(f"  {reject}", highlight=False, markup=False)
+    if len(rejects) > 10:
+        err.print(f"  ... and {len(rejects) - 10} more")
+
+
+def _plan_summary(result: object, json_path: Path) -> dict[str, object]:
+    from pricing.plan import PricePlan
+
+    assert isinstance(result, PricePlan)
+    return {
+        "plan": str(json_path), "skus": len(result.lines), "changed": len(result.changes),
+        "held": len(result.held), "expected_profit_delta_pct": round(result.expected_profit_delta_pct(), 3),
+        "solver_status": result.solver.status,
+    }
+
+
+def _print_plan(result: object, top: int) -> None:
+    from pricing.money import to_decimal
+    from pricing.plan import PricePlan
+
+    assert isinstance(result, PricePlan)
+    changes = sorted(
+        result.changes, key=lambda l: (l.profit_new_cents or 0) - (l.profit_old_cents or 0), reverse=True
+    )
+    table = Table(title=f"{result.plan_id}: {len(changes)} changes (top {min(top, len(changes))} by profit gain)")
+    for column, justify in (("sku", "left"), ("name", "left"), ("old", "right"), ("new", "right"),
+                            ("change", "right"), ("profit/day", "right"), ("reason", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for line in changes[:top]:
+        gain = (line.profit_new_cents or 0) - (line.profit_old_cents or 0)
+        table.add_row(
+            line.sku, line.name, str(to_decimal(line.old_cents)), str(to_decimal(line.new_cents)),
+            f"{line.change_pct:+.1f}%", f"{gain / 100:+.2f}", line.binding_rule,
+        )
+    err.print(table)
+    err.print(
+        f"held {len(result.held)}; expected profit change {result.expected_profit_delta_pct():+.2f}%; "
+        f"solver {result.solver.status} in {result.solver.seconds:.2f}s"
+    )
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ SALES_COLUMNS = ["date", "store", "sku", "units", "price_cents", "promo"]
 SALES_OPTIONAL = ["stock"]
 LABEL_COLUMNS = ["label_id", "store", "gateway", "sku", "tag_type"]
 TAG_TYPES = ("1.54", "2.9", "4.2")
+_MAX_WHOLE = 2**53  # largest magnitude a parsed number holds exactly
 
 # File names inside a store data directory.
 PRODUCTS_FILE = "products.csv"
@@ -98,7 +99,10 @@ class _RowChecker:
         text = self.frame[col].fillna("")
         empty = text == ""
         number = pd.to_numeric(text.where(~empty, None), errors="coerce")
-        whole = number.notna() & (number == np.floor(number.fillna(0)))
+        # Non-finite ("inf") or beyond exact float integers (2**53) would become garbage int64.
+        huge = number.notna() & ~(number.abs() < _MAX_WHOLE).fillna(False)
+        self.flag(huge, col + " is not a whole number in range: '" + text + "'")
+        whole = number.notna() & ~huge & (number == np.floor(number.fillna(0)))
         bad = ~empty & ~whole
         self.flag(bad, col + " is not a whole number: '" + text + "'")
         if not optional:
@@ -198,6 +202,18 @@ class StoreData:
     sales: pd.DataFrame
     labels: pd.DataFrame
     rejects: list[Reject]
+
+    @property
+    def store_id(self) -> str:
+        """The store these files describe (the first store id in labels, else in sales)."""
+        for frame in (self.labels, self.sales):
+            if len(frame):
+                return str(frame["store"].iloc[0])
+        return "store-001"
+
+    def label_rows(self) -> list[tuple[str, str, str]]:
+        """(label_id, gateway, sku) for every label."""
+        return list(self.labels[["label_id", "gateway", "sku"]].itertuples(index=False, name=None))
 
 
 def load_store(directory: Path | str) -> StoreData:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from label_gateway.broker import BrokerAddress
-from label_gateway.delivery import DeliveryReport, LabelPusher, updates_for_prices, version_now
+from label_gateway.delivery import DeliveryReport, push_prices
 from label_gateway.embedded_broker import EmbeddedBroker
 from label_gateway.protocol import DEFAULT_PREFIX, Topics
 from pricing.config_loader import load_rules
@@ -23,7 +23,7 @@ from pricing.plan import PricePlan
 from pricing.rules import RulesConfig
 from pricing.stages import StageTimer
 from pricing.training import train_demand_model
-from simulator.gateways import SimulatedGateways
+from simulator.gateways import Displayed, SimulatedGateways
 from simulator.store import generate_store
 
 
@@ -44,6 +44,7 @@ class DemoResult:
     store: StoreData
     plan: PricePlan
     delivery: DeliveryReport
+    displayed: dict[str, Displayed]
     mismatched_labels: list[str]
     broker: str
     timer: StageTimer
@@ -107,33 +108,29 @@ def run_demo(options: DemoOptions, progress: Progress = _no_progress) -> DemoRes
                 store.products,
                 training.model,
                 rules,
-                store=_store_id(store),
+                store=store.store_id,
                 model_name=str(model_path),
                 rejected_rows=len(store.rejects),
             )
             plan_files = plan.write(options.workdir / "plans")
-        topics = Topics(_store_id(store), prefix=options.prefix)
-        label_rows = list(store.labels[["label_id", "gateway", "sku"]].itertuples(index=False, name=None))
+        topics = Topics(store.store_id, prefix=options.prefix)
+        label_rows = store.label_rows()
         with timer.stage("start gateways"):
             progress("start gateways", None, None)
             simulator = stack.enter_context(SimulatedGateways(address, topics, label_rows))
         with timer.stage("push + acks"):
-            updates = updates_for_prices(
-                plan.new_prices(), label_rows, version=version_now(), currency=plan.currency,
-                correlation=plan.plan_id,
+            delivery = push_prices(
+                plan.new_prices(), label_rows, address, topics, currency=plan.currency,
+                correlation=plan.plan_id, ack_timeout_s=options.ack_timeout_s,
+                progress=lambda done, total: progress("push + acks", done, total),
             )
-            pusher = LabelPusher(address, topics, ack_timeout_s=options.ack_timeout_s)
-            delivery = pusher.push(updates, progress=lambda done, total: progress("push + acks", done, total))
         shown = simulator.displayed()
-        mismatched = [
-            o.update.label_id
-            for o in delivery.confirmed
-            if shown.get(o.update.label_id) is None or shown[o.update.label_id].price_cents != o.update.price_cents
-        ]
-    return DemoResult(store, plan, delivery, mismatched, broker_name, timer, plan_files, model_path, training.metrics)
-
-
-def _store_id(store: StoreData) -> str:
-    values = store.labels["store"].unique() if len(store.labels) else store.sales["store"].unique()
-    return str(values[0]) if len(values) else "store-001"
+    mismatched = [
+        o.update.label_id
+        for o in delivery.confirmed
+        if shown.get(o.update.label_id) is None or shown[o.update.label_id].price_cents != o.update.price_cents
+    ]
+    return DemoResult(
+        store, plan, delivery, shown, mismatched, broker_name, timer, plan_files, model_path, training.metrics
+    )
 

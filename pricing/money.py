@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
 
@@ -16,11 +16,11 @@ def to_cents(value: Decimal | str | int) -> int:
         raise ValueError(f"not a money amount: {value!r}")
     try:
         amount = Decimal(str(value).strip())
-    except InvalidOperation:
+        if not amount.is_finite():
+            raise ValueError(f"not a money amount: {value!r}")
+        cents = amount * 100
+    except ArithmeticError:  # InvalidOperation, or Overflow for e.g. "1e999999"
         raise ValueError(f"not a money amount: {value!r}") from None
-    if not amount.is_finite():
-        raise ValueError(f"not a money amount: {value!r}")
-    cents = amount * 100
     if cents != cents.to_integral_value():
         raise ValueError(f"more than two decimals: {value!r}")
     return int(cents)
