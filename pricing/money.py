@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, Inexact, localcontext
 
 CENT = Decimal("0.01")
 
@@ -18,8 +18,10 @@ def to_cents(value: Decimal | str | int) -> int:
         amount = Decimal(str(value).strip())
         if not amount.is_finite():
             raise ValueError(f"not a money amount: {value!r}")
-        cents = amount * 100
-    except ArithmeticError:  # InvalidOperation, or Overflow for e.g. "1e999999"
+        with localcontext() as ctx:
+            ctx.traps[Inexact] = True  # never round: 30 digits or "1e-1000030" must not pass
+            cents = amount * 100
+    except ArithmeticError:  # InvalidOperation, Inexact, or Overflow for e.g. "1e999999"
         raise ValueError(f"not a money amount: {value!r}") from None
     if cents != cents.to_integral_value():
         raise ValueError(f"more than two decimals: {value!r}")
