@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -41,38 +41,41 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RuleValues(_Strict):
-    """Rule values for one scope. Every field may be left out to inherit from the wider scope."""
-
-    margin_floor_pct: Decimal | None = Field(
-        default=None,
+# Title, description and bounds of each rule, shared by the defaults and the overrides.
+_RULE_FIELDS: dict[str, dict[str, Any]] = {
+    "margin_floor_pct": dict(
         title="Margin floor (%)",
         description="Lowest allowed price as a markup over cost, in percent: 10 means price >= cost x 1.10.",
         ge=0,
         le=1000,
-    )
-    min_price: Money | None = Field(
-        default=None, title="Minimum price", description="No price below this amount, whatever else the rules say."
-    )
-    max_price: Money | None = Field(
-        default=None, title="Maximum price", description="No price above this amount, whatever else the rules say."
-    )
-    max_change_pct: Decimal | None = Field(
-        default=None,
+    ),
+    "min_price": dict(title="Minimum price", description="No price below this amount, whatever else the rules say."),
+    "max_price": dict(title="Maximum price", description="No price above this amount, whatever else the rules say."),
+    "max_change_pct": dict(
         title="Maximum change per cycle (%)",
         description="A price moves at most this many percent up or down from the current price in one cycle.",
         gt=0,
         le=100,
-    )
-    endings: list[Ending] | None = Field(
-        default=None,
+    ),
+    "endings": dict(
         title="Allowed price endings",
         description=(
             "The last two digits a price may end in, written '.DD' with 'x' for any digit: "
             "'.99' allows 1.99 and 12.99; '.x9' allows any price whose last digit is 9."
         ),
         min_length=1,
-    )
+    ),
+}
+
+
+class RuleValues(_Strict):
+    """Rule values for one scope. Every field may be left out to inherit from the wider scope."""
+
+    margin_floor_pct: Decimal | None = Field(default=None, **_RULE_FIELDS["margin_floor_pct"])
+    min_price: Money | None = Field(default=None, **_RULE_FIELDS["min_price"])
+    max_price: Money | None = Field(default=None, **_RULE_FIELDS["max_price"])
+    max_change_pct: Decimal | None = Field(default=None, **_RULE_FIELDS["max_change_pct"])
+    endings: list[Ending] | None = Field(default=None, **_RULE_FIELDS["endings"])
 
     @field_validator("endings")
     @classmethod
@@ -91,28 +94,11 @@ class RuleValues(_Strict):
 class DefaultRules(RuleValues):
     """Rules for every SKU unless a category overrides them."""
 
-    margin_floor_pct: Decimal = Field(
-        default=Decimal("5"),
-        title="Margin floor (%)",
-        description="Lowest allowed price as a markup over cost, in percent: 10 means price >= cost x 1.10.",
-        ge=0,
-        le=1000,
-    )
-    min_price: Money = Field(default=Decimal("0.10"), title="Minimum price", description="No price below this amount.")
-    max_price: Money = Field(default=Decimal("9999.99"), title="Maximum price", description="No price above this amount.")
-    max_change_pct: Decimal = Field(
-        default=Decimal("10"),
-        title="Maximum change per cycle (%)",
-        description="A price moves at most this many percent up or down from the current price in one cycle.",
-        gt=0,
-        le=100,
-    )
-    endings: list[Ending] = Field(
-        default_factory=lambda: [".99", ".49"],
-        title="Allowed price endings",
-        description="The last two digits a price may end in, '.DD' with 'x' for any digit ('.99', '.x9').",
-        min_length=1,
-    )
+    margin_floor_pct: Decimal = Field(default=Decimal("5"), **_RULE_FIELDS["margin_floor_pct"])
+    min_price: Money = Field(default=Decimal("0.10"), **_RULE_FIELDS["min_price"])
+    max_price: Money = Field(default=Decimal("9999.99"), **_RULE_FIELDS["max_price"])
+    max_change_pct: Decimal = Field(default=Decimal("10"), **_RULE_FIELDS["max_change_pct"])
+    endings: list[Ending] = Field(default_factory=lambda: [".99", ".49"], **_RULE_FIELDS["endings"])
 
 
 class SolverConfig(_Strict):
