@@ -6,6 +6,7 @@ import os
 import threading
 import uuid
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -25,7 +26,7 @@ class BrokerAddress:
     port: int = DEFAULT_PORT
 
     @classmethod
-    def parse(cls, url: str) -> "BrokerAddress":
+    def parse(cls, url: str) -> BrokerAddress:
         """``mqtt://HOST[:PORT]`` (or ``HOST[:PORT]``). Credentials come from the environment, never the URL."""
         text = url.strip()
         if "://" not in text:
@@ -74,7 +75,7 @@ def connect(client: mqtt.Client, address: BrokerAddress, *, timeout: float = 10.
     """
     accepted = threading.Event()
     outcome: dict[str, object] = {}
-    previous = client.on_connect
+    previous: Any = client.on_connect  # the caller's VERSION2 callback, if any
 
     def on_connect(c: mqtt.Client, userdata: object, flags: object, reason: mqtt.ReasonCode, props: object) -> None:
         outcome["reason"] = reason
@@ -85,8 +86,10 @@ def connect(client: mqtt.Client, address: BrokerAddress, *, timeout: float = 10.
     client.on_connect = on_connect
     try:
         client.connect(address.host, address.port, keepalive=keepalive)
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise BrokerError(f"cannot reach MQTT broker at {address.url}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise BrokerError(f"cannot connect to MQTT broker at {address.url}: {exc}") from None
     client.loop_start()
     if not accepted.wait(timeout):
         client.loop_stop()

@@ -18,8 +18,21 @@ from typing import Literal
 
 import paho.mqtt.client as mqtt
 
-from label_gateway.broker import BrokerAddress, BrokerError, connect, disconnect, new_client
-from label_gateway.protocol import QOS, DesiredState, LabelAck, ProtocolError, Topics, parse
+from label_gateway.broker import (
+    BrokerAddress,
+    BrokerError,
+    connect,
+    disconnect,
+    new_client,
+)
+from label_gateway.protocol import (
+    QOS,
+    DesiredState,
+    LabelAck,
+    ProtocolError,
+    Topics,
+    parse,
+)
 
 
 @dataclass(frozen=True)

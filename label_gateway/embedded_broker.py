@@ -39,7 +39,7 @@ class EmbeddedBroker:
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> "EmbeddedBroker":
+    def start(self, timeout: float = 10.0) -> EmbeddedBroker:
         # amqtt logs every connection at INFO and some disconnects as errors; keep the
         # terminal for our own output.
         logging.getLogger("amqtt").setLevel(logging.CRITICAL)
@@ -86,7 +86,7 @@ class EmbeddedBroker:
             if self._thread is not None:
                 self._thread.join(timeout)
 
-    def __enter__(self) -> "EmbeddedBroker":
+    def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
     def __exit__(

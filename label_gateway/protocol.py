@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pricing.money import to_cents, to_decimal
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Literal[1] = 1
 QOS = 1
 DEFAULT_PREFIX = "esl"
 
@@ -31,7 +31,7 @@ class ProtocolError(ValueError):
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class _Message(BaseModel):
@@ -63,7 +63,7 @@ class DesiredState(_Message):
     issued_at: datetime
 
     @model_validator(mode="after")
-    def _consistent(self) -> "DesiredState":
+    def _consistent(self) -> DesiredState:
         if to_cents(self.price) != self.price_cents:
             raise ValueError(f"price '{self.price}' does not equal price_cents {self.price_cents}")
         expected = content_hash(self.label, self.sku, self.price_cents, self.currency)
@@ -82,7 +82,7 @@ class DesiredState(_Message):
         currency: str,
         correlation: str,
         effective_at: datetime | None = None,
-    ) -> "DesiredState":
+    ) -> DesiredState:
         return cls(
             label=label,
             sku=sku,
@@ -133,7 +133,7 @@ class GatewayStatus(_Message):
 M = TypeVar("M", bound=_Message)
 
 
-def parse(model: type[M], payload: bytes) -> M:
+def parse(model: type[M], payload: bytes | bytearray) -> M:
     """Decode a payload; any problem becomes one ProtocolError line."""
     try:
         return model.model_validate_json(payload)

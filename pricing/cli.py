@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from label_gateway.broker import BrokerError
@@ -20,6 +28,12 @@ from label_gateway.protocol import DEFAULT_PREFIX
 from pricing.config_loader import ConfigError, validate_config_file
 from pricing.data import DataError
 from pricing.model_store import ModelLoadError
+
+if TYPE_CHECKING:
+    from pricing.data import Reject
+    from pricing.demo import DemoResult
+    from pricing.demo import Progress as StageProgress
+    from pricing.plan import PricePlan
 
 app = typer.Typer(
     name="esl-pricing",
@@ -122,7 +136,7 @@ def demo(
 
 
 @contextmanager
-def _stage_progress() -> Iterator[object]:
+def _stage_progress() -> Iterator[StageProgress]:
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -131,7 +145,7 @@ def _stage_progress() -> Iterator[object]:
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=err, transient=True) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def report(stage: str, done: int | None, total: int | None) -> None:
             if stage not in tasks:
@@ -143,11 +157,9 @@ def _stage_progress() -> Iterator[object]:
         yield report
 
 
-def _print_demo(result: object, summary: dict[str, object]) -> None:
-    from pricing.demo import DemoResult
+def _print_demo(result: DemoResult, summary: dict[str, object]) -> None:
     from pricing.money import format_money
 
-    assert isinstance(result, DemoResult)
     stages = Table(title="Pricing cycle", title_justify="left")
     stages.add_column("stage")
     stages.add_column("seconds", justify="right")
@@ -308,10 +320,9 @@ def apply(
     from label_gateway.delivery import push_prices
     from label_gateway.protocol import Topics
     from pricing.data import load_labels
-    from pricing.plan import PricePlan
 
     with user_errors():
-        saved = _read_plan(plan_file, PricePlan)
+        saved = _read_plan(plan_file)
         labels = load_labels(data / "labels.csv")
         _report_rejects(labels.rejects)
         rows = list(labels.frame[["label_id", "gateway", "sku"]].itertuples(index=False, name=None))
@@ -332,18 +343,20 @@ def apply(
         raise typer.Exit(EXIT_FAILURE)
 
 
-def _read_plan(path: Path, model: type) -> object:
+def _read_plan(path: Path) -> PricePlan:
     from pydantic import ValidationError
+
+    from pricing.plan import PricePlan
 
     if not path.is_file():
         fail(f"{path}: plan file not found")
     try:
-        return model.read(path)
+        return PricePlan.read(path)
     except (ValidationError, ValueError) as exc:
         fail(f"{path}: not a price plan: {str(exc).splitlines()[0]}")
 
 
-def _report_rejects(rejects: list[object]) -> None:
+def _report_rejects(rejects: Sequence[Reject]) -> None:
     if not rejects:
         return
     err.print(f"[yellow]{len(rejects)} input row(s) rejected[/] (not used):")
@@ -353,10 +366,7 @@ def _report_rejects(rejects: list[object]) -> None:
         err.print(f"  ... and {len(rejects) - 10} more")
 
 
-def _plan_summary(result: object, json_path: Path) -> dict[str, object]:
-    from pricing.plan import PricePlan
-
-    assert isinstance(result, PricePlan)
+def _plan_summary(result: PricePlan, json_path: Path) -> dict[str, object]:
     return {
         "plan": str(json_path), "skus": len(result.lines), "changed": len(result.changes),
         "held": len(result.held), "expected_profit_delta_pct": round(result.expected_profit_delta_pct(), 3),
@@ -364,11 +374,9 @@ def _plan_summary(result: object, json_path: Path) -> dict[str, object]:
     }
 
 
-def _print_plan(result: object, top: int) -> None:
+def _print_plan(result: PricePlan, top: int) -> None:
     from pricing.money import to_decimal
-    from pricing.plan import PricePlan
 
-    assert isinstance(result, PricePlan)
     changes = sorted(
         result.changes, key=lambda l: (l.profit_new_cents or 0) - (l.profit_old_cents or 0), reverse=True
     )

@@ -5,18 +5,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from pricing.candidates import Candidates, ending_offsets, generate_candidates
 from pricing.optimizer import OptimizerInstance, OptimizerSolution, PriceOptimizer
-from pricing.plan import PlanLine, PricePlan, SolverStats
+from pricing.plan import LineStatus, PlanLine, PricePlan, SolverStats
 from pricing.rules import RulesConfig
 
 
-class DemandPredictor:
+class DemandPredictor(Protocol):
     """What the cycle needs from a demand model (pricing.demand.DemandModel fits this)."""
 
     skus_: pd.Index
@@ -50,7 +51,7 @@ def run_pricing_cycle(
     progress: Callable[[str], None] | None = None,
 ) -> PricePlan:
     """Price every product; SKUs without cost, model or allowed price are held with the reason."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     say = progress or (lambda _msg: None)
     known = products["sku"].isin(model.skus_)
     say("candidates")
@@ -155,7 +156,7 @@ def _lines(
         sku = str(sku)
         old = int(row["price_cents"])
         cost = None if pd.isna(row["cost_cents"]) else int(row["cost_cents"])
-        common = dict(sku=sku, name=str(row["name"]), category=str(row["category"]), old_cents=old, cost_cents=cost)
+        common: dict[str, Any] = dict(sku=sku, name=str(row["name"]), category=str(row["category"]), old_cents=old, cost_cents=cost)
         i = position.get(sku)
         if i is None:
             reason = held.get(sku, "no demand model for this SKU: held at current price")
@@ -171,6 +172,7 @@ def _lines(
         rule, why = _binding(i, j, candidates, scored)
         units_new, profit_new = float(scored.units[i, j]), float(scored.profit[i, j])
         units_old, profit_old = float(scored.units_current[i]), float(scored.profit_current[i])
+        status: LineStatus
         if new == old:
             status = "keep"
             why = "kept: current price is the best allowed price" if rule == "profit_optimum" else f"kept: {why}"

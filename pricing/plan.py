@@ -100,7 +100,7 @@ class PricePlan(BaseModel):
         return json_path, csv_path
 
     @classmethod
-    def read(cls, path: Path) -> "PricePlan":
+    def read(cls, path: Path) -> PricePlan:
         return cls.model_validate(json.loads(path.read_text()))
 
 

@@ -11,7 +11,15 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pricing.money import to_cents
 
@@ -85,7 +93,7 @@ class RuleValues(_Strict):
         return endings
 
     @model_validator(mode="after")
-    def _min_le_max(self) -> "RuleValues":
+    def _min_le_max(self) -> RuleValues:
         if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
             raise ValueError(f"min_price {self.min_price} is greater than max_price {self.max_price}")
         return self

@@ -76,7 +76,7 @@ class GatewayEmulator:
         self._subscribed = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self, timeout: float = 10.0) -> "GatewayEmulator":
+    def start(self, timeout: float = 10.0) -> GatewayEmulator:
         client = new_client(f"gateway-{self.gateway_id}")
         offline = GatewayStatus(gateway=self.gateway_id, state="offline").to_json()
         client.will_set(self.topics.status(self.gateway_id), offline, qos=QOS, retain=True)
@@ -202,7 +202,7 @@ class SimulatedGateways:
             for gateway, members in sorted(by_gateway.items())
         ]
 
-    def start(self) -> "SimulatedGateways":
+    def start(self) -> SimulatedGateways:
         try:
             for gateway in self.gateways:
                 gateway.start()
@@ -221,7 +221,7 @@ class SimulatedGateways:
             out.update(gateway.displayed())
         return out
 
-    def __enter__(self) -> "SimulatedGateways":
+    def __enter__(self) -> SimulatedGateways:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

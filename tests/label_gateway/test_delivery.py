@@ -7,8 +7,19 @@ import threading
 import paho.mqtt.client as mqtt
 import pytest
 
-from label_gateway.broker import BrokerAddress, BrokerError, connect, disconnect, new_client
-from label_gateway.delivery import LabelPusher, LabelUpdate, updates_for_prices, version_now
+from label_gateway.broker import (
+    BrokerAddress,
+    BrokerError,
+    connect,
+    disconnect,
+    new_client,
+)
+from label_gateway.delivery import (
+    LabelPusher,
+    LabelUpdate,
+    updates_for_prices,
+    version_now,
+)
 from label_gateway.protocol import QOS, Topics
 from simulator.gateways import SimulatedGateways
 

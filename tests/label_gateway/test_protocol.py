@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -60,7 +60,7 @@ def test_malformed_acks_are_one_protocol_error(payload: bytes) -> None:
 
 
 def test_ack_and_status_round_trip() -> None:
-    at = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 1, tzinfo=UTC)
     ack = LabelAck(label="L1", version=3, status="displayed", shown_version=3, at=at)
     assert parse(LabelAck, ack.to_json()) == ack
     status = GatewayStatus(gateway="gw-01", state="online", labels=10, at=at)

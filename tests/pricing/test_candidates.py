@@ -11,7 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pricing.candidates import LOWER_RULES, NO_CANDIDATE, UPPER_RULES, ending_offsets, generate_candidates
+from pricing.candidates import (
+    LOWER_RULES,
+    NO_CANDIDATE,
+    UPPER_RULES,
+    ending_offsets,
+    generate_candidates,
+)
 from pricing.money import to_decimal
 from pricing.rules import DefaultRules, RulesConfig, RuleValues
 

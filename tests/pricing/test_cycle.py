@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from pricing.cycle import run_pricing_cycle
 from pricing.plan import CSV_COLUMNS, PricePlan
 from pricing.rules import DefaultRules, RulesConfig, RuleValues, SolverConfig
 
-NOW = datetime(2024, 3, 1, 6, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 1, 6, 0, tzinfo=UTC)
 
 
 class FakeDemand:

@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from pricing.demand import DemandModel
-from pricing.training import TrainingResult, _bias, _seasonal_naive, _wape, train_demand_model
+from pricing.training import (
+    TrainingResult,
+    _bias,
+    _seasonal_naive,
+    _wape,
+    train_demand_model,
+)
 
 START = pd.Timestamp("2024-01-01")
 

@@ -10,9 +10,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricing.data import LABEL_COLUMNS, PRODUCT_COLUMNS, SALES_COLUMNS, TAG_TYPES, load_store
+from pricing.data import (
+    LABEL_COLUMNS,
+    PRODUCT_COLUMNS,
+    SALES_COLUMNS,
+    TAG_TYPES,
+    load_store,
+)
 from simulator.market import Market
-from simulator.store import StoreSummary, ceil_to_ending, floor_to_nine, generate_store, round_to_ending
+from simulator.store import (
+    StoreSummary,
+    ceil_to_ending,
+    floor_to_nine,
+    generate_store,
+    round_to_ending,
+)
 
 SKUS, DAYS, SEED, GATEWAYS = 200, 120, 11, 3
 END = date(2026, 11, 1)
