@@ -54,6 +54,11 @@ def _wait_until_answers(address: BrokerAddress, seconds: float) -> bool:
 
 @pytest.fixture(scope="session")
 def mqtt_broker() -> Iterator[Broker]:
+    if os.environ.get("ESL_TEST_BROKER") == "embedded" and not IN_CI:
+        # For developers: run the broker tests against the embedded amqtt broker on purpose.
+        with EmbeddedBroker() as embedded:
+            yield Broker(BrokerAddress(embedded.host, embedded.port), "amqtt", "amqtt (embedded)")
+        return
     if _answers(DEFAULT_MOSQUITTO):
         version = broker_version(DEFAULT_MOSQUITTO) or "unknown"
         if IN_CI and "mosquitto" not in version.lower():
@@ -97,4 +102,5 @@ def topics(mqtt_broker: Broker) -> Iterator[Topics]:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"CI={'true' if IN_CI else 'false'}: end-to-end tests use {'the real Mosquitto' if IN_CI else 'the first broker found'}"
+    wanted = "the real Mosquitto (required)" if IN_CI else "Mosquitto if found, else the embedded amqtt broker"
+    return f"CI={'true' if IN_CI else 'false'}: broker tests use {wanted}"
