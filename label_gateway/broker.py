@@ -17,7 +17,11 @@ PASSWORD_ENV = "ESL_MQTT_PASSWORD"
 
 
 class BrokerError(Exception):
-    """The broker cannot be used: bad URL, unreachable, or it refused us. Message is one line."""
+    """The broker cannot be used: unreachable, or it refused us. Message is one line."""
+
+
+class BrokerUrlError(BrokerError):
+    """The broker URL itself is wrong (a user error, unlike an unreachable broker)."""
 
 
 @dataclass(frozen=True)
@@ -33,17 +37,17 @@ class BrokerAddress:
             text = "mqtt://" + text
         parts = urlsplit(text)
         if parts.scheme != "mqtt":
-            raise BrokerError(f"broker URL '{url}': scheme must be mqtt:// (got {parts.scheme}://)")
+            raise BrokerUrlError(f"broker URL '{url}': scheme must be mqtt:// (got {parts.scheme}://)")
         if parts.username or parts.password:
-            raise BrokerError(
+            raise BrokerUrlError(
                 f"broker URL '{url}': put credentials in {USERNAME_ENV}/{PASSWORD_ENV}, not in the URL"
             )
         try:
             port = parts.port or DEFAULT_PORT
         except ValueError:
-            raise BrokerError(f"broker URL '{url}': port is not a number from 1 to 65535") from None
+            raise BrokerUrlError(f"broker URL '{url}': port is not a number from 1 to 65535") from None
         if not parts.hostname:
-            raise BrokerError(f"broker URL '{url}': no host")
+            raise BrokerUrlError(f"broker URL '{url}': no host")
         return cls(parts.hostname, port)
 
     @property

@@ -23,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from label_gateway.broker import BrokerError
+from label_gateway.broker import BrokerError, BrokerUrlError
 from label_gateway.protocol import DEFAULT_PREFIX
 from pricing.config_loader import ConfigError, validate_config_file
 from pricing.data import DataError
@@ -69,7 +69,7 @@ def user_errors() -> Iterator[None]:
         for problem in exc.problems:
             err.print(problem, highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(EXIT_USER_ERROR) from None
-    except (DataError, ModelLoadError) as exc:
+    except (DataError, ModelLoadError, BrokerUrlError) as exc:
         fail(str(exc))
     except BrokerError as exc:
         fail(str(exc), EXIT_FAILURE)
@@ -187,6 +187,8 @@ def _print_demo(result: DemoResult, summary: dict[str, object]) -> None:
     err.print(facts)
     for line in result.plan.held[:5]:
         err.print(f"  held {line.sku} ({line.name}): {line.explanation}", highlight=False)
+    if len(result.plan.held) > 5:
+        err.print(f"  ... and {len(result.plan.held) - 5} more held (status 'held' in the plan CSV)")
     for outcome in result.delivery.failed[:5]:
         err.print(f"  [red]failed[/] label {outcome.update.label_id}: {outcome.detail}", highlight=False)
 

@@ -100,3 +100,9 @@ def test_apply_rejects_a_file_that_is_not_a_plan(tmp_path: Path) -> None:
 def test_bad_option_value_is_a_usage_error() -> None:
     code, _, _ = _run("demo", "--skus", "5")
     assert code == 2
+
+
+def test_bad_broker_url_is_a_user_error(tmp_path: Path) -> None:
+    code, _, err = _run("demo", "--broker", "http://nowhere", "--skus", "20", "--workdir", str(tmp_path))
+    assert code == 2
+    assert "scheme must be mqtt://" in err and "Traceback" not in err
