@@ -229,13 +229,13 @@ def simulate_gateways(
 
     from label_gateway.broker import BrokerAddress
     from label_gateway.protocol import Topics
-    from pricing.data import load_labels
+    from pricing.data import label_rows, load_labels
     from simulator.gateways import SimulatedGateways
 
     with user_errors():
         labels = load_labels(data / "labels.csv")
         _report_rejects(labels.rejects)
-        rows = list(labels.frame[["label_id", "gateway", "sku"]].itertuples(index=False, name=None))
+        rows = label_rows(labels.frame)
         store = str(labels.frame["store"].iloc[0]) if len(labels.frame) else "store-001"
         address = BrokerAddress.parse(broker)
         stop = threading.Event()
@@ -321,13 +321,13 @@ def apply(
     from label_gateway.broker import BrokerAddress
     from label_gateway.delivery import push_prices
     from label_gateway.protocol import Topics
-    from pricing.data import load_labels
+    from pricing.data import label_rows, load_labels
 
     with user_errors():
         saved = _read_plan(plan_file)
         labels = load_labels(data / "labels.csv")
         _report_rejects(labels.rejects)
-        rows = list(labels.frame[["label_id", "gateway", "sku"]].itertuples(index=False, name=None))
+        rows = label_rows(labels.frame)
         address = BrokerAddress.parse(broker)
         with _stage_progress() as progress:
             report = push_prices(

@@ -213,7 +213,12 @@ class StoreData:
 
     def label_rows(self) -> list[tuple[str, str, str]]:
         """(label_id, gateway, sku) for every label."""
-        return list(self.labels[["label_id", "gateway", "sku"]].itertuples(index=False, name=None))
+        return label_rows(self.labels)
+
+
+def label_rows(labels: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(label_id, gateway, sku) for every row of a labels frame: what delivery and the simulator use."""
+    return list(labels[["label_id", "gateway", "sku"]].itertuples(index=False, name=None))
 
 
 def load_store(directory: Path | str) -> StoreData:

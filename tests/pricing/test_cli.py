@@ -106,3 +106,36 @@ def test_bad_broker_url_is_a_user_error(tmp_path: Path) -> None:
     code, _, err = _run("demo", "--broker", "http://nowhere", "--skus", "20", "--workdir", str(tmp_path))
     assert code == 2
     assert "scheme must be mqtt://" in err and "Traceback" not in err
+
+
+def test_plan_then_apply_reaches_the_labels(mqtt_broker, topics, tmp_path: Path) -> None:
+    """The manual flow: plan, then apply the saved plan to running gateways over the real broker."""
+    from pricing.data import load_store
+    from simulator.gateways import SimulatedGateways
+
+    data, models, plans = tmp_path / "data", tmp_path / "models", tmp_path / "plans"
+    assert _run("simulate", "generate", "--out", str(data), "--skus", "150", "--days", "120")[0] == 0
+    assert _run("train", "--data", str(data), "--out", str(models))[0] == 0
+    code, out, err = _run(
+        "plan", "--data", str(data), "--model", str(models), "--out", str(plans), "--json",
+        "--rules", str(REPO / "config" / "rules.yaml"),
+    )
+    assert code == 0, err
+    plan_path = json.loads(out.strip().splitlines()[-1])["plan"]
+    store = load_store(data)
+    store_topics = type(topics)(store.store_id, prefix=topics.prefix)
+    with SimulatedGateways(mqtt_broker.address, store_topics, store.label_rows()) as sim:
+        code, out, err = _run(
+            "apply", plan_path, "--data", str(data), "--broker", mqtt_broker.address.url,
+            "--prefix", topics.prefix, "--json",
+        )
+        assert code == 0, err
+        summary = json.loads(out.strip().splitlines()[-1])
+        from pricing.plan import PricePlan
+
+        prices = PricePlan.read(Path(plan_path)).new_prices()
+        assert summary["labels_confirmed"] == len(prices) > 0 and summary["labels_failed"] == 0
+        shown = sim.displayed()
+        assert {label: shown[label].price_cents for label, _, sku in store.label_rows() if sku in prices} == {
+            label: prices[sku] for label, _, sku in store.label_rows() if sku in prices
+        }
