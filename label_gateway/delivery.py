@@ -147,6 +147,7 @@ class LabelPusher:
         """Deliver every update; return once each is confirmed or failed."""
         self._check_unique(updates)
         self._report = DeliveryReport()
+        self._subscribed.clear()
         started = time.monotonic()
         client = new_client("engine")
         client.on_message = self._on_message

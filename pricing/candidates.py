@@ -37,7 +37,8 @@ class Candidates:
 
     ``prices`` is (n_skus, k) integer cents, padded with NO_CANDIDATE where ``valid`` is False;
     each row is sorted ascending over its valid entries. ``lo``/``hi`` are the bounds of the
-    allowed range and ``lo_rule``/``hi_rule`` name the rule that set each.
+    allowed range and ``lo_rule``/``hi_rule`` name the rule that set each. ``below``/``above``
+    are the allowed prices just outside the range: what each bounding rule kept out.
     """
 
     skus: np.ndarray
@@ -49,6 +50,8 @@ class Candidates:
     hi: np.ndarray
     lo_rule: np.ndarray
     hi_rule: np.ndarray
+    below: np.ndarray
+    above: np.ndarray
     held: list[Held]
 
     @property
@@ -151,7 +154,10 @@ def generate_candidates(products: pd.DataFrame, rules: RulesConfig) -> Candidate
         cost = group["cost_cents"].to_numpy(dtype=np.int64)
         current = group["price_cents"].to_numpy(dtype=np.int64)
         lo, hi, lo_rule, hi_rule = _bounds(resolved, cost, current)
-        prices, valid, count = _grid(lo, hi, current, ending_offsets(resolved.endings), k)
+        offsets = ending_offsets(resolved.endings)
+        prices, valid, count = _grid(lo, hi, current, offsets, k)
+        below = np.maximum(_price_of_index(_index_at_or_below(lo - 1, offsets), offsets), 1)
+        above = _price_of_index(_index_at_or_above(hi + 1, offsets), offsets)
         skus = group["sku"].to_numpy(dtype=object)
         for i in np.flatnonzero(count <= 0):
             held.append(
@@ -166,13 +172,15 @@ def generate_candidates(products: pd.DataFrame, rules: RulesConfig) -> Candidate
             dict(
                 skus=skus[ok], prices=np.where(valid, prices, NO_CANDIDATE)[ok], valid=valid[ok],
                 current=current[ok], cost=cost[ok], lo=lo[ok], hi=hi[ok], lo_rule=lo_rule[ok], hi_rule=hi_rule[ok],
+                below=below[ok], above=above[ok],
             )
         )
     if not parts:
         empty_i = np.zeros(0, dtype=np.int64)
         return Candidates(
             np.zeros(0, dtype=object), np.zeros((0, k + 1), dtype=np.int64), np.zeros((0, k + 1), dtype=bool),
-            empty_i, empty_i, empty_i, empty_i, np.zeros(0, dtype="<U16"), np.zeros(0, dtype="<U16"), held,
+            empty_i, empty_i, empty_i, empty_i, np.zeros(0, dtype="<U16"), np.zeros(0, dtype="<U16"),
+            empty_i, empty_i, held,
         )
     joined = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     return Candidates(held=held, **joined)

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from pricing.candidates import Candidates, ending_offsets, generate_candidates
+from pricing.candidates import Candidates, generate_candidates
 from pricing.optimizer import OptimizerInstance, OptimizerSolution, PriceOptimizer
 from pricing.plan import LineStatus, PlanLine, PricePlan, SolverStats
 from pricing.rules import RulesConfig
@@ -57,7 +57,7 @@ def run_pricing_cycle(
     say("candidates")
     candidates = generate_candidates(products.loc[known], rules)
     say("scoring")
-    scored = _score(candidates, model, rules, products)
+    scored = _score(candidates, model)
     say("optimizing")
     instance = OptimizerInstance(
         prices=candidates.prices,
@@ -66,7 +66,7 @@ def run_pricing_cycle(
         hint=candidates.current_index,
     )
     solution = PriceOptimizer(instance, rules.solver).solve()
-    lines = _lines(products, candidates, scored, solution, rules)
+    lines = _lines(products, candidates, scored, solution)
     return PricePlan(
         plan_id=new_plan_id(now),
         created_at=now,
@@ -84,34 +84,8 @@ def run_pricing_cycle(
     )
 
 
-def _outside_steps(candidates: Candidates, products: pd.DataFrame, rules: RulesConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The allowed price just below lo and just above hi for each SKU (what a rule kept out)."""
-    category = products.set_index("sku").loc[candidates.skus, "category"].to_numpy()
-    below = np.empty_like(candidates.lo)
-    above = np.empty_like(candidates.hi)
-    for cat in np.unique(category):
-        rows = category == cat
-        offsets = ending_offsets(rules.resolve(str(cat)).endings)
-        below[rows] = _step(candidates.lo[rows] - 1, offsets, down=True)
-        above[rows] = _step(candidates.hi[rows] + 1, offsets, down=False)
-    return np.maximum(below, 1), above
-
-
-def _step(price: np.ndarray, offsets: np.ndarray, *, down: bool) -> np.ndarray:
-    block, rest = np.divmod(price, 100)
-    if down:
-        pos = np.searchsorted(offsets, rest, side="right") - 1
-        block = np.where(pos < 0, block - 1, block)
-        pos = np.where(pos < 0, len(offsets) - 1, pos)
-    else:
-        pos = np.searchsorted(offsets, rest, side="left")
-        block = np.where(pos >= len(offsets), block + 1, block)
-        pos = np.where(pos >= len(offsets), 0, pos)
-    return block * 100 + offsets[pos]
-
-
-def _score(candidates: Candidates, model: DemandPredictor, rules: RulesConfig, products: pd.DataFrame) -> _Scored:
-    below, above = _outside_steps(candidates, products, rules)
+def _score(candidates: Candidates, model: DemandPredictor) -> _Scored:
+    below, above = candidates.below, candidates.above
     grid = np.where(candidates.valid, candidates.prices, candidates.current[:, None])
     full = np.concatenate([grid, candidates.current[:, None], below[:, None], above[:, None]], axis=1)
     units = model.predict_grid(candidates.skus, full)
@@ -146,7 +120,6 @@ def _lines(
     candidates: Candidates,
     scored: _Scored,
     solution: OptimizerSolution,
-    rules: RulesConfig,
 ) -> list[PlanLine]:
     info = products.set_index("sku")
     lines: list[PlanLine] = []
