@@ -23,6 +23,8 @@ from pricing.rules import ResolvedRules, RulesConfig
 NO_CANDIDATE = -1
 LOWER_RULES = ("min_price", "margin_floor_pct", "max_change_pct")
 UPPER_RULES = ("max_price", "max_change_pct")
+UNCERTAIN_RULE = "uncertain_max_change_pct"  # max_change_pct, tightened for an uncertain demand estimate
+_RULE_DTYPE = "<U32"
 
 
 @dataclass(frozen=True)
@@ -79,12 +81,12 @@ def _basis_points(pct: Decimal) -> int:
     return int(bp)
 
 
-def _ceil_scale(cents: np.ndarray, bp: int) -> np.ndarray:
+def _ceil_scale(cents: np.ndarray, bp: int | np.ndarray) -> np.ndarray:
     """ceil(cents x (10000 + bp) / 10000), exactly, in integers."""
     return -((-cents * (10_000 + bp)) // 10_000)
 
 
-def _floor_scale(cents: np.ndarray, bp: int) -> np.ndarray:
+def _floor_scale(cents: np.ndarray, bp: int | np.ndarray) -> np.ndarray:
     return (cents * (10_000 + bp)) // 10_000
 
 
@@ -106,8 +108,13 @@ def _price_of_index(index: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return block * 100 + offsets[pos]
 
 
-def _bounds(rules: ResolvedRules, cost: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, ...]:
-    change_bp = _basis_points(rules.max_change_pct)
+def _bounds(
+    rules: ResolvedRules, cost: np.ndarray, current: np.ndarray, uncertain: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """Allowed range and the rule that sets each end; uncertain SKUs move at most the smaller change."""
+    change_bp = np.full_like(current, _basis_points(rules.max_change_pct))
+    tight = uncertain & (_basis_points(rules.uncertain_max_change_pct) < change_bp)
+    change_bp[tight] = _basis_points(rules.uncertain_max_change_pct)
     lowers = np.stack(
         [
             np.full_like(current, rules.min_price_cents),
@@ -119,7 +126,10 @@ def _bounds(rules: ResolvedRules, cost: np.ndarray, current: np.ndarray) -> tupl
     lo_arg, hi_arg = lowers.argmax(axis=0), uppers.argmin(axis=0)
     lo = np.take_along_axis(lowers, lo_arg[None], 0)[0]
     hi = np.take_along_axis(uppers, hi_arg[None], 0)[0]
-    return lo, hi, np.array(LOWER_RULES)[lo_arg], np.array(UPPER_RULES)[hi_arg]
+    lo_rule, hi_rule = np.array(LOWER_RULES, dtype=_RULE_DTYPE)[lo_arg], np.array(UPPER_RULES, dtype=_RULE_DTYPE)[hi_arg]
+    lo_rule[tight & (lo_rule == "max_change_pct")] = UNCERTAIN_RULE
+    hi_rule[tight & (hi_rule == "max_change_pct")] = UNCERTAIN_RULE
+    return lo, hi, lo_rule, hi_rule
 
 
 def _grid(lo: np.ndarray, hi: np.ndarray, current: np.ndarray, offsets: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
@@ -140,10 +150,20 @@ def _grid(lo: np.ndarray, hi: np.ndarray, current: np.ndarray, offsets: np.ndarr
     return prices, valid, count
 
 
-def generate_candidates(products: pd.DataFrame, rules: RulesConfig) -> Candidates:
-    """Candidate prices for every product, grouped by the rules in force for its category."""
+def generate_candidates(
+    products: pd.DataFrame, rules: RulesConfig, *, uncertain: np.ndarray | None = None
+) -> Candidates:
+    """Candidate prices for every product, grouped by the rules in force for its category.
+
+    ``uncertain`` (one flag per product row) marks SKUs whose demand estimate is too uncertain
+    to move far: they move at most ``uncertain_max_change_pct``.
+    """
     k = rules.max_candidates
     held: list[Held] = []
+    flags = np.zeros(len(products), dtype=bool) if uncertain is None else np.asarray(uncertain, dtype=bool)
+    if flags.shape != (len(products),):
+        raise ValueError(f"uncertain must have one flag per product ({len(products)}), got shape {flags.shape}")
+    products = products.assign(_uncertain=flags)
     no_cost = products["cost_cents"].isna()
     for sku in products.loc[no_cost, "sku"]:
         held.append(Held(str(sku), "no cost on record: held at current price"))
@@ -153,7 +173,7 @@ def generate_candidates(products: pd.DataFrame, rules: RulesConfig) -> Candidate
         resolved = rules.resolve(str(category))
         cost = group["cost_cents"].to_numpy(dtype=np.int64)
         current = group["price_cents"].to_numpy(dtype=np.int64)
-        lo, hi, lo_rule, hi_rule = _bounds(resolved, cost, current)
+        lo, hi, lo_rule, hi_rule = _bounds(resolved, cost, current, group["_uncertain"].to_numpy(dtype=bool))
         offsets = ending_offsets(resolved.endings)
         prices, valid, count = _grid(lo, hi, current, offsets, k)
         below = np.maximum(_price_of_index(_index_at_or_below(lo - 1, offsets), offsets), 1)
@@ -179,7 +199,7 @@ def generate_candidates(products: pd.DataFrame, rules: RulesConfig) -> Candidate
         empty_i = np.zeros(0, dtype=np.int64)
         return Candidates(
             np.zeros(0, dtype=object), np.zeros((0, k + 1), dtype=np.int64), np.zeros((0, k + 1), dtype=bool),
-            empty_i, empty_i, empty_i, empty_i, np.zeros(0, dtype="<U16"), np.zeros(0, dtype="<U16"),
+            empty_i, empty_i, empty_i, empty_i, np.zeros(0, dtype=_RULE_DTYPE), np.zeros(0, dtype=_RULE_DTYPE),
             empty_i, empty_i, held,
         )
     joined = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}

@@ -22,7 +22,20 @@ class DemandPredictor(Protocol):
 
     skus_: pd.Index
 
-    def predict_grid(self, skus: np.ndarray, prices_cents: np.ndarray) -> np.ndarray: ...
+    def predict_grid(
+        self,
+        skus: np.ndarray,
+        prices_cents: np.ndarray,
+        *,
+        current_prices_cents: np.ndarray | None = None,
+        dates: Any = None,
+    ) -> np.ndarray:
+        """Expected units per day, SKUs x candidate prices, substitutes at the current prices."""
+        ...
+
+    def uncertain(self, skus: np.ndarray) -> np.ndarray:
+        """True for SKUs whose demand estimate is too uncertain to move their price far."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -49,15 +62,22 @@ def run_pricing_cycle(
     now: datetime | None = None,
     rejected_rows: int = 0,
     progress: Callable[[str], None] | None = None,
+    dates: Any = None,
 ) -> PricePlan:
-    """Price every product; SKUs without cost, model or allowed price are held with the reason."""
+    """Price every product; SKUs without cost, model or allowed price are held with the reason.
+
+    ``dates`` are the days the plan will be in force (expected units are their mean); by
+    default an average day.
+    """
     now = now or datetime.now(UTC)
     say = progress or (lambda _msg: None)
     known = products["sku"].isin(model.skus_)
+    priced = products.loc[known]
     say("candidates")
-    candidates = generate_candidates(products.loc[known], rules)
+    uncertain = model.uncertain(priced["sku"].to_numpy(dtype=object))
+    candidates = generate_candidates(priced, rules, uncertain=uncertain)
     say("scoring")
-    scored = _score(candidates, model)
+    scored = _score(candidates, model, priced, dates)
     say("optimizing")
     instance = OptimizerInstance(
         prices=candidates.prices,
@@ -84,11 +104,21 @@ def run_pricing_cycle(
     )
 
 
-def _score(candidates: Candidates, model: DemandPredictor) -> _Scored:
+def _score(candidates: Candidates, model: DemandPredictor, priced: pd.DataFrame, dates: Any) -> _Scored:
+    """Expected units and profit at every candidate, the current price and just outside the range.
+
+    Substitutes stay at their current prices.
+    """
     below, above = candidates.below, candidates.above
     grid = np.where(candidates.valid, candidates.prices, candidates.current[:, None])
     full = np.concatenate([grid, candidates.current[:, None], below[:, None], above[:, None]], axis=1)
-    units = model.predict_grid(candidates.skus, full)
+    current = priced.set_index("sku")["price_cents"]
+    units = model.predict_grid(
+        candidates.skus,
+        full,
+        current_prices_cents=current.reindex(candidates.skus).to_numpy(dtype=np.float64),
+        dates=dates,
+    )
     profit = (full - candidates.cost[:, None]) * units
     k = grid.shape[1]
     return _Scored(

@@ -1,27 +1,44 @@
-"""Own-price demand model: log-log, one elasticity per SKU, pooled within its category.
+"""Demand model: per-SKU own-price response with calendar, promotion and cross-price effects.
 
-Expected units of SKU ``s`` (category ``c``) on one day::
+Expected units of SKU ``i`` (category ``c``) on day ``t``::
 
-    E[units] = level_s * (price / ref_price_s) ** b_s * weekday_c[day] * (promo_uplift_c if promo)
+    log E[units] = a_i + b_i * (log p_it - ref_i)            own price (b_i: elasticity)
+                 + gamma_c * I_it                             substitutes' prices
+                 + dow_c[weekday] + s_c * sin + k_c * cos     weekday, yearly season
+                 + trend_c * (t - last day) / 365.25          trend
+                 + uplift_c * promo_it                        promotion (display, advertising)
 
-- ``b_s`` is the SKU's own-price elasticity. It is estimated per SKU by Poisson maximum likelihood
-  on the SKU's regular (non-promo) days against centred log price, which handles zero-sale days
-  and small counts without the downward bias of OLS on ``log(units + 0.5)``. Its standard error
-  allows for over-dispersion (Pearson chi-square per category).
-- Pooling: the category elasticity is the precision-weighted mean of its SKUs' estimates; each
-  SKU estimate is shrunk toward it with weight ``precision / (precision + pooling_strength)``
-  where ``precision = 1 / se**2`` grows with n * var(log price) * units (so sparse SKUs and SKUs
-  whose price never moved borrow their category's elasticity). ``pooling_strength`` is the
-  precision of the prior: 20 means SKUs of a category typically differ by about 1/sqrt(20) = 0.22.
-- The result is clipped into ``[min_elasticity, max_elasticity]`` with ``max_elasticity <= 0``,
-  so predicted demand never rises with the SKU's own price.
-- ``level_s`` is calibrated so the mean prediction over the SKU's regular-day history equals its
-  mean observed units (this is also the Poisson MLE of the intercept), so there is no
-  log-retransformation bias. Weekday factors average 1 over the week, so ``level_s`` is the
-  expected units on an average regular day at the reference price.
+- ``I_it`` is the price index of the *other* SKUs of the category that day: the mean of
+  ``log p_jt - ref_j`` over the category's other rows of that day (leave-one-out, so ``b_i`` alone
+  is the own-price elasticity). ``gamma_c >= 0``: when substitutes get cheaper, ``i`` sells less.
+- ``b_i`` is clipped to ``[min_elasticity, max_elasticity]`` with ``max_elasticity <= 0``, so
+  expected demand never rises with the SKU's own price.
+- Fitting is Poisson maximum likelihood by backfitting, vectorised with ``np.bincount`` (a
+  group-by-sum on integer codes), never a Python loop per SKU:
 
-Everything is vectorised over rows with ``np.bincount`` (a groupby-sum on integer codes): no
-Python loop per SKU. Row-level arrays are float32; per-SKU sums are float64.
+  1. SKU step: given the category effects, each SKU's ``(a_i, b_i)`` by Newton on the profile
+     likelihood (the intercept has a closed form), all SKUs stepping together; promo days count
+     too, since the promo effect is in the offset.
+  2. Pooling: each SKU's elasticity is shrunk toward its category's precision-weighted mean with
+     weight ``precision / (precision + strength_c)`` (a normal random-effects model). The
+     between-SKU spread ``1/strength_c`` is estimated per category from the data
+     (DerSimonian-Laird, itself shrunk toward the store-wide value for small categories) unless
+     ``pooling_strength`` fixes it. Sparse SKUs and SKUs whose price never moved take their
+     category's elasticity; the posterior standard error comes with every SKU and SKUs with
+     ``se > max_elasticity_se`` are flagged ``uncertain_`` (the engine keeps them near their
+     current price).
+  3. Category step: given the SKUs' levels and elasticities, the category effects are a small
+     Poisson GLM per category on sums per (category, day, promo) cell, with the cross-price term
+     from row-level sums. All categories step together (batched Newton with a small ridge).
+  4. Stock-outs: a row whose units reached its ``stock`` is censored (true demand was at least
+     that). Between rounds such rows count as their expected demand given ``units >= stock``
+     under the current fit (EM for a censored Poisson).
+
+- Standard errors allow for over-dispersion (Pearson chi-square per category).
+- ``level_`` is the expected units on an average weekday, at no promotion, at the reference price,
+  with substitutes at their reference prices, on the last day of the training data.
+
+Row-level arrays are float32 where precision allows; every sum is float64.
 """
 
 from __future__ import annotations
@@ -31,56 +48,132 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import gammainc
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 FIT_COLUMNS = ("sku", "category", "price_cents")
 PREDICT_COLUMNS = ("sku", "price_cents")
-OPTIONAL_COLUMNS = ("promo", "date")
+OPTIONAL_COLUMNS = ("promo", "date", "stock")
+FEATURES = ("own_log_price", "category_price_index", "promo", "day_of_week", "yearly_season", "trend")
 
-_ROW = np.float32  # row-level arrays: log prices are ~5-10, centred ones ~±1: float32 is plenty
-_NEWTON_MAX_ITER = 50
-_NEWTON_TOL = 1e-5  # elasticity units; statistical errors are ~100x larger
+_ROW = np.float32
+_NEWTON_MAX_ITER = 30
+_NEWTON_TOL = 1e-4  # elasticity units; statistical errors are ~100x larger
 _NEWTON_MAX_STEP = 2.0
-_RAW_BOUNDS = (-20.0, 10.0)  # finite even when the likelihood has no maximum (sold only at the lowest price)
-_PRIOR_UNITS = 20.0  # pseudo-units that pull weekday and promo factors toward 1
+_RAW_BOUNDS = (-20.0, 10.0)  # finite even when the likelihood has no maximum
+_GLM_ITER = 6
+_GLM_MAX_STEP = 1.0
+_RIDGE = 1.0  # prior precision (log scale) of season, trend, cross-price and promo effects
+_RIDGE_DOW = 1e-3
+_MAX_CROSS = 3.0
+_MIN_TAU2 = 1e-4  # between-SKU elasticity variance floor (sd 0.01)
+_TAU_PRIOR_SKUS = 20.0  # a category's spread counts as much as this many SKUs of the store-wide one
+_MIN_SEASON_DAYS = 300  # a yearly season needs most of a year of data
+_MIN_TREND_DAYS = 60
+_YEAR = 365.25
 _EXAMPLES = 3
+
+
+# ------------------------------------------------------------------ the calendar design
+
+
+@dataclass(frozen=True)
+class _Design:
+    """Which category effects the model has; their columns per (day, promo) cell."""
+
+    weekday: bool
+    season: bool
+    trend: bool
+    promo: bool
+    cross: bool
+
+    def names(self) -> list[str]:
+        out = [f"dow_{d}" for d in range(7)] if self.weekday else ["intercept"]
+        out += ["season_sin", "season_cos"] if self.season else []
+        out += ["trend"] if self.trend else []
+        out += ["promo"] if self.promo else []
+        return out
+
+    def matrix(self, days: np.ndarray, last_day: int, promo: np.ndarray) -> np.ndarray:
+        """(n, p) design for absolute days (days since 1970-01-01) and promo flags."""
+        cols: list[np.ndarray] = []
+        if self.weekday:
+            cols += list(np.eye(7)[(days + 3) % 7].T)  # 1970-01-01 was a Thursday
+        else:
+            cols.append(np.ones(len(days)))
+        if self.season:
+            angle = 2 * np.pi * _day_of_year(days) / _YEAR
+            cols += [np.sin(angle), np.cos(angle)]
+        if self.trend:
+            cols.append((days - last_day) / _YEAR)
+        if self.promo:
+            cols.append(promo.astype(np.float64))
+        return np.stack(cols, axis=1) if cols else np.zeros((len(days), 0))
+
+    def ridge(self) -> np.ndarray:
+        names = self.names()
+        return np.array([_RIDGE_DOW if n.startswith("dow_") or n == "intercept" else _RIDGE for n in names])
+
+
+def _day_of_year(days: np.ndarray) -> np.ndarray:
+    d = days.astype("datetime64[D]")
+    return (d - d.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.float64)
+
+
+# ------------------------------------------------------------------------- row arrays
 
 
 @dataclass
 class _Rows:
-    """Row-level arrays for fitting, already validated."""
+    """Row-level arrays for fitting, validated: SKU codes, centred log price, calendar cell."""
 
-    sku: np.ndarray  # positions in skus_
-    log_price: np.ndarray
-    promo: np.ndarray  # bool
-    weekday: np.ndarray | None  # 0 = Monday; None when there is no date column
+    sku: np.ndarray  # int32 positions in skus_
+    cat: np.ndarray  # int32 positions in categories_
+    xc: np.ndarray  # float32 log price minus the SKU's reference
+    index: np.ndarray  # float32 leave-one-out category price index
+    cell: np.ndarray  # int32 (category, day, promo) cell
+    units: np.ndarray  # float64, censored rows replaced by their expected demand
+    censored: np.ndarray  # positions of rows whose units reached their stock
+    stock: np.ndarray  # float64 stock of the censored rows
 
 
 class DemandModel(RegressorMixin, BaseEstimator):
-    """Log-log own-price demand per SKU with category pooling (see module docstring).
+    """Own-price demand per SKU with category pooling, calendar and cross-price effects.
 
     Parameters
     ----------
-    pooling_strength : prior precision of SKU elasticities around their category's;
-        larger pulls SKUs harder toward the category. 0 disables pooling.
+    pooling_strength : prior precision of SKU elasticities around their category's; None
+        estimates it per category from the data. 0 disables pooling.
     max_elasticity : least negative elasticity allowed (must be <= 0).
     min_elasticity : most negative elasticity allowed.
-    default_elasticity : used only for a category when no SKU in the whole data set has an
-        identifiable elasticity (no price ever varied).
+    default_elasticity : used for a category only when no SKU anywhere has an identifiable one.
+    max_elasticity_se : SKUs whose elasticity standard error exceeds this are flagged uncertain.
+    cross_price, seasonality, trend : include these effects (when the data can show them).
+    rounds : backfitting rounds (SKU step, category step, censoring update).
     """
 
     def __init__(
         self,
-        pooling_strength: float = 20.0,
+        pooling_strength: float | None = None,
         max_elasticity: float = -0.2,
         min_elasticity: float = -6.0,
         default_elasticity: float = -1.5,
+        max_elasticity_se: float = 0.3,
+        cross_price: bool = True,
+        seasonality: bool = True,
+        trend: bool = True,
+        rounds: int = 4,
     ) -> None:
         self.pooling_strength = pooling_strength
         self.max_elasticity = max_elasticity
         self.min_elasticity = min_elasticity
         self.default_elasticity = default_elasticity
+        self.max_elasticity_se = max_elasticity_se
+        self.cross_price = cross_price
+        self.seasonality = seasonality
+        self.trend = trend
+        self.rounds = rounds
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
@@ -92,48 +185,80 @@ class DemandModel(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
 
     def fit(self, X: pd.DataFrame, y: Sequence[float] | np.ndarray | pd.Series) -> DemandModel:
-        """Learn elasticities, levels, weekday and promo factors from daily sales rows."""
+        """Learn elasticities, levels and category effects from daily sales rows."""
         self._check_params()
         _require_columns(X, FIT_COLUMNS)
         units = _check_target(X, y)
-        sku_codes, skus = _factorize_skus(X["sku"])
+        sku, skus = _factorize_skus(X["sku"])
         cat_codes, categories = _sorted_codes(X["category"], "category")
-        sku_cat = _category_per_sku(sku_codes, cat_codes, len(skus), X["sku"])
-        rows = _Rows(sku_codes, _log_price(X["price_cents"]), _promo(X), _weekday(X))
+        sku_cat = _category_per_sku(sku, cat_codes, len(skus), X["sku"])
         del cat_codes
-
         n_skus, n_cats = len(skus), len(categories)
-        regular = ~rows.promo
-        ref = _reference_log_price(rows, regular, n_skus)
-        weekday_factor = _weekday_factors(rows, regular, units, sku_cat, n_cats)
-        offset = _row_offset(rows, sku_cat, weekday_factor)  # log weekday factor per row
+        log_price = _log_price(X["price_cents"])
+        promo = _promo(X)
+        days = _days(X)
+        ref = _reference_log_price(sku, log_price, promo, n_skus)
 
-        reg = _RegularRows.build(rows, regular, units, ref, offset)
-        raw, raw_se = reg.poisson_elasticity(sku_cat, n_skus, n_cats)
-        pooled = _pool(raw, raw_se, sku_cat, n_cats, self._pooling())
-        elasticity = np.clip(pooled.elasticity, self.min_elasticity, self.max_elasticity)
-        level = reg.level(elasticity, n_skus)
-        uplift = _promo_uplift(rows, units, sku_cat, n_cats, ref, elasticity, level, offset)
-        _level_from_promo_days(level, rows, units, sku_cat, ref, elasticity, offset, uplift, reg.count)
+        first, last = (int(days.min()), int(days.max())) if days is not None else (0, 0)
+        span = last - first + 1
+        design = _Design(
+            weekday=days is not None,
+            season=bool(self.seasonality) and days is not None and span >= _MIN_SEASON_DAYS,
+            trend=bool(self.trend) and days is not None and span >= _MIN_TREND_DAYS,
+            promo=bool(promo.any()),
+            cross=bool(self.cross_price) and days is not None,
+        )
+        cell_days = np.arange(first, last + 1)
+        cell_design = design.matrix(np.repeat(cell_days, 2), last, np.tile([False, True], span))
+        rows = _build_rows(sku, sku_cat, log_price, ref, promo, days, first, span, units, X)
+        del log_price
+        if not design.cross:
+            rows.index[:] = 0
 
+        theta = np.zeros((n_cats, cell_design.shape[1]))
+        gamma = np.zeros(n_cats)
+        b = np.zeros(n_skus)
+        pooling = self._pooling()
+        for round_no in range(max(int(self.rounds), 1)):
+            offset = _offset(rows, theta, gamma, cell_design, span)
+            fit = _sku_step(rows, offset, b, sku_cat, n_skus, n_cats)
+            pooled = _pool(fit.raw, fit.raw_se, sku_cat, n_cats, pooling)
+            b = np.clip(pooled.elasticity, self.min_elasticity, self.max_elasticity)
+            log_level = _log_level(rows, offset, b, n_skus)
+            theta, gamma = _category_step(rows, log_level, b, theta, gamma, cell_design, design, span, n_cats)
+            last_round = round_no == max(int(self.rounds), 1) - 1
+            if len(rows.censored) and not last_round:
+                _update_censored(rows, log_level, b, theta, gamma, cell_design, span)
+        offset = _offset(rows, theta, gamma, cell_design, span)
+        log_level = _log_level(rows, offset, b, n_skus)
+
+        names = design.names()
+        dow, theta_rest = _split_weekday(theta, design)
+        dow_mean = np.log(np.exp(dow).mean(axis=1))  # weekday factors average 1 over the week
+        level = np.exp(log_level + dow_mean[sku_cat]) * (np.isfinite(log_level))
         self.skus_ = skus
         self.categories_ = categories
         self.category_of_ = pd.Series(categories[sku_cat], index=skus, name="category")
-        self.elasticity_ = elasticity
+        self.sku_category_code_ = sku_cat
+        self.elasticity_ = b
         self.elasticity_se_ = pooled.se
-        self.raw_elasticity_ = np.where(np.isfinite(raw_se), raw, np.nan)  # NaN: not identified
-        self.raw_elasticity_se_ = raw_se
+        self.raw_elasticity_ = np.where(np.isfinite(fit.raw_se), fit.raw, np.nan)
+        self.raw_elasticity_se_ = fit.raw_se
         self.pooled_weight_ = pooled.weight
+        self.pooling_strength_ = pd.Series(pooled.strength, index=categories, name="pooling_strength")
+        self.uncertain_ = pooled.se > self.max_elasticity_se
         self.category_elasticity_ = pd.Series(
-            np.clip(pooled.category, self.min_elasticity, self.max_elasticity),
-            index=self.categories_,
-            name="elasticity",
+            np.clip(pooled.category, self.min_elasticity, self.max_elasticity), index=categories, name="elasticity"
         )
-        self.level_ = level
+        self.level_ = np.nan_to_num(level)
         self.ref_log_price_ = ref
-        self.weekday_factor_ = weekday_factor  # (n_categories, 7), Monday first, mean 1
-        self.promo_uplift_ = uplift  # (n_categories,)
-        self.sku_category_code_ = sku_cat  # position in categories_ per SKU
+        self.weekday_factor_ = np.exp(dow - dow_mean[:, None])  # (n_categories, 7), Monday first, mean 1
+        self.category_effects_ = pd.DataFrame(theta_rest, index=categories, columns=[n for n in names if not n.startswith("dow_") and n != "intercept"])
+        self.cross_elasticity_ = pd.Series(gamma, index=categories, name="cross_elasticity")
+        self.promo_uplift_ = np.exp(self.category_effects_["promo"].to_numpy()) if design.promo else np.ones(n_cats)
+        self.last_day_ = np.datetime64(last, "D") if days is not None else None
+        self.design_ = design
+        self.censored_rows_ = len(rows.censored)
         used = [c for c in (*FIT_COLUMNS, *OPTIONAL_COLUMNS) if c in X.columns]
         self.feature_names_in_ = np.asarray(used, dtype=object)
         self.n_features_in_ = len(used)
@@ -148,38 +273,58 @@ class DemandModel(RegressorMixin, BaseEstimator):
             raise ValueError(
                 f"min_elasticity ({self.min_elasticity}) must be <= max_elasticity ({self.max_elasticity})"
             )
-        if not self.pooling_strength >= 0:
-            raise ValueError(f"pooling_strength must be >= 0, got {self.pooling_strength}")
+        if self.pooling_strength is not None and not self.pooling_strength >= 0:
+            raise ValueError(f"pooling_strength must be >= 0 or None (estimate), got {self.pooling_strength}")
         if not np.isfinite(self.default_elasticity):
             raise ValueError(f"default_elasticity must be finite, got {self.default_elasticity}")
+        if not self.max_elasticity_se > 0:
+            raise ValueError(f"max_elasticity_se must be > 0, got {self.max_elasticity_se}")
+        if not int(self.rounds) >= 1:
+            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
 
     def _pooling(self) -> _Pooling:
         default = float(np.clip(self.default_elasticity, self.min_elasticity, self.max_elasticity))
-        return _Pooling(float(self.pooling_strength), default, self.min_elasticity, self.max_elasticity)
+        strength = None if self.pooling_strength is None else float(self.pooling_strength)
+        return _Pooling(strength, default, self.min_elasticity, self.max_elasticity)
 
     # -------------------------------------------------------------- predict
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Expected units per row; uses sku and price_cents, and promo and date when present."""
+        """Expected units per row of X (sku, price_cents; promo and date when present).
+
+        The substitutes' price index of a row is taken from the other rows of X of the same
+        category and date (none there: substitutes at their reference prices).
+        """
         check_is_fitted(self)
         _require_columns(X, PREDICT_COLUMNS)
         idx = self.sku_positions(X["sku"])
-        log_price = _log_price(X["price_cents"])
+        xc = _log_price(X["price_cents"]) - self.ref_log_price_[idx]
         cat = self.sku_category_code_[idx]
-        out = self.level_[idx] * np.exp(self.elasticity_[idx] * (log_price - self.ref_log_price_[idx]))
+        days = _days(X)
+        out = self.level_[idx] * np.exp(self.elasticity_[idx] * xc)
         promo = _promo(X)
-        if promo.any():
-            out *= np.where(promo, self.promo_uplift_[cat], 1.0)
-        weekday = _weekday(X)
-        if weekday is not None:
-            out *= self.weekday_factor_[cat, weekday]
-        return out
+        if days is None:
+            return out * np.where(promo, self.promo_uplift_[cat], 1.0)
+        day_code, n_days = _dense_codes(days)
+        index = _loo_index(cat * n_days + day_code, xc, len(self.categories_) * n_days)
+        log_effect = self._calendar(cat, days, promo) + self.cross_elasticity_.to_numpy()[cat] * index
+        return out * np.exp(log_effect)
 
-    def predict_grid(self, skus: Sequence[str], prices_cents: np.ndarray) -> np.ndarray:
-        """Expected units on an average regular day for every SKU x candidate price.
+    def predict_grid(
+        self,
+        skus: Sequence[str] | np.ndarray,
+        prices_cents: np.ndarray,
+        *,
+        current_prices_cents: Sequence[int] | np.ndarray | None = None,
+        dates: Sequence[object] | np.ndarray | pd.DatetimeIndex | None = None,
+    ) -> np.ndarray:
+        """Expected units per day for every SKU x candidate price, in one vectorised call.
 
-        ``prices_cents`` has shape (len(skus), n_candidates) (or (n_candidates,) for the same
-        candidates for every SKU); the result has the same shape as the broadcast grid.
+        ``prices_cents`` has shape (len(skus), n_candidates), or (n_candidates,) for the same
+        candidates for every SKU. Only the SKU's own price varies along a row: its substitutes
+        stay at ``current_prices_cents`` (aligned with ``skus``; default their reference prices).
+        ``dates`` gives the mean over those days (weekday, season, trend); by default an average
+        regular day at the end of the training data.
         """
         check_is_fitted(self)
         idx = self.sku_positions(skus)
@@ -192,8 +337,35 @@ class DemandModel(RegressorMixin, BaseEstimator):
             )
         if not (np.isfinite(prices).all() and (prices > 0).all()):
             raise ValueError("prices_cents must be positive and finite")
+        cat = self.sku_category_code_[idx]
+        factor = np.ones(len(idx))
+        if current_prices_cents is not None:
+            current = np.asarray(current_prices_cents, dtype=np.float64)
+            if current.shape != (len(idx),):
+                raise ValueError(f"current_prices_cents must have shape ({len(idx)},), got {current.shape}")
+            xc_now = _log_price(pd.Series(current)) - self.ref_log_price_[idx]
+            factor *= np.exp(self.cross_elasticity_.to_numpy()[cat] * _loo_index(cat, xc_now, len(self.categories_)))
+        if dates is not None and self.last_day_ is not None:
+            day = np.asarray(pd.to_datetime(np.asarray(dates)).to_numpy().astype("datetime64[D]").astype(np.int64))
+            n_cat = len(self.categories_)
+            per_day = np.exp(
+                self._calendar(np.repeat(np.arange(n_cat), len(day)), np.tile(day, n_cat), np.zeros(n_cat * len(day), bool))
+            )
+            factor *= per_day.reshape(n_cat, len(day)).mean(axis=1)[cat]
         b = self.elasticity_[idx, None]
-        return self.level_[idx, None] * np.exp(b * (np.log(prices) - self.ref_log_price_[idx, None]))
+        return (self.level_[idx] * factor)[:, None] * np.exp(b * (np.log(prices) - self.ref_log_price_[idx, None]))
+
+    def _calendar(self, cat: np.ndarray, days: np.ndarray, promo: np.ndarray) -> np.ndarray:
+        """Log multiplier of weekday, season, trend and promo relative to ``level_``."""
+        design = self.design_
+        last = int(self.last_day_.astype(np.int64)) if self.last_day_ is not None else 0
+        out = np.log(self.weekday_factor_)[cat, (days + 3) % 7]
+        rest = _Design(False, design.season, design.trend, design.promo, design.cross)
+        matrix = rest.matrix(days, last, promo)[:, 1:]  # drop the intercept column
+        effects = self.category_effects_.to_numpy()
+        for j in range(matrix.shape[1]):
+            out = out + effects[cat, j] * matrix[:, j]
+        return out
 
     def sku_positions(self, skus: Sequence[str] | pd.Series | pd.Index) -> np.ndarray:
         """Positions of ``skus`` in ``skus_``; ValueError naming the unknown ones."""
@@ -216,8 +388,12 @@ class DemandModel(RegressorMixin, BaseEstimator):
         index = pd.Index(skus)
         return [str(s) for s in pd.unique(index[self.skus_.get_indexer(index) < 0])]
 
+    def uncertain(self, skus: Sequence[str] | np.ndarray) -> np.ndarray:
+        """True for SKUs whose elasticity is too uncertain to move their price far."""
+        return self.uncertain_[self.sku_positions(skus)]
+
     def elasticities(self) -> pd.DataFrame:
-        """One row per SKU: sku, category, elasticity, se, pooled_weight, raw_elasticity, raw_se.
+        """One row per SKU: sku, category, elasticity, se, uncertain, pooled_weight, raw_elasticity, raw_se.
 
         ``se`` is the standard error after pooling; ``pooled_weight`` the weight of the SKU's own
         estimate (0 = all category, 1 = all own data); ``raw_*`` the SKU-only Poisson estimate
@@ -230,6 +406,7 @@ class DemandModel(RegressorMixin, BaseEstimator):
                 "category": self.category_of_.to_numpy(),
                 "elasticity": self.elasticity_,
                 "se": self.elasticity_se_,
+                "uncertain": self.uncertain_,
                 "pooled_weight": self.pooled_weight_,
                 "raw_elasticity": self.raw_elasticity_,
                 "raw_se": self.raw_elasticity_se_,
@@ -267,7 +444,7 @@ def _factorize_skus(sku: pd.Series) -> tuple[np.ndarray, pd.Index]:
 
 
 def _sorted_codes(values: pd.Series, name: str) -> tuple[np.ndarray, pd.Index]:
-    """Integer codes into the sorted distinct values (as str). Categoricals use their codes."""
+    """Integer codes (int32) into the sorted distinct values (as str). Categoricals use their codes."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         codes = values.cat.codes.to_numpy()
         if (codes < 0).any():
@@ -275,19 +452,17 @@ def _sorted_codes(values: pd.Series, name: str) -> tuple[np.ndarray, pd.Index]:
         names = np.asarray(values.cat.categories.astype(str), dtype=object)
         used = np.flatnonzero(np.bincount(codes, minlength=len(names)))
         order = np.argsort(names[used], kind="stable")
-        remap = np.full(len(names), -1, dtype=np.intp)
-        remap[used[order]] = np.arange(len(used))
+        remap = np.full(len(names), -1, dtype=np.int32)
+        remap[used[order]] = np.arange(len(used), dtype=np.int32)
         return remap[codes], pd.Index(names[used[order]].astype(str), name=name)
     codes, uniques = pd.factorize(values, sort=True)
     if (codes < 0).any():
         raise ValueError(f"{name} has missing values")
-    return codes, pd.Index(np.asarray(uniques).astype(str), name=name)
+    return codes.astype(np.int32), pd.Index(np.asarray(uniques).astype(str), name=name)
 
 
 def _category_per_sku(sku_codes: np.ndarray, cat_codes: np.ndarray, n_skus: int, sku: pd.Series) -> np.ndarray:
-    if (cat_codes < 0).any():
-        raise ValueError("category has missing values")
-    per_sku = np.zeros(n_skus, dtype=np.intp)
+    per_sku = np.zeros(n_skus, dtype=np.int32)
     per_sku[sku_codes] = cat_codes
     clash = per_sku[sku_codes] != cat_codes
     if clash.any():
@@ -312,7 +487,8 @@ def _promo(X: pd.DataFrame) -> np.ndarray:
     return X["promo"].fillna(False).to_numpy(dtype=bool)
 
 
-def _weekday(X: pd.DataFrame) -> np.ndarray | None:
+def _days(X: pd.DataFrame) -> np.ndarray | None:
+    """Days since 1970-01-01 (int64) per row, or None without a date column."""
     if "date" not in X.columns:
         return None
     date = X["date"]
@@ -321,140 +497,169 @@ def _weekday(X: pd.DataFrame) -> np.ndarray | None:
             date = pd.to_datetime(date)
         except (TypeError, ValueError):
             raise ValueError("date must be datetime64 (or parseable dates)") from None
-    if date.isna().any():
+    values = date.to_numpy()
+    if pd.isna(values).any():
         raise ValueError("date has missing values")
-    return date.dt.day_of_week.to_numpy(dtype=np.int8)
+    return values.astype("datetime64[D]").astype(np.int64)
+
+
+def _stock(X: pd.DataFrame) -> np.ndarray | None:
+    if "stock" not in X.columns:
+        return None
+    try:
+        return np.asarray(X["stock"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan))
+    except (TypeError, ValueError):
+        raise ValueError("stock must be numeric (empty where unknown)") from None
+
+
+def _dense_codes(days: np.ndarray) -> tuple[np.ndarray, int]:
+    first = int(days.min())
+    return (days - first).astype(np.int64), int(days.max()) - first + 1
 
 
 # --------------------------------------------------------------- estimation
 
 
 def _sum_by(codes: np.ndarray, weights: np.ndarray | None, n: int) -> np.ndarray:
-    """Group sum on integer codes (float64), the vectorised groupby of this module."""
+    """Group sum on integer codes (float64): the vectorised group-by of this module."""
     return np.bincount(codes, weights=weights, minlength=n).astype(np.float64, copy=False)
 
 
-def _reference_log_price(rows: _Rows, regular: np.ndarray, n_skus: int) -> np.ndarray:
+def _reference_log_price(sku: np.ndarray, log_price: np.ndarray, promo: np.ndarray, n_skus: int) -> np.ndarray:
     """Mean log price per SKU over regular days (over all days when it never had one)."""
-    n_reg = _sum_by(rows.sku[regular], None, n_skus)
-    s_reg = _sum_by(rows.sku[regular], rows.log_price[regular], n_skus)
-    n_all = _sum_by(rows.sku, None, n_skus)
-    s_all = _sum_by(rows.sku, rows.log_price, n_skus)
+    regular = ~promo
+    n_reg = _sum_by(sku[regular], None, n_skus)
+    s_reg = _sum_by(sku[regular], log_price[regular], n_skus)
+    n_all = _sum_by(sku, None, n_skus)
+    s_all = _sum_by(sku, log_price, n_skus)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n_reg > 0, s_reg / n_reg, s_all / n_all)
 
 
-def _weekday_factors(
-    rows: _Rows, regular: np.ndarray, units: np.ndarray, sku_cat: np.ndarray, n_cats: int
-) -> np.ndarray:
-    """Per category and weekday: units relative to each SKU's regular-day mean, mean 1 per week."""
-    factors = np.ones((n_cats, 7))
-    if rows.weekday is None:
-        return factors
-    sku, y = rows.sku[regular], units[regular]
-    n_skus = len(sku_cat)
+def _loo_index(group: np.ndarray, xc: np.ndarray, n_groups: int) -> np.ndarray:
+    """Mean of ``xc`` over the other rows of each row's group (0 when it is alone), float32."""
+    total = _sum_by(group, xc, n_groups)
+    count = _sum_by(group, None, n_groups)
+    others = count[group] - 1
     with np.errstate(invalid="ignore", divide="ignore"):
-        sku_mean = np.nan_to_num(_sum_by(sku, y, n_skus) / _sum_by(sku, None, n_skus))
-    key = sku_cat[sku] * 7 + rows.weekday[regular]
-    observed = _sum_by(key, y, n_cats * 7).reshape(n_cats, 7)
-    expected = _sum_by(key, sku_mean[sku], n_cats * 7).reshape(n_cats, 7)
-    factors = (observed + _PRIOR_UNITS) / (expected + _PRIOR_UNITS)
-    return factors / factors.mean(axis=1, keepdims=True)
+        return np.where(others > 0, (total[group] - xc) / np.maximum(others, 1), 0.0).astype(_ROW)
 
 
-def _row_offset(rows: _Rows, sku_cat: np.ndarray, weekday_factor: np.ndarray) -> np.ndarray:
-    if rows.weekday is None:
-        return np.zeros(len(rows.sku), dtype=_ROW)
-    return np.log(weekday_factor.astype(_ROW))[sku_cat[rows.sku], rows.weekday]
+def _build_rows(
+    sku: np.ndarray,
+    sku_cat: np.ndarray,
+    log_price: np.ndarray,
+    ref: np.ndarray,
+    promo: np.ndarray,
+    days: np.ndarray | None,
+    first: int,
+    span: int,
+    units: np.ndarray,
+    X: pd.DataFrame,
+) -> _Rows:
+    cat = sku_cat[sku]
+    xc = (log_price - ref[sku]).astype(_ROW)
+    day = (days - first).astype(np.int32) if days is not None else np.zeros(len(sku), dtype=np.int32)
+    cat_day = cat.astype(np.int64) * span + day
+    index = _loo_index(cat_day, xc, int(sku_cat.max(initial=0) + 1) * span)
+    cell = (cat_day * 2 + promo).astype(np.int32)
+    stock = _stock(X)
+    if stock is not None:
+        censored = np.flatnonzero(units >= stock)  # NaN stock compares False
+        stock_c = stock[censored]
+    else:
+        censored, stock_c = np.zeros(0, dtype=np.intp), np.zeros(0)
+    return _Rows(sku, cat, xc, index, cell, units.copy(), censored, stock_c)
+
+
+def _offset(rows: _Rows, theta: np.ndarray, gamma: np.ndarray, cell_design: np.ndarray, span: int) -> np.ndarray:
+    """Per row: the log category effect (calendar, promo, substitutes), float32."""
+    g = (theta @ cell_design.T).astype(_ROW).ravel()  # (n_cats * span * 2,) in cell order
+    return g[rows.cell] + gamma.astype(_ROW)[rows.cat] * rows.index
 
 
 @dataclass
-class _RegularRows:
-    """The regular (non-promo) rows with centred log price: what elasticities are fitted on."""
+class _SkuFit:
+    raw: np.ndarray
+    raw_se: np.ndarray
 
-    sku: np.ndarray
-    xc: np.ndarray  # centred log price, float32
-    offset: np.ndarray  # log weekday factor, float32
-    units: np.ndarray
-    count: np.ndarray  # regular rows per SKU
 
-    @classmethod
-    def build(
-        cls, rows: _Rows, regular: np.ndarray, units: np.ndarray, ref: np.ndarray, offset: np.ndarray
-    ) -> _RegularRows:
-        sku = rows.sku[regular]
-        xc = (rows.log_price[regular] - ref[sku]).astype(_ROW)
-        return cls(sku, xc, offset[regular], units[regular], _sum_by(sku, None, len(ref)))
+def _sku_step(
+    rows: _Rows, offset: np.ndarray, start: np.ndarray, sku_cat: np.ndarray, n_skus: int, n_cats: int
+) -> _SkuFit:
+    """Per-SKU Poisson MLE of the elasticity (intercept profiled out) and its standard error.
 
-    def _weights(self, b: np.ndarray) -> np.ndarray:
-        return np.exp(b.astype(_ROW)[self.sku] * self.xc + self.offset)
-
-    def poisson_elasticity(self, sku_cat: np.ndarray, n_skus: int, n_cats: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per-SKU Poisson MLE of the elasticity (intercept profiled out) and its standard error.
-
-        Newton on the profile log-likelihood, which is concave in b: score = Sxy - Sy*E_w[xc],
-        information = Sy*Var_w[xc] with weights w = exp(b*xc + offset). All SKUs step together.
-        """
-        sy = _sum_by(self.sku, self.units, n_skus)
-        sxy = _sum_by(self.sku, self.units * self.xc, n_skus)
-        b = np.zeros(n_skus)
-        info = np.zeros(n_skus)
-        for _ in range(_NEWTON_MAX_ITER):
-            mean, var = self._weighted_moments(b, n_skus)
-            info = sy * var
-            ok = info > 1e-9 * np.maximum(sy, 1.0)
-            step = np.where(ok, (sxy - sy * mean) / np.where(ok, info, 1.0), 0.0)
-            step = np.clip(step, -_NEWTON_MAX_STEP, _NEWTON_MAX_STEP)
-            b = np.clip(b + step, *_RAW_BOUNDS)
-            if np.abs(step).max(initial=0.0) < _NEWTON_TOL:
-                break
-        mean, var = self._weighted_moments(b, n_skus)
+    Newton on the profile log-likelihood, which is concave in b: score = Sxy - Sy*E_w[xc],
+    information = Sy*Var_w[xc] with weights w = exp(b*xc + offset). All SKUs step together.
+    """
+    sy = _sum_by(rows.sku, rows.units, n_skus)
+    sxy = _sum_by(rows.sku, rows.units * rows.xc, n_skus)
+    b = np.clip(np.nan_to_num(start), *_RAW_BOUNDS)
+    for _ in range(_NEWTON_MAX_ITER):
+        mean, var = _weighted_moments(rows, offset, b, n_skus)
         info = sy * var
-        dispersion = self._dispersion(b, sy, sku_cat, n_cats)
-        with np.errstate(divide="ignore"):
-            se = np.where(info > 1e-9 * np.maximum(sy, 1.0), np.sqrt(dispersion[sku_cat] / info), np.inf)
-        return b, se
+        ok = info > 1e-9 * np.maximum(sy, 1.0)
+        step = np.where(ok, (sxy - sy * mean) / np.where(ok, info, 1.0), 0.0)
+        step = np.clip(step, -_NEWTON_MAX_STEP, _NEWTON_MAX_STEP)
+        b = np.clip(b + step, *_RAW_BOUNDS)
+        if np.abs(step).max(initial=0.0) < _NEWTON_TOL:
+            break
+    mean, var = _weighted_moments(rows, offset, b, n_skus)
+    info = sy * var
+    dispersion = _dispersion(rows, offset, b, sy, sku_cat, n_cats)
+    with np.errstate(divide="ignore"):
+        se = np.where(info > 1e-9 * np.maximum(sy, 1.0), np.sqrt(dispersion[sku_cat] / info), np.inf)
+    return _SkuFit(b, se)
 
-    def _weighted_moments(self, b: np.ndarray, n_skus: int) -> tuple[np.ndarray, np.ndarray]:
-        w = self._weights(b)
-        s0 = _sum_by(self.sku, w, n_skus)
-        wx = w * self.xc
-        s1 = _sum_by(self.sku, wx, n_skus)
-        s2 = _sum_by(self.sku, wx * self.xc, n_skus)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(s0 > 0, s1 / s0, 0.0)
-            var = np.where(s0 > 0, np.maximum(s2 / s0 - mean**2, 0.0), 0.0)
-        return mean, var
 
-    def _dispersion(self, b: np.ndarray, sy: np.ndarray, sku_cat: np.ndarray, n_cats: int) -> np.ndarray:
-        """Pearson chi-square / dof per category, at least 1 (Poisson)."""
-        w = self._weights(b)
-        s0 = _sum_by(self.sku, w, len(b))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scale = np.where(s0 > 0, sy / s0, 0.0)
-        mu = scale[self.sku] * w
-        live = mu > 0
-        pearson = np.zeros_like(mu)
-        pearson[live] = (self.units[live] - mu[live]) ** 2 / mu[live]
-        cat = sku_cat[self.sku]
-        chi2 = _sum_by(cat, pearson, n_cats)
-        n_rows = _sum_by(cat[live], None, n_cats)
-        fitted_skus = _sum_by(sku_cat, (sy > 0).astype(np.float64), n_cats)
-        dof = n_rows - 2 * fitted_skus
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(dof > 0, np.maximum(chi2 / dof, 1.0), 1.0)
+def _weights(rows: _Rows, offset: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.exp(b.astype(_ROW)[rows.sku] * rows.xc + offset)
 
-    def level(self, elasticity: np.ndarray, n_skus: int) -> np.ndarray:
-        """Units on an average regular day at the reference price: mean prediction = mean units."""
-        sy = _sum_by(self.sku, self.units, n_skus)
-        s0 = _sum_by(self.sku, self._weights(elasticity), n_skus)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(s0 > 0, sy / s0, 0.0)
+
+def _weighted_moments(rows: _Rows, offset: np.ndarray, b: np.ndarray, n_skus: int) -> tuple[np.ndarray, np.ndarray]:
+    w = _weights(rows, offset, b)
+    s0 = _sum_by(rows.sku, w, n_skus)
+    w *= rows.xc
+    s1 = _sum_by(rows.sku, w, n_skus)
+    w *= rows.xc
+    s2 = _sum_by(rows.sku, w, n_skus)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(s0 > 0, s1 / s0, 0.0)
+        var = np.where(s0 > 0, np.maximum(s2 / s0 - mean**2, 0.0), 0.0)
+    return mean, var
+
+
+def _dispersion(
+    rows: _Rows, offset: np.ndarray, b: np.ndarray, sy: np.ndarray, sku_cat: np.ndarray, n_cats: int
+) -> np.ndarray:
+    """Pearson chi-square / dof per category, at least 1 (Poisson)."""
+    w = _weights(rows, offset, b)
+    s0 = _sum_by(rows.sku, w, len(b))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(s0 > 0, sy / s0, 0.0)
+    mu = scale[rows.sku] * w
+    live = mu > 0
+    pearson = np.zeros(len(mu))
+    pearson[live] = (rows.units[live] - mu[live]) ** 2 / mu[live]
+    chi2 = _sum_by(rows.cat, pearson, n_cats)
+    n_rows = _sum_by(rows.cat[live], None, n_cats)
+    fitted_skus = _sum_by(sku_cat, (sy > 0).astype(np.float64), n_cats)
+    dof = n_rows - 2 * fitted_skus
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(dof > 0, np.maximum(chi2 / dof, 1.0), 1.0)
+
+
+def _log_level(rows: _Rows, offset: np.ndarray, b: np.ndarray, n_skus: int) -> np.ndarray:
+    """Per-SKU intercept given the elasticity and offsets: mean prediction = mean units (-inf: no sales)."""
+    sy = _sum_by(rows.sku, rows.units, n_skus)
+    s0 = _sum_by(rows.sku, _weights(rows, offset, b), n_skus)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((s0 > 0) & (sy > 0), np.log(sy / np.where(s0 > 0, s0, 1.0)), -np.inf)
 
 
 @dataclass
 class _Pooling:
-    strength: float
+    strength: float | None  # None: estimate per category
     default: float
     low: float
     high: float
@@ -466,6 +671,7 @@ class _Pooled:
     se: np.ndarray
     weight: np.ndarray
     category: np.ndarray
+    strength: np.ndarray  # per category
 
 
 def _pool(raw: np.ndarray, raw_se: np.ndarray, sku_cat: np.ndarray, n_cats: int, pooling: _Pooling) -> _Pooled:
@@ -478,12 +684,16 @@ def _pool(raw: np.ndarray, raw_se: np.ndarray, sku_cat: np.ndarray, n_cats: int,
     raw = np.clip(raw, pooling.low, pooling.high)  # unidentified SKUs get weight 0 below
     with np.errstate(divide="ignore"):
         precision = np.where(np.isfinite(raw_se), 1.0 / raw_se**2, 0.0)
-    strength = pooling.strength
-    if strength > 0:
+    if pooling.strength is None:
+        strength = 1.0 / _between_sku_variance(raw, precision, sku_cat, n_cats)
+    else:
+        strength = np.full(n_cats, pooling.strength)
+    s = strength[sku_cat]
+    if pooling.strength is None or pooling.strength > 0:
         # Random-effects weights 1/(se² + 1/strength): a few very precise SKUs cannot dominate.
-        mean_weight = precision * strength / (precision + strength)
-        weight = precision / (precision + strength)
-        se = 1.0 / np.sqrt(precision + strength)
+        mean_weight = precision * s / (precision + s)
+        weight = precision / (precision + s)
+        se = 1.0 / np.sqrt(precision + s)
     else:
         mean_weight = precision
         weight = (precision > 0).astype(np.float64)
@@ -495,61 +705,112 @@ def _pool(raw: np.ndarray, raw_se: np.ndarray, sku_cat: np.ndarray, n_cats: int,
     with np.errstate(invalid="ignore", divide="ignore"):
         category = np.where(total > 0, weighted / total, overall)
     elasticity = weight * raw + (1.0 - weight) * category[sku_cat]
-    return _Pooled(elasticity, se, weight, category)
+    return _Pooled(elasticity, se, weight, category, strength)
 
 
-def _row_prediction(
-    rows: _Rows, mask: np.ndarray, ref: np.ndarray, elasticity: np.ndarray, offset: np.ndarray
-) -> np.ndarray:
-    """exp(b*(log p - ref) + weekday offset) on the masked rows, without the level."""
-    sku = rows.sku[mask]
-    xc = (rows.log_price[mask] - ref[sku]).astype(_ROW)
-    return np.exp(elasticity.astype(_ROW)[sku] * xc + offset[mask])
+def _between_sku_variance(raw: np.ndarray, precision: np.ndarray, sku_cat: np.ndarray, n_cats: int) -> np.ndarray:
+    """Per category: the spread of true SKU elasticities around the category's (DerSimonian-Laird).
 
-
-def _promo_uplift(
-    rows: _Rows,
-    units: np.ndarray,
-    sku_cat: np.ndarray,
-    n_cats: int,
-    ref: np.ndarray,
-    elasticity: np.ndarray,
-    level: np.ndarray,
-    offset: np.ndarray,
-) -> np.ndarray:
-    """Per category: promo-day units over what the promo price alone would predict."""
-    has_level = level > 0
-    mask = rows.promo & has_level[rows.sku]
-    if not mask.any():
-        return np.ones(n_cats)
-    sku = rows.sku[mask]
-    predicted = level[sku] * _row_prediction(rows, mask, ref, elasticity, offset)
-    cat = sku_cat[sku]
-    observed = _sum_by(cat, units[mask], n_cats)
-    expected = _sum_by(cat, predicted, n_cats)
-    return (observed + _PRIOR_UNITS) / (expected + _PRIOR_UNITS)
-
-
-def _level_from_promo_days(
-    level: np.ndarray,
-    rows: _Rows,
-    units: np.ndarray,
-    sku_cat: np.ndarray,
-    ref: np.ndarray,
-    elasticity: np.ndarray,
-    offset: np.ndarray,
-    uplift: np.ndarray,
-    regular_count: np.ndarray,
-) -> None:
-    """SKUs that were only ever sold on promotion: calibrate the level on those days (in place)."""
-    only_promo = regular_count == 0
-    mask = only_promo[rows.sku]
-    if not mask.any():
-        return
-    sku = rows.sku[mask]
-    shape = _row_prediction(rows, mask, ref, elasticity, offset) * uplift[sku_cat[sku]]
-    n = len(level)
-    sy = _sum_by(sku, units[mask], n)
-    s0 = _sum_by(sku, shape, n)
+    tau² = (Q - (k - 1)) / (S1 - S2/S1) with Q the weighted squared deviations; each category's
+    estimate counts as its k SKUs against _TAU_PRIOR_SKUS SKUs of the store-wide estimate.
+    """
+    live = precision > 0
+    k = _sum_by(sku_cat[live], None, n_cats)
+    s1 = _sum_by(sku_cat, precision, n_cats)
+    s2 = _sum_by(sku_cat, precision**2, n_cats)
     with np.errstate(invalid="ignore", divide="ignore"):
-        level[only_promo] = np.where(s0 > 0, sy / s0, 0.0)[only_promo]
+        mean = np.where(s1 > 0, _sum_by(sku_cat, precision * raw, n_cats) / s1, 0.0)
+        q = _sum_by(sku_cat, precision * (raw - mean[sku_cat]) ** 2, n_cats)
+        denom = s1 - s2 / np.where(s1 > 0, s1, 1.0)
+        tau2 = np.where((k > 1) & (denom > 0), np.maximum((q - (k - 1)) / denom, 0.0), np.nan)
+    known = np.isfinite(tau2)
+    if known.any():
+        overall = float(np.average(tau2[known], weights=k[known]))
+    else:
+        overall = 0.3**2  # no category can tell: SKUs of a category typically differ by ~0.3
+    tau2 = np.where(known, (k * np.nan_to_num(tau2) + _TAU_PRIOR_SKUS * overall) / (k + _TAU_PRIOR_SKUS), overall)
+    return np.maximum(tau2, _MIN_TAU2)
+
+
+def _category_step(
+    rows: _Rows,
+    log_level: np.ndarray,
+    b: np.ndarray,
+    theta: np.ndarray,
+    gamma: np.ndarray,
+    cell_design: np.ndarray,
+    design: _Design,
+    span: int,
+    n_cats: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Category effects (theta per cell column, gamma on the substitutes' index): batched Newton.
+
+    Sufficient statistics per (category, day, promo) cell: sum y, sum y*I, and at each iteration
+    sum mu, sum mu*I, sum mu*I² with mu the row's expected units.
+    """
+    n_cells = n_cats * span * 2
+    live = np.isfinite(log_level)[rows.sku]  # SKUs without any sale carry no information here
+    base = np.where(live, (np.nan_to_num(log_level, neginf=0.0).astype(_ROW)[rows.sku] + b.astype(_ROW)[rows.sku] * rows.xc), -np.inf).astype(_ROW)
+    y_cell = _sum_by(rows.cell, rows.units, n_cells).reshape(n_cats, -1)
+    y_index = _sum_by(rows.cell, rows.units * rows.index, n_cells).reshape(n_cats, -1)
+    p = cell_design.shape[1]
+    ridge = np.concatenate([design.ridge(), [_RIDGE]])
+    use_cross = design.cross
+    theta, gamma = theta.copy(), gamma.copy()
+    for _ in range(_GLM_ITER):
+        g = (theta @ cell_design.T).astype(_ROW).ravel()
+        mu = np.exp(base + g[rows.cell] + gamma.astype(_ROW)[rows.cat] * rows.index)
+        a0 = _sum_by(rows.cell, mu, n_cells).reshape(n_cats, -1)
+        grad = np.empty((n_cats, p + 1))
+        hess = np.zeros((n_cats, p + 1, p + 1))
+        grad[:, :p] = (y_cell - a0) @ cell_design - ridge[:p] * theta
+        hess[:, :p, :p] = np.einsum("cn,np,nq->cpq", a0, cell_design, cell_design)
+        if use_cross:
+            mu *= rows.index
+            a1 = _sum_by(rows.cell, mu, n_cells).reshape(n_cats, -1)
+            mu *= rows.index
+            a2 = _sum_by(rows.cell, mu, n_cells).reshape(n_cats, -1)
+            grad[:, p] = (y_index - a1).sum(axis=1) - ridge[p] * gamma
+            hess[:, :p, p] = hess[:, p, :p] = a1 @ cell_design
+            hess[:, p, p] = a2.sum(axis=1)
+        else:
+            grad[:, p] = 0.0
+        hess += np.eye(p + 1)[None] * ridge[None, :, None]
+        step = np.linalg.solve(hess, grad[..., None])[..., 0]
+        step = np.clip(step, -_GLM_MAX_STEP, _GLM_MAX_STEP)
+        theta += step[:, :p]
+        gamma = np.clip(gamma + step[:, p], 0.0, _MAX_CROSS) if use_cross else gamma
+        if np.abs(step).max(initial=0.0) < 1e-4:
+            break
+    return theta, gamma
+
+
+def _update_censored(
+    rows: _Rows,
+    log_level: np.ndarray,
+    b: np.ndarray,
+    theta: np.ndarray,
+    gamma: np.ndarray,
+    cell_design: np.ndarray,
+    span: int,
+) -> None:
+    """EM for stock-outs: a censored row counts as E[demand | demand >= stock] (Poisson)."""
+    r = rows.censored
+    sku = rows.sku[r]
+    g = (theta @ cell_design.T).ravel()
+    log_mu = np.nan_to_num(log_level[sku], neginf=-30.0) + b[sku] * rows.xc[r] + g[rows.cell[r]] + gamma[rows.cat[r]] * rows.index[r]
+    mu = np.exp(np.minimum(log_mu, 30.0))
+    s = rows.stock
+    # P(Y >= s) = P(s, mu) (regularised lower incomplete gamma) for s >= 1; 1 for s = 0.
+    upper = np.where(s >= 1, gammainc(np.maximum(s, 1), mu), 1.0)
+    lower = np.where(s >= 2, gammainc(np.maximum(s - 1, 1), mu), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = np.where(upper > 1e-12, mu * lower / upper, s + mu)
+    rows.units[r] = np.maximum(expected, s)
+
+
+def _split_weekday(theta: np.ndarray, design: _Design) -> tuple[np.ndarray, np.ndarray]:
+    """(log weekday effects (n_cats, 7), the other effects); without weekdays the intercept is all 7."""
+    if design.weekday:
+        return theta[:, :7], theta[:, 7:]
+    return np.repeat(theta[:, :1], 7, axis=1), theta[:, 1:]

@@ -65,6 +65,15 @@ _RULE_FIELDS: dict[str, dict[str, Any]] = {
         gt=0,
         le=100,
     ),
+    "uncertain_max_change_pct": dict(
+        title="Maximum change when demand is uncertain (%)",
+        description=(
+            "For a SKU whose price response the demand model cannot pin down (too little sales or price "
+            "variation), the price moves at most this many percent per cycle."
+        ),
+        gt=0,
+        le=100,
+    ),
     "endings": dict(
         title="Allowed price endings",
         description=(
@@ -83,6 +92,7 @@ class RuleValues(_Strict):
     min_price: Money | None = Field(default=None, **_RULE_FIELDS["min_price"])
     max_price: Money | None = Field(default=None, **_RULE_FIELDS["max_price"])
     max_change_pct: Decimal | None = Field(default=None, **_RULE_FIELDS["max_change_pct"])
+    uncertain_max_change_pct: Decimal | None = Field(default=None, **_RULE_FIELDS["uncertain_max_change_pct"])
     endings: list[Ending] | None = Field(default=None, **_RULE_FIELDS["endings"])
 
     @field_validator("endings")
@@ -106,6 +116,7 @@ class DefaultRules(RuleValues):
     min_price: Money = Field(default=Decimal("0.10"), **_RULE_FIELDS["min_price"])
     max_price: Money = Field(default=Decimal("9999.99"), **_RULE_FIELDS["max_price"])
     max_change_pct: Decimal = Field(default=Decimal("10"), **_RULE_FIELDS["max_change_pct"])
+    uncertain_max_change_pct: Decimal = Field(default=Decimal("3"), **_RULE_FIELDS["uncertain_max_change_pct"])
     endings: list[Ending] = Field(default_factory=lambda: [".99", ".49"], **_RULE_FIELDS["endings"])
 
 
@@ -133,6 +144,7 @@ class ResolvedRules(BaseModel):
     min_price_cents: int
     max_price_cents: int
     max_change_pct: Decimal
+    uncertain_max_change_pct: Decimal
     endings: tuple[str, ...]
 
 
@@ -185,5 +197,6 @@ class RulesConfig(_Strict):
             min_price_cents=to_cents(merged["min_price"]),
             max_price_cents=to_cents(merged["max_price"]),
             max_change_pct=merged["max_change_pct"],
+            uncertain_max_change_pct=merged["uncertain_max_change_pct"],
             endings=tuple(merged["endings"]),
         )

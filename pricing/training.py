@@ -116,7 +116,7 @@ def _training_frame(sales: pd.DataFrame, products: pd.DataFrame) -> tuple[pd.Dat
     catalog = pd.Index(products["sku"].astype(str))
     if catalog.has_duplicates:
         raise ValueError(f"products has duplicate sku '{catalog[catalog.duplicated()][0]}'")
-    position = catalog.get_indexer(sales["sku"])
+    position = _positions(catalog, sales["sku"])
     known = position >= 0
     if not known.any():
         raise ValueError("no sales row has a SKU that is in products")
@@ -130,10 +130,21 @@ def _training_frame(sales: pd.DataFrame, products: pd.DataFrame) -> tuple[pd.Dat
         "promo": sales["promo"].to_numpy()[keep],
         "date": pd.to_datetime(sales["date"]).to_numpy()[keep],
     }
+    if "stock" in sales.columns:
+        columns["stock"] = sales["stock"].to_numpy(dtype=np.float64, na_value=np.nan)[keep]
     if "store" in sales.columns:
-        columns["store"] = pd.Categorical(sales["store"].to_numpy()[keep])
+        columns["store"] = pd.Categorical(sales["store"].array)[keep]
     units = sales["units"].to_numpy(dtype=np.float64)[keep]
     return pd.DataFrame(columns), units, int((~known).sum())
+
+
+def _positions(catalog: pd.Index, skus: pd.Series) -> np.ndarray:
+    """Position of each sales row's SKU in the catalog (-1: unknown); categoricals by code."""
+    if isinstance(skus.dtype, pd.CategoricalDtype):
+        by_code = catalog.get_indexer(skus.cat.categories.astype(str))
+        codes = skus.cat.codes.to_numpy()
+        return np.where(codes >= 0, by_code[codes], -1)
+    return catalog.get_indexer(skus.astype(str))
 
 
 def _holdout_metrics(

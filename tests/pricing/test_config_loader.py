@@ -134,7 +134,7 @@ def test_typo_key_gives_one_problem_with_line_and_path(tmp_path: Path) -> None:
     assert len(problems) == 1
     assert problems[0].startswith(f"{path}:4: default.margn_floor_pct: unknown key")
     assert "did you mean 'margin_floor_pct'?" in problems[0]
-    assert "allowed: margin_floor_pct, min_price, max_price, max_change_pct, endings" in problems[0]
+    assert "allowed: margin_floor_pct, min_price, max_price, max_change_pct, uncertain_max_change_pct, endings" in problems[0]
 
 
 def test_typo_key_in_category(tmp_path: Path) -> None:
@@ -414,7 +414,7 @@ _ending = st.builds(lambda a, b: f".{a}{b}", st.sampled_from("0123456789x"), st.
 @st.composite
 def rule_values(draw: st.DrawFn, *, full: bool) -> dict[str, object]:
     values: dict[str, object] = {}
-    fields = ["margin_floor_pct", "min_price", "max_price", "max_change_pct", "endings"]
+    fields = ["margin_floor_pct", "min_price", "max_price", "max_change_pct", "uncertain_max_change_pct", "endings"]
     chosen = fields if full else draw(st.lists(st.sampled_from(fields), unique=True))
     if "margin_floor_pct" in chosen:
         values["margin_floor_pct"] = draw(st.decimals(min_value=0, max_value=1000, places=2))
@@ -423,8 +423,9 @@ def rule_values(draw: st.DrawFn, *, full: bool) -> dict[str, object]:
         values["min_price"] = low
     if "max_price" in chosen:
         values["max_price"] = high
-    if "max_change_pct" in chosen:
-        values["max_change_pct"] = draw(_percent)
+    for key in ("max_change_pct", "uncertain_max_change_pct"):
+        if key in chosen:
+            values[key] = draw(_percent)
     if "endings" in chosen:
         values["endings"] = draw(st.lists(_ending, min_size=1, max_size=4, unique=True))
     return values

@@ -29,20 +29,29 @@ NOW = datetime(2024, 3, 1, 6, 0, tzinfo=UTC)
 class FakeDemand:
     """units = level * (price / 100) ** -elasticity, per SKU; the cycle's DemandPredictor contract."""
 
-    def __init__(self, elasticity: dict[str, float], level: float = 50.0) -> None:
+    def __init__(self, elasticity: dict[str, float], level: float = 50.0, uncertain: set[str] | None = None) -> None:
         self.skus_ = pd.Index(list(elasticity), dtype=object)
         self._e = np.array(list(elasticity.values()), dtype=float)
         self._level = level
+        self._uncertain = uncertain or set()
         self.calls: list[tuple[int, int]] = []
+        self.current: list[np.ndarray] = []
 
-    def predict_grid(self, skus: np.ndarray, prices_cents: np.ndarray) -> np.ndarray:
+    def predict_grid(
+        self, skus: np.ndarray, prices_cents: np.ndarray, *, current_prices_cents: np.ndarray | None = None, dates: object = None
+    ) -> np.ndarray:
         idx = self.skus_.get_indexer(pd.Index(skus, dtype=object))
         assert (idx >= 0).all(), "the cycle must only ask about SKUs the model knows"
         prices = np.asarray(prices_cents, dtype=float)
         assert prices.shape[0] == len(idx)
         assert (prices > 0).all(), "a real model refuses non-positive prices"
+        assert current_prices_cents is not None and len(current_prices_cents) == len(idx)
         self.calls.append(prices.shape)
+        self.current.append(np.asarray(current_prices_cents))
         return self._level * (prices / 100.0) ** -self._e[idx, None]
+
+    def uncertain(self, skus: np.ndarray) -> np.ndarray:
+        return np.array([str(s) in self._uncertain for s in skus], dtype=bool)
 
 
 def optimum(cost: int, e: float) -> float:
@@ -163,6 +172,18 @@ def test_optimum_above_ceiling_is_capped_by_max_change(plan: PricePlan) -> None:
     assert line.status == "change"
     far = line_of(plan, "0007")
     assert far.binding_rule == "max_change_pct" and far.new_cents == 1_189
+
+
+def test_uncertain_demand_keeps_the_price_near_the_current_one() -> None:
+    frame = products([("0002", "dairy", 300, 399), ("0009", "dairy", 300, 399)])
+    model = FakeDemand({"0002": 1.2, "0009": 1.2}, uncertain={"0009"})
+    result = run_pricing_cycle(frame, model, RULES, store="S1", model_name="fake", now=NOW)
+    sure, unsure = line_of(result, "0002"), line_of(result, "0009")
+    assert sure.new_cents == 469  # +20% (max_change_pct)
+    assert unsure.new_cents == 409  # the highest .x9 price within +3% of 3.99 (4.1097)
+    assert unsure.binding_rule == "uncertain_max_change_pct"
+    assert "capped at 4.09 by uncertain_max_change_pct" in unsure.explanation
+    assert model.current[-1].tolist() == [399.0, 399.0]  # substitutes at their current prices
 
 
 def test_optimum_below_the_margin_floor_is_held_up_by_it(plan: PricePlan) -> None:

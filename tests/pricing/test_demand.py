@@ -103,6 +103,11 @@ def test_get_set_params_and_clone() -> None:
         "max_elasticity": -0.2,
         "min_elasticity": -4.0,
         "default_elasticity": -1.5,
+        "max_elasticity_se": 0.3,
+        "cross_price": True,
+        "seasonality": True,
+        "trend": True,
+        "rounds": 4,
     }
     assert model.set_params(max_elasticity=-0.5) is model
     assert model.max_elasticity == -0.5
@@ -167,10 +172,9 @@ def test_promo_uplift_and_weekday_factors_recovered() -> None:
     assert model.weekday_factor_.mean(axis=1) == pytest.approx(np.ones(3))
 
 
-def test_level_calibrated_to_mean_regular_units() -> None:
+def test_level_calibrated_to_mean_units() -> None:
     model, X, y, _ = fitted()
-    regular = ~X["promo"].to_numpy()
-    frame = pd.DataFrame({"sku": X["sku"][regular], "pred": model.predict(X[regular]), "y": y[regular]})
+    frame = pd.DataFrame({"sku": X["sku"], "pred": model.predict(X), "y": y})
     means = frame.groupby("sku")[["pred", "y"]].mean()
     assert means["pred"].to_numpy() == pytest.approx(means["y"].to_numpy(), rel=1e-5, abs=1e-9)
 
@@ -181,7 +185,8 @@ def test_sparse_sku_borrows_its_category_elasticity() -> None:
     sparse = table.loc["sparse"]
     assert sparse["pooled_weight"] == 0.0
     assert sparse["elasticity"] == pytest.approx(model.category_elasticity_["snacks"], abs=1e-9)
-    assert sparse["se"] == pytest.approx(1 / np.sqrt(20.0))
+    assert sparse["se"] == pytest.approx(1 / np.sqrt(model.pooling_strength_["snacks"]))
+    assert sparse["uncertain"] == (sparse["se"] > model.max_elasticity_se)
     assert np.isinf(sparse["raw_se"]) and np.isnan(sparse["raw_elasticity"])
 
 
