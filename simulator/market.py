@@ -3,13 +3,30 @@
 The engine never sees this; it learns demand from sales. The simulator (and benchmarks) use it
 to generate sales and to measure how close the engine's prices come to the true optimum.
 
-Expected units per SKU and day::
+Expected units of SKU i (category c) on day t::
 
-    base_units * (price / ref_price) ** elasticity * dow[weekday] * season(day of year) * uplift
+    mu_it = base_i * (p_it / ref_i) ** e_i          own price, e_i <= MAX_ELASTICITY
+            * exp(x_c * I_it)                       substitutes' prices (cross-price effect)
+            * dow_c[weekday] * season_c(doy)        calendar
+            * exp(trend_c * years_since_origin)     per-category growth or decline
+            * (uplift_c if promo else 1)
 
-``dow`` (Monday first, averaging 1), ``season`` (1 + amplitude * cos(...), averaging 1 over a
-year) and the promo ``uplift`` are per category. Elasticities are always <= -1.1, so a profit
-optimum exists: price* = cost * e / (e + 1).
+- ``I_it`` is the category price index of i's substitutes: the leave-one-out mean, over the
+  other SKUs j != i of category c, of log(p_jt / ref_j) (0 when i is alone in its category).
+  ``x_c >= 0`` is the category's cross-price elasticity, so when substitutes get cheaper (a
+  promo, a price cut) SKU i sells less. Because i's own price is left out, e_i is exactly SKU
+  i's own-price elasticity with the other prices fixed, and the profit optimum with the others
+  fixed is price* = cost * e / (e + 1) (``optimal_price_cents``).
+- ``dow`` (Monday first, averaging 1), ``season`` (1 + amplitude * cos(2 pi (doy - peak) /
+  365.25), averaging 1 over a year) and the promo ``uplift`` are per category.
+- ``trend_c`` is log growth per year; ``years_since_origin = (date - trend_origin) / 365.25``,
+  where ``trend_origin`` is one date stored with the market (the first day of a generated
+  store's history). Without dates (the "average day") there is no calendar and no trend effect.
+
+Units sold are negative binomial around mu (a gamma-Poisson mixture, shape k_c per category):
+Var = mu + mu**2 / k_c, over-dispersed compared to Poisson. Stock censors sales: units sold =
+min(demand draw, stock); ``draw_stock`` is the stock process of the sample store (mostly ample
+stock, a few percent of SKU-days short, in runs of 1-4 days as when a delivery is missed).
 """
 
 from __future__ import annotations
@@ -30,6 +47,18 @@ MAX_ELASTICITY = -1.1  # the least elastic a SKU may be (a profit optimum must e
 MIN_ELASTICITY = -4.5
 SKU_ELASTICITY_SPREAD = 0.3
 YEAR_DAYS = 365.25
+DEFAULT_TREND_ORIGIN = date(2026, 1, 1)
+CROSS_ELASTICITY_RANGE = (0.3, 0.8)
+TREND_RANGE = (-0.06, 0.10)  # log growth per year
+DISPERSION_K_RANGE = (4.0, 12.0)  # negative binomial shape: Var = mu + mu^2 / k
+BLOCK_SKUS = 4096  # SKUs per block in full-market computations (bounds temporary memory)
+# Stock process (draw_stock): a short run starts on a SKU-day with this probability and lasts
+# 1..SHORT_RUN_MAX days, about 3% of SKU-days short; on a short day stock = floor(mu * U(0, 1)).
+SHORT_RUN_START = 0.012
+SHORT_RUN_MAX = 4
+# Otherwise stock = ceil(AMPLE_FACTOR * mu) + AMPLE_EXTRA: not binding in practice.
+AMPLE_FACTOR = 5.0
+AMPLE_EXTRA = 10
 
 
 class CategoryProfile(NamedTuple):
@@ -96,9 +125,14 @@ class DemandTruth:
         return cls(**{f.name: frame[f.name].to_numpy() for f in fields(cls)})
 
 
+# Category columns added after the first release, with the neutral value a file without them
+# gets: no cross-price effect, no trend, Poisson noise (k = inf).
+_NEUTRAL = {"cross_elasticity": 0.0, "trend_per_year": 0.0, "dispersion_k": np.inf}
+
+
 @dataclass(frozen=True)
 class CategoryTruth:
-    """Per-category day-of-week, seasonality and promo uplift."""
+    """Per-category calendar, promo uplift, cross-price effect, trend and noise shape."""
 
     category: np.ndarray  # str (object)
     dow: np.ndarray  # (n_categories, 7), Monday first, each row averages 1
@@ -106,32 +140,44 @@ class CategoryTruth:
     season_peak_doy: np.ndarray  # int64, 0 = 1 January
     promo_uplift: np.ndarray
     elasticity_mean: np.ndarray  # the centre SKU elasticities were drawn around (information)
+    cross_elasticity: np.ndarray  # x_c >= 0: units scale by exp(x_c * substitutes' log price index)
+    trend_per_year: np.ndarray  # log growth of demand per year since the market's trend origin
+    dispersion_k: np.ndarray  # negative binomial shape k > 0 (inf = Poisson): Var = mu + mu^2/k
 
     def __post_init__(self) -> None:
         dtypes = {"category": object, "season_peak_doy": np.int64}
         for f in fields(self):
             object.__setattr__(self, f.name, _frozen(getattr(self, f.name), dtypes.get(f.name, np.float64)))
-        if self.dow.shape != (len(self.category), 7):
+        n = len(self.category)
+        if self.dow.shape != (n, 7):
             raise ValueError("dow must have shape (n_categories, 7)")
+        if any(getattr(self, f.name).shape != (n,) for f in fields(self) if f.name != "dow"):
+            raise ValueError("CategoryTruth arrays must have one entry per category")
+        if (self.cross_elasticity < 0).any() or not (self.dispersion_k > 0).all():
+            raise ValueError("cross_elasticity must be >= 0 and dispersion_k > 0")
 
     def frame(self) -> pd.DataFrame:
         out = pd.DataFrame({"category": self.category})
         for i, day in enumerate(WEEKDAYS):
             out[f"dow_{day}"] = self.dow[:, i]
-        for name in ("season_amplitude", "season_peak_doy", "promo_uplift", "elasticity_mean"):
-            out[name] = getattr(self, name)
+        for f in fields(self):
+            if f.name not in ("category", "dow"):
+                out[f.name] = getattr(self, f.name)
         return out
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> CategoryTruth:
-        return cls(
-            category=frame["category"].to_numpy(),
-            dow=frame[[f"dow_{day}" for day in WEEKDAYS]].to_numpy(dtype=np.float64),
-            season_amplitude=frame["season_amplitude"].to_numpy(),
-            season_peak_doy=frame["season_peak_doy"].to_numpy(),
-            promo_uplift=frame["promo_uplift"].to_numpy(),
-            elasticity_mean=frame["elasticity_mean"].to_numpy(),
-        )
+        """Inverse of ``frame``; the newer columns are optional (neutral values when missing)."""
+        n = len(frame)
+        values: dict[str, Any] = {
+            "category": frame["category"].to_numpy(),
+            "dow": frame[[f"dow_{day}" for day in WEEKDAYS]].to_numpy(dtype=np.float64),
+        }
+        for f in fields(cls):
+            if f.name not in values:
+                column = frame.get(f.name)
+                values[f.name] = np.full(n, _NEUTRAL[f.name]) if column is None else column.to_numpy()
+        return cls(**values)
 
     @classmethod
     def draw(cls, names: Sequence[str], rng: np.random.Generator) -> CategoryTruth:
@@ -151,6 +197,9 @@ class CategoryTruth:
             season_peak_doy=peak % 365,
             promo_uplift=np.round(rng.uniform(1.2, 1.45, n), 3),
             elasticity_mean=np.round(elasticity, 4),
+            cross_elasticity=np.round(rng.uniform(*CROSS_ELASTICITY_RANGE, n), 4),
+            trend_per_year=np.round(rng.uniform(*TREND_RANGE, n), 4),
+            dispersion_k=np.round(rng.uniform(*DISPERSION_K_RANGE, n), 3),
         )
 
 
@@ -172,18 +221,71 @@ def weekday_and_doy(dates: Any) -> tuple[np.ndarray, np.ndarray]:
     return weekday, doy
 
 
+def _check_broadcast(name: str, array: np.ndarray, shape: tuple[int, ...]) -> None:
+    if np.broadcast_shapes(array.shape, shape) != shape:
+        raise ValueError(f"{name} of shape {array.shape} does not broadcast to prices {shape}")
+
+
+def draw_stock(expected_units: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Units in stock per SKU-day (int64, same shape), the sample store's stock process.
+
+    ``expected_units`` is (n_skus, days) (or (days,) for one SKU); runs go along the last axis.
+    A short run starts on a SKU-day with probability SHORT_RUN_START and lasts 1 to
+    SHORT_RUN_MAX days (runs are cut at the end of the array), so about 3% of SKU-days are
+    short; there stock = floor(mu * U(0, 1)), often below demand and sometimes 0. Every other
+    day stock = ceil(AMPLE_FACTOR * mu) + AMPLE_EXTRA, which demand practically never reaches.
+    """
+    mu = np.asarray(expected_units, dtype=np.float64)
+    if mu.ndim == 0:
+        raise ValueError("expected_units must have a days axis")
+    if not np.all(mu >= 0):
+        raise ValueError("expected_units must be >= 0")
+    short = _short_days(mu.shape, rng)
+    stock = np.ceil(AMPLE_FACTOR * mu).astype(np.int64) + AMPLE_EXTRA
+    where = np.nonzero(short)
+    stock[where] = np.floor(mu[where] * rng.random(len(where[0])))
+    return stock
+
+
+def _short_days(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask of short SKU-days: runs of 1..SHORT_RUN_MAX along the last axis."""
+    days = shape[-1]
+    starts = np.nonzero(rng.random(shape, dtype=np.float32) < SHORT_RUN_START)
+    length = rng.integers(1, SHORT_RUN_MAX + 1, len(starts[0]))
+    short = np.zeros(shape, dtype=bool)
+    for lag in range(SHORT_RUN_MAX):  # a few lags, each vectorised over all runs
+        keep = (length > lag) & (starts[-1] + lag < days)
+        short[tuple(axis[keep] for axis in starts[:-1]) + (starts[-1][keep] + lag,)] = True
+    return short
+
+
+def _rows(array: Any, shape: tuple[int, ...], lo: int, hi: int) -> Any:
+    """Rows lo:hi of an argument that broadcasts to ``shape``; one without the SKU axis as is."""
+    if array is None:
+        return None
+    values = np.asarray(array)
+    if values.ndim < len(shape):
+        return array
+    return np.broadcast_to(values, shape)[lo:hi]
+
+
 class Market:
     """Shopper demand for a store's SKUs, known exactly (the simulator's ground truth)."""
 
-    def __init__(self, truth: DemandTruth, categories: CategoryTruth) -> None:
+    def __init__(
+        self, truth: DemandTruth, categories: CategoryTruth, trend_origin: date = DEFAULT_TREND_ORIGIN
+    ) -> None:
         self.truth = truth
         self.categories = categories
+        self.trend_origin = trend_origin
+        self._origin_day = int(np.datetime64(trend_origin, "D").astype(np.int64))
         self._sku_index = pd.Index(truth.sku)
         cat_index = pd.Index(categories.category).get_indexer(truth.category)
         if (cat_index < 0).any():
             missing = sorted(set(truth.category[cat_index < 0].tolist()))
             raise ValueError(f"categories without a category truth: {missing}")
         self._cat = cat_index
+        self._cat_size = np.bincount(cat_index, minlength=len(categories.category))
 
     @classmethod
     def draw(
@@ -192,6 +294,7 @@ class Market:
         categories: Sequence[str] | np.ndarray,
         ref_price_cents: Sequence[int] | np.ndarray,
         rng: np.random.Generator,
+        trend_origin: date = DEFAULT_TREND_ORIGIN,
     ) -> Market:
         """Draw a market truth: elasticities and base volumes around each category's profile."""
         cat_arr = np.asarray(categories, dtype=object)
@@ -213,7 +316,7 @@ class Market:
             ref_price_cents=np.asarray(ref_price_cents, dtype=np.int64),
             elasticity=np.round(elasticity, 4),
         )
-        return cls(truth, cats)
+        return cls(truth, cats, trend_origin)
 
     def __len__(self) -> int:
         return len(self.truth)
@@ -226,43 +329,119 @@ class Market:
             raise KeyError(f"unknown sku(s): {unknown}")
         return pos
 
+    # ---- expected units --------------------------------------------------------------------
+
     def expected_units(
         self,
         skus: Sequence[str] | np.ndarray,
         prices_cents: Any,
         dates: Any = None,
         promo: Any = None,
+        category_index: Any = None,
     ) -> np.ndarray:
         """Expected units per day; the result has the shape of ``prices_cents``.
 
         ``prices_cents`` is (n_skus,) or (n_skus, k): k candidate prices per SKU, or, with
         ``dates`` of shape (k,), one price per SKU and date. ``dates=None`` gives the average
-        day (no weekday or season effect); otherwise ``dates`` broadcasts against the prices
-        (a single date, one per SKU, or one per column). ``promo`` broadcasts likewise.
+        day (no weekday, season or trend effect); otherwise ``dates`` broadcasts against the
+        prices (a single date, one per SKU, or one per column). ``promo`` broadcasts likewise.
+        ``category_index`` (broadcasting likewise; None = 0, every substitute at its reference
+        price) is the substitutes' log price index I of ``category_index()``: units scale by
+        exp(cross_elasticity * I).
         """
-        pos = self.positions(skus)
+        return self._expected(self.positions(skus), prices_cents, dates, promo, category_index)
+
+    def _expected(self, pos: np.ndarray, prices_cents: Any, dates: Any, promo: Any, index: Any) -> np.ndarray:
         prices = np.asarray(prices_cents, dtype=np.float64)
         if prices.ndim == 0 or prices.shape[0] != len(pos):
             raise ValueError(f"prices_cents must have shape (n_skus, ...) with n_skus={len(pos)}, got {prices.shape}")
         if not np.all(prices > 0):
             raise ValueError("prices_cents must be positive")
         col = (slice(None),) + (None,) * (prices.ndim - 1)
-        t = self.truth
+        t, c = self.truth, self.categories
         units = t.base_units[pos][col] * (prices / t.ref_price_cents[pos][col]) ** t.elasticity[pos][col]
         cat = self._cat[pos][col]
+        if index is not None:
+            index = np.asarray(index)
+            _check_broadcast("category_index", index, prices.shape)
+            units *= np.exp(c.cross_elasticity[cat] * index)
         if dates is not None:
-            weekday, doy = weekday_and_doy(dates)
-            if np.broadcast_shapes(weekday.shape, prices.shape) != prices.shape:
-                raise ValueError(f"dates of shape {weekday.shape} do not broadcast to prices {prices.shape}")
-            c = self.categories
-            season = 1.0 + c.season_amplitude[cat] * np.cos(2 * np.pi * (doy - c.season_peak_doy[cat]) / YEAR_DAYS)
-            units = units * c.dow[cat, weekday] * season
+            units *= self._calendar(cat, dates, prices.shape)
         if promo is not None:
             flag = np.asarray(promo, dtype=bool)
-            if np.broadcast_shapes(flag.shape, prices.shape) != prices.shape:
-                raise ValueError(f"promo of shape {flag.shape} does not broadcast to prices {prices.shape}")
-            units = units * np.where(flag, self.categories.promo_uplift[cat], 1.0)
+            _check_broadcast("promo", flag, prices.shape)
+            units *= np.where(flag, c.promo_uplift[cat], 1.0)
         return units
+
+    def _calendar(self, cat: np.ndarray, dates: Any, shape: tuple[int, ...]) -> np.ndarray:
+        """Weekday * season * trend factor of each category and date."""
+        days = _as_days(dates)
+        _check_broadcast("dates", days, shape)
+        weekday, doy = weekday_and_doy(days)
+        years = (days.astype(np.int64) - self._origin_day) / YEAR_DAYS
+        c = self.categories
+        season = 1.0 + c.season_amplitude[cat] * np.cos(2 * np.pi * (doy - c.season_peak_doy[cat]) / YEAR_DAYS)
+        return c.dow[cat, weekday] * season * np.exp(c.trend_per_year[cat] * years)
+
+    def category_index(self, prices_cents: Any, *, dtype: Any = np.float64) -> np.ndarray:
+        """The substitutes' log price index I of every SKU (same shape as the prices).
+
+        ``prices_cents`` holds a price for every market SKU in truth order, shape (n_market,)
+        or (n_market, days). I of SKU i is the mean of log(p_j / ref_j) over the other SKUs j
+        of i's category (0 when i is alone in it). Computed from per-category sums, in blocks
+        of SKUs; ``dtype`` (e.g. float32) is that of the result.
+        """
+        prices = self._market_prices(prices_cents)
+        n, n_cat = len(self), len(self.categories.category)
+        wide = prices.reshape(n, -1)
+        cols = wide.shape[1]
+        sums = np.zeros(n_cat * cols)
+        for lo in range(0, n, BLOCK_SKUS):
+            hi = min(lo + BLOCK_SKUS, n)
+            cell = (self._cat[lo:hi, None] * cols + np.arange(cols)[None, :]).ravel()
+            sums += np.bincount(cell, weights=self._log_ratio(wide, lo, hi).ravel(), minlength=n_cat * cols)
+        sums = sums.reshape(n_cat, cols)
+        out = np.empty(wide.shape, dtype=dtype)
+        for lo in range(0, n, BLOCK_SKUS):
+            hi = min(lo + BLOCK_SKUS, n)
+            cat = self._cat[lo:hi]
+            others = (self._cat_size[cat] - 1)[:, None]
+            loo = (sums[cat] - self._log_ratio(wide, lo, hi)) / np.maximum(others, 1)
+            out[lo:hi] = np.where(others > 0, loo, 0.0)
+        return out.reshape(prices.shape)
+
+    def _log_ratio(self, wide: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        return np.log(wide[lo:hi] / self.truth.ref_price_cents[lo:hi, None])
+
+    def _market_prices(self, prices_cents: Any) -> np.ndarray:
+        prices = np.asarray(prices_cents)
+        if prices.ndim not in (1, 2) or prices.shape[0] != len(self):
+            raise ValueError(f"need one price per market SKU, shape ({len(self)},) or ({len(self)}, days), got {prices.shape}")
+        if not np.all(prices > 0):
+            raise ValueError("prices_cents must be positive")
+        return prices
+
+    def expected(self, prices_cents: Any, dates: Any = None, promo: Any = None) -> np.ndarray:
+        """Expected units of the whole market, substitutes' prices included (no sampling).
+
+        ``prices_cents`` is (n_market,) or (n_market, days) in truth order; ``dates`` and
+        ``promo`` broadcast as in ``expected_units``. The category index comes from the prices.
+        """
+        prices = self._market_prices(prices_cents)
+        index = self.category_index(prices)
+        out = np.empty(prices.shape)
+        for lo in range(0, len(self), BLOCK_SKUS):
+            hi = min(lo + BLOCK_SKUS, len(self))
+            out[lo:hi] = self._expected(
+                np.arange(lo, hi),
+                prices[lo:hi],
+                _rows(dates, prices.shape, lo, hi),
+                _rows(promo, prices.shape, lo, hi),
+                index[lo:hi],
+            )
+        return out
+
+    # ---- sampling ----------------------------------------------------------------------------
 
     def sample_units(
         self,
@@ -270,23 +449,84 @@ class Market:
         prices_cents: Any,
         dates: Any = None,
         promo: Any = None,
+        category_index: Any = None,
         *,
         rng: np.random.Generator,
     ) -> np.ndarray:
-        """Units sold: Poisson draws around ``expected_units`` (int64, same shape)."""
-        return rng.poisson(self.expected_units(skus, prices_cents, dates, promo))
+        """Units demanded: negative binomial draws around ``expected_units`` (int64, same shape)."""
+        pos = self.positions(skus)
+        return self._sample(pos, self._expected(pos, prices_cents, dates, promo, category_index), rng)
+
+    def sample_around(
+        self, skus: Sequence[str] | np.ndarray, expected_units: Any, *, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Negative binomial draws (each SKU's category shape k) around given expected units."""
+        mu = np.asarray(expected_units, dtype=np.float64)
+        pos = self.positions(skus)
+        if mu.ndim == 0 or mu.shape[0] != len(pos) or not np.all(mu >= 0):
+            raise ValueError(f"expected_units must be >= 0 with shape (n_skus, ...), n_skus={len(pos)}")
+        return self._sample(pos, mu, rng)
+
+    def _sample(self, pos: np.ndarray, mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Gamma-Poisson mixture: Poisson(mu * G), G ~ Gamma(k, 1/k) (G = 1 where k = inf)."""
+        col = (slice(None),) + (None,) * (mu.ndim - 1)
+        k = np.broadcast_to(self.categories.dispersion_k[self._cat[pos]][col], mu.shape)
+        finite = np.isfinite(k)
+        if finite.all():
+            mix = rng.standard_gamma(k) / k
+        else:
+            safe = np.where(finite, k, 1.0)
+            mix = np.where(finite, rng.standard_gamma(safe) / safe, 1.0)
+        return rng.poisson(mu * mix).astype(np.int64)
+
+    def simulate(
+        self,
+        prices_cents: Any,
+        dates: Any,
+        promo: Any = None,
+        *,
+        rng: np.random.Generator,
+        stock: Any = None,
+    ) -> np.ndarray:
+        """Units sold by the whole market (int64, the shape of the prices).
+
+        ``prices_cents`` holds every market SKU in truth order, (n_market, days) with ``dates``
+        of shape (days,) (or (n_market,) with one date); ``promo`` has the prices' shape or is
+        None. The category index comes from the prices; demand is drawn negative binomial
+        around ``expected``; with ``stock`` (integer, the prices' shape) sales are
+        min(demand, stock).
+        """
+        prices = self._market_prices(prices_cents)
+        limit = None
+        if stock is not None:
+            limit = np.asarray(stock)
+            if limit.shape != prices.shape or not np.issubdtype(limit.dtype, np.integer) or (limit < 0).any():
+                raise ValueError(f"stock must be non-negative integers of shape {prices.shape}")
+        mu = self.expected(prices, dates, promo)
+        units = np.empty(prices.shape, dtype=np.int64)
+        for lo in range(0, len(self), BLOCK_SKUS):
+            hi = min(lo + BLOCK_SKUS, len(self))
+            units[lo:hi] = self._sample(np.arange(lo, hi), mu[lo:hi], rng)
+        return units if limit is None else np.minimum(units, limit)
 
     def optimal_price_cents(self, skus: Sequence[str] | np.ndarray, cost_cents: Any) -> np.ndarray:
-        """The unconstrained profit-optimal price, cost * e / (e + 1), as float cents."""
+        """The unconstrained profit-optimal price with substitutes' prices fixed, cost * e / (e + 1)."""
         e = self.truth.elasticity[self.positions(skus)]
         return np.asarray(cost_cents, dtype=np.float64) * e / (e + 1.0)
 
+    # ---- files -------------------------------------------------------------------------------
+
     def save(self, path: Path | str) -> tuple[Path, Path]:
-        """Write truth.csv and truth_categories.csv (into a directory, or next to a .csv path)."""
+        """Write truth.csv and truth_categories.csv (into a directory, or next to a .csv path).
+
+        The market's trend origin is a column (one ISO date, the same on every row) of the
+        categories file.
+        """
         truth_path, cat_path = _paths(Path(path))
         truth_path.parent.mkdir(parents=True, exist_ok=True)
         self.truth.frame().to_csv(truth_path, index=False, lineterminator="\n")
-        self.categories.frame().to_csv(cat_path, index=False, lineterminator="\n")
+        cats = self.categories.frame().assign(trend_origin=self.trend_origin.isoformat())
+        cats.to_csv(cat_path, index=False, lineterminator="\n")
         return truth_path, cat_path
 
     @classmethod
@@ -295,8 +535,12 @@ class Market:
         truth_path, cat_path = _paths(Path(path))
         text = {"sku": str, "category": str}
         truth = pd.read_csv(truth_path, dtype=text, keep_default_na=False)
-        cats = pd.read_csv(cat_path, dtype={"category": str}, keep_default_na=False)
-        return cls(DemandTruth.from_frame(truth), CategoryTruth.from_frame(cats))
+        cats = pd.read_csv(cat_path, dtype={"category": str, "trend_origin": str}, keep_default_na=False)
+        origins = set(cats["trend_origin"]) if "trend_origin" in cats else {DEFAULT_TREND_ORIGIN.isoformat()}
+        if len(origins) > 1:
+            raise ValueError(f"{cat_path}: one trend_origin expected, got {sorted(origins)}")
+        origin = date.fromisoformat(origins.pop()) if origins else DEFAULT_TREND_ORIGIN
+        return cls(DemandTruth.from_frame(truth), CategoryTruth.from_frame(cats), origin)
 
 
 def _paths(path: Path) -> tuple[Path, Path]:

@@ -7,6 +7,14 @@ the engine must never read) and store.json. The same arguments give byte-identic
 Current prices sit at 15–75% over cost, while the true elasticity e puts the profit optimum at
 cost * e / (e + 1): for most SKUs the optimum is above the current price, for some below.
 Prices end in .99 or .49, except a few current prices set by hand (.79, .29, .95).
+
+The price history has a few regular moves a year per SKU, the SKU's own promo weeks, and 3-5
+category event weeks a year in which 30-50% of a category's SKUs are on promo together (so the
+category price index of simulator.market really moves). Sales come from the market truth:
+substitutes' prices, per-category trend (its origin is the first day of the history, also in
+store.json) and negative binomial noise, censored by stock: sales.csv has a ``stock`` column
+(units available that day, simulator.market.draw_stock: about 3% of SKU-days short, in runs of
+1-4 days) and units = min(demand, stock).
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from pricing.data import (
     SALES_FILE,
     TAG_TYPES,
 )
-from simulator.market import Market, days_between, weekday_and_doy
+from simulator.market import Market, days_between, draw_stock, weekday_and_doy
 
 STORE_FILE = "store.json"
 CURRENCY = "EUR"
@@ -40,6 +48,9 @@ OFF_ENDING_SHARE = 0.03
 TAG_SHARES = (0.15, 0.70, 0.15)  # 1.54", 2.9", 4.2"
 SKU_SPACE = 200_000  # SKU numbers are drawn from 1..SKU_SPACE-1, six digits, zero-padded
 SKU_CHUNK = 4096  # SKUs per block when drawing sales (bounds memory)
+SALES_WRITTEN = [*SALES_COLUMNS, "stock"]  # the columns of the sales.csv we write
+EVENTS_PER_YEAR = (3.0, 5.0)  # category event weeks a year
+EVENT_SHARE = (0.30, 0.50)  # share of the category's SKUs on promo in an event week
 
 
 class Kind(NamedTuple):
@@ -130,6 +141,8 @@ class StoreSummary:
     missing_cost: int
     start_date: date
     end_date: date
+    short_days: int = 0  # SKU-days with short stock
+    censored_rows: int = 0  # SKU-days where demand exceeded stock (units = stock)
     paths: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -271,16 +284,27 @@ def _regular_prices(current: np.ndarray, cost: np.ndarray, days: int, rng: np.ra
 
 
 def _promotions(
-    regular: np.ndarray, dates: np.ndarray, rng: np.random.Generator
+    regular: np.ndarray,
+    dates: np.ndarray,
+    category: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    events: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Promo weeks (Monday–Sunday) at 10–30% off; never in the week that ends the history."""
-    n, days = regular.shape
+    """Promo weeks (Monday–Sunday) at 10–30% off; never in the week that ends the history.
+
+    Each SKU has its own promo weeks (none for about a third of SKUs); with ``events`` each
+    category also has event weeks with many of its SKUs on promo together.
+    """
+    n = len(regular)
     weekday, _ = weekday_and_doy(dates)
     monday = dates.astype(np.int64) - weekday
     week = (monday - monday[0]) // 7
     weeks = int(week[-1]) + 1
     per_year = np.where(rng.random(n) < 0.35, 0.0, rng.uniform(2.0, 6.0, n))
     promo_week = rng.random((n, weeks)) < (per_year / 52.0)[:, None]
+    if events:
+        promo_week |= _category_events(category, weeks, rng)
     promo_week[:, -1] = False
     discount = rng.uniform(0.10, 0.30, (n, weeks))
     promo = promo_week[:, week]
@@ -290,41 +314,97 @@ def _promotions(
     return price, promo
 
 
-def _draw_units(
-    market: Market, skus: np.ndarray, price: np.ndarray, promo: np.ndarray, dates: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """(n, days) units sold, drawn from the market truth block by block."""
+def _category_events(category: np.ndarray, weeks: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, weeks): SKUs on promo in their category's event weeks.
+
+    Each category gets EVENTS_PER_YEAR event weeks a year (pro rata, never the last week), and
+    in each of them an EVENT_SHARE of its SKUs join.
+    """
+    codes, category_code = np.unique(category, return_inverse=True)
+    n_cat, eligible = len(codes), max(weeks - 1, 0)
+    count = np.rint(rng.uniform(*EVENTS_PER_YEAR, n_cat) * eligible / 52.0)
+    rank = np.argsort(np.argsort(rng.random((n_cat, eligible)), axis=1), axis=1)  # a random order of weeks
+    event = np.zeros((n_cat, weeks), dtype=bool)
+    event[:, :eligible] = rank < count[:, None]
+    share = rng.uniform(*EVENT_SHARE, (n_cat, weeks))
+    return event[category_code] & (rng.random((len(category), weeks)) < share[category_code])
+
+
+class Sales(NamedTuple):
+    """The sales history drawn from the market: (n, days) units sold and stock."""
+
+    units: np.ndarray  # int32, min(demand, stock)
+    stock: np.ndarray  # int32
+    short_days: int
+    censored: int
+
+
+def _draw_sales(
+    market: Market,
+    skus: np.ndarray,
+    price: np.ndarray,
+    promo: np.ndarray,
+    dates: np.ndarray,
+    rng_sales: np.random.Generator,
+    rng_stock: np.random.Generator,
+) -> Sales:
+    """Units sold and stock from the market truth, what Market.simulate does, block by block.
+
+    The category index needs every SKU's prices, so it is computed once for the whole (n, days)
+    matrix (float32); expected units, stock and demand are then drawn per block of SKUs.
+    """
+    index = market.category_index(price, dtype=np.float32)
     units = np.empty(price.shape, dtype=np.int32)
+    stock = np.empty(price.shape, dtype=np.int32)
+    short = censored = 0
     for lo in range(0, len(skus), SKU_CHUNK):
         hi = lo + SKU_CHUNK
-        units[lo:hi] = market.sample_units(skus[lo:hi], price[lo:hi], dates, promo[lo:hi], rng=rng)
-    return units
+        mu = market.expected_units(skus[lo:hi], price[lo:hi], dates, promo[lo:hi], category_index=index[lo:hi])
+        here = draw_stock(mu, rng_stock)
+        demand = market.sample_around(skus[lo:hi], mu, rng=rng_sales)
+        units[lo:hi] = np.minimum(demand, here)
+        stock[lo:hi] = here
+        short += int(np.count_nonzero(here <= mu))  # short stock is at most mu, ample far above
+        censored += int(np.count_nonzero(demand > here))
+    return Sales(units, stock, short, censored)
 
 
 # ---- files --------------------------------------------------------------------------------
 
 
 def _write_sales(
-    path: Path, store: str, skus: np.ndarray, dates: np.ndarray, units: np.ndarray, price: np.ndarray, promo: np.ndarray
+    path: Path,
+    store: str,
+    skus: np.ndarray,
+    dates: np.ndarray,
+    sales: Sales,
+    price: np.ndarray,
+    promo: np.ndarray,
 ) -> int:
     """sales.csv, date by date (all SKUs of a day, then the next day); returns the row count.
 
-    Written by hand rather than DataFrame.to_csv, which is about 20x slower here: each line is
-    the date joined onto ",store,sku," + units + "," + price + "," + promo, from lookup tables.
+    Written by hand rather than DataFrame.to_csv, which is about 20x slower here. A day's text
+    is one join over five pieces per line, all taken from lookup tables without building new
+    strings: date | ",store,sku," | units | ",price," | "promo,stock\n".
     """
+    units, stock = sales.units, sales.stock
     n, days = units.shape
     date_text = np.datetime_as_string(dates, unit="D").tolist()
-    middle = np.array([f",{store},{sku}," for sku in skus], dtype=object)
     unit_text = np.array([str(i) for i in range(int(units.max(initial=0)) + 1)], dtype=object)
     price_text = np.array([f",{i}," for i in range(int(price.max(initial=0)) + 1)], dtype=object)
-    promo_text = np.array(["0\n", "1\n"], dtype=object)
+    tail_text = np.array(  # indexed by 2 * stock + promo
+        [f"{flag},{i}\n" for i in range(int(stock.max(initial=0)) + 1) for flag in (0, 1)], dtype=object
+    )
+    pieces = np.empty((n, 5), dtype=object)
+    pieces[:, 1] = [f",{store},{sku}," for sku in skus]
     with path.open("w", newline="") as handle:
-        handle.write(",".join(SALES_COLUMNS) + "\n")
-        for d in range(days):
-            if n == 0:
-                break
-            rest = middle + unit_text[units[:, d]] + price_text[price[:, d]] + promo_text[promo[:, d].view(np.int8)]
-            handle.write(date_text[d] + date_text[d].join(rest.tolist()))
+        handle.write(",".join(SALES_WRITTEN) + "\n")
+        for d in range(n and days):
+            pieces[:, 0] = date_text[d]
+            pieces[:, 2] = unit_text[units[:, d]]
+            pieces[:, 3] = price_text[price[:, d]]
+            pieces[:, 4] = tail_text[2 * stock[:, d] + promo[:, d]]
+            handle.write("".join(pieces.ravel().tolist()))
     return n * days
 
 
@@ -348,7 +428,7 @@ def _labels(skus: np.ndarray, store: str, gateways: int, rng: np.random.Generato
 def _products(catalogue: pd.DataFrame, cost: np.ndarray, price: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
     """products.csv rows; about 0.5% (at least one from 200 SKUs) have no cost on file."""
     n = len(catalogue)
-    missing = max(int(round(n * MISSING_COST_SHARE)), 1 if n >= 200 else 0)
+    missing = max(round(n * MISSING_COST_SHARE), 1 if n >= 200 else 0)
     shown = pd.array(cost, dtype="Int64")
     shown[rng.choice(n, missing, replace=False)] = pd.NA
     out = catalogue[["sku", "name", "category", "brand", "size", "unit"]].copy()
@@ -366,30 +446,36 @@ def generate_store(
     gateways: int = 2,
     store: str = "store-001",
     end_date: date = date(2026, 11, 1),
+    category_events: bool = True,
 ) -> StoreSummary:
-    """Write a deterministic sample store into out_dir (see the module docstring)."""
+    """Write a deterministic sample store into out_dir (see the module docstring).
+
+    ``category_events=False`` leaves out the coordinated category promotions (for comparisons).
+    """
     if not 1 <= skus < SKU_SPACE or days < 1 or gateways < 1:
         raise ValueError(f"need 1 <= skus < {SKU_SPACE}, days >= 1, gateways >= 1")
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rng_catalogue, rng_truth, rng_prices, rng_promo, rng_sales, rng_labels = np.random.default_rng(seed).spawn(6)
+    rngs = np.random.default_rng(seed).spawn(7)
+    rng_catalogue, rng_truth, rng_prices, rng_promo, rng_sales, rng_labels, rng_stock = rngs
     catalogue = _draw_catalogue(skus, rng_catalogue)
     cost, current = _current_prices(catalogue, rng_catalogue)
     sku = catalogue["sku"].to_numpy(dtype=object)
-    market = Market.draw(sku, catalogue["category"].to_numpy(dtype=object), current, rng_truth)
+    category = catalogue["category"].to_numpy(dtype=object)
     start_date = end_date - timedelta(days=days - 1)
+    market = Market.draw(sku, category, current, rng_truth, trend_origin=start_date)
     dates = days_between(start_date, end_date)
     regular = _regular_prices(current, cost, days, rng_prices)
-    price, promo = _promotions(regular, dates, rng_promo)
+    price, promo = _promotions(regular, dates, category, rng_promo, events=category_events)
     del regular
-    units = _draw_units(market, sku, price, promo, dates, rng_sales)
+    sales = _draw_sales(market, sku, price, promo, dates, rng_sales, rng_stock)
     products = _products(catalogue, cost, current, rng_catalogue)
     labels = _labels(sku, store, gateways, rng_labels)
 
     paths = {name: out / name for name in (PRODUCTS_FILE, SALES_FILE, LABELS_FILE, STORE_FILE)}
     products.to_csv(paths[PRODUCTS_FILE], index=False, lineterminator="\n")
-    rows = _write_sales(paths[SALES_FILE], store, sku, dates, units, price, promo)
+    rows = _write_sales(paths[SALES_FILE], store, sku, dates, sales, price, promo)
     labels.to_csv(paths[LABELS_FILE], index=False, lineterminator="\n")
     truth_path, cat_path = market.save(out)
     paths.update({truth_path.name: truth_path, cat_path.name: cat_path})
@@ -402,6 +488,7 @@ def generate_store(
         "days": days,
         "start_date": start_date.isoformat(),
         "end_date": end_date.isoformat(),
+        "trend_origin": market.trend_origin.isoformat(),
         "gateways": gateway_ids,
     }
     paths[STORE_FILE].write_text(json.dumps(meta, indent=2) + "\n")
@@ -414,6 +501,8 @@ def generate_store(
         missing_cost=int(products["cost_cents"].isna().sum()),
         start_date=start_date,
         end_date=end_date,
+        short_days=sales.short_days,
+        censored_rows=sales.censored,
         paths=paths,
         seconds=time.perf_counter() - started,
     )

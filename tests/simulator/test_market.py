@@ -11,13 +11,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.market import (
+    AMPLE_EXTRA,
+    AMPLE_FACTOR,
+    BLOCK_SKUS,
     CATEGORIES_FILE,
     MAX_ELASTICITY,
+    SHORT_RUN_MAX,
     TRUTH_FILE,
+    YEAR_DAYS,
     CategoryTruth,
     DemandTruth,
     Market,
     days_between,
+    draw_stock,
     weekday_and_doy,
 )
 
@@ -36,6 +42,37 @@ MARKET = make_market()
 SKUS = MARKET.truth.sku
 
 
+def category_rows(market: Market) -> np.ndarray:
+    """Row of each SKU's category in the category truth."""
+    return pd.Index(market.categories.category).get_indexer(market.truth.category)
+
+
+def tiny_market(trend_origin: date = date(2026, 1, 1)) -> Market:
+    """Three substitutes in category "a", one SKU alone in "b"; flat calendar."""
+    truth = DemandTruth(
+        sku=np.array(["a1", "a2", "a3", "b1"], dtype=object),
+        category=np.array(["a", "a", "a", "b"], dtype=object),
+        base_units=np.array([10.0, 20.0, 5.0, 8.0]),
+        ref_price_cents=np.array([100, 200, 400, 50]),
+        elasticity=np.array([-2.0, -1.5, -3.0, -2.5]),
+    )
+    cats = CategoryTruth(
+        category=np.array(["a", "b"], dtype=object),
+        dow=np.ones((2, 7)),
+        season_amplitude=np.zeros(2),
+        season_peak_doy=np.zeros(2, dtype=np.int64),
+        promo_uplift=np.array([1.3, 1.2]),
+        elasticity_mean=np.array([-2.0, -2.5]),
+        cross_elasticity=np.array([0.5, 0.7]),
+        trend_per_year=np.array([0.08, -0.05]),
+        dispersion_k=np.array([5.0, 8.0]),
+    )
+    return Market(truth, cats, trend_origin)
+
+
+TINY = tiny_market()
+
+
 def test_drawn_truth_is_within_bounds() -> None:
     t = MARKET.truth
     assert (t.elasticity <= MAX_ELASTICITY).all()
@@ -43,6 +80,11 @@ def test_drawn_truth_is_within_bounds() -> None:
     assert (t.base_units > 0).all()
     assert np.allclose(MARKET.categories.dow.mean(axis=1), 1.0, atol=1e-3)
     assert ((MARKET.categories.elasticity_mean <= -1.4) & (MARKET.categories.elasticity_mean >= -3.0)).all()
+    c = MARKET.categories
+    assert ((c.cross_elasticity >= 0.3) & (c.cross_elasticity <= 0.8)).all()
+    assert ((c.trend_per_year >= -0.06) & (c.trend_per_year <= 0.10)).all()
+    assert ((c.dispersion_k >= 4) & (c.dispersion_k <= 12)).all()
+    assert MARKET.trend_origin == date(2026, 1, 1)
 
 
 def test_truth_arrays_are_read_only() -> None:
@@ -84,11 +126,14 @@ def test_expected_units_with_dates_shapes() -> None:
         MARKET.expected_units(SKUS, ref, dates=days)  # 31 dates do not fit 60 prices
 
 
-def test_year_average_equals_average_day() -> None:
+def test_year_average_equals_average_day_once_the_trend_is_divided_out() -> None:
     ref = MARKET.truth.ref_price_cents
     days = days_between(date(2025, 1, 1), date(2028, 12, 30))  # whole weeks, ~4 years
     panel = MARKET.expected_units(SKUS, np.repeat(ref[:, None], len(days), axis=1), dates=days)
-    assert np.allclose(panel.mean(axis=1), MARKET.expected_units(SKUS, ref), rtol=0.01)
+    years = (days - np.datetime64(MARKET.trend_origin)).astype(np.int64) / YEAR_DAYS
+    trend = np.exp(MARKET.categories.trend_per_year[category_rows(MARKET)][:, None] * years[None, :])
+    assert not np.allclose(panel.mean(axis=1), MARKET.expected_units(SKUS, ref), rtol=0.01)
+    assert np.allclose((panel / trend).mean(axis=1), MARKET.expected_units(SKUS, ref), rtol=0.01)
 
 
 def test_weekday_and_day_of_year() -> None:
@@ -114,17 +159,20 @@ def test_bad_inputs_are_refused() -> None:
     day=st.dates(date(2000, 1, 1), date(2100, 12, 31)),
     promo=st.booleans(),
     dated=st.booleans(),
+    index=st.floats(-1.0, 1.0),
 )
-def test_demand_never_rises_with_price(i: int, low: int, extra: int, day: date, promo: bool, dated: bool) -> None:
+def test_demand_never_rises_with_price(
+    i: int, low: int, extra: int, day: date, promo: bool, dated: bool, index: float
+) -> None:
     sku = SKUS[i : i + 1]
     dates = day if dated else None
-    cheap = MARKET.expected_units(sku, [low], dates=dates, promo=promo)
-    dear = MARKET.expected_units(sku, [low + extra], dates=dates, promo=promo)
+    cheap = MARKET.expected_units(sku, [low], dates=dates, promo=promo, category_index=index)
+    dear = MARKET.expected_units(sku, [low + extra], dates=dates, promo=promo, category_index=index)
     assert dear[0] <= cheap[0]
     assert dear[0] >= 0
 
 
-def test_sample_units_are_poisson_around_expectation() -> None:
+def test_sample_units_are_centred_on_the_expectation() -> None:
     rng = np.random.default_rng(0)
     ref = MARKET.truth.ref_price_cents
     grid = np.repeat(ref[:, None], 4000, axis=1)
@@ -173,6 +221,34 @@ def test_save_and_load_round_trip(tmp_path) -> None:
     assert np.array_equal(loaded.expected_units(SKUS, grid, days), MARKET.expected_units(SKUS, grid, days))
 
 
+def test_new_category_fields_and_trend_origin_round_trip(tmp_path) -> None:
+    market = Market(MARKET.truth, MARKET.categories, trend_origin=date(2025, 11, 2))
+    _, cat_path = market.save(tmp_path)
+    header = cat_path.read_text().splitlines()[0].split(",")
+    assert {"cross_elasticity", "trend_per_year", "dispersion_k", "trend_origin"} <= set(header)
+    loaded = Market.load(tmp_path)
+    assert loaded.trend_origin == date(2025, 11, 2)
+    for name in ("cross_elasticity", "trend_per_year", "dispersion_k"):
+        assert np.array_equal(getattr(loaded.categories, name), getattr(MARKET.categories, name)), name
+    days = days_between(date(2027, 3, 1), date(2027, 3, 7))
+    grid = np.repeat(MARKET.truth.ref_price_cents[:, None], len(days), axis=1) * 0.9
+    assert np.array_equal(loaded.expected(grid, days), market.expected(grid, days))
+    assert not np.array_equal(loaded.expected(grid, days), MARKET.expected(grid, days))  # origin matters
+
+
+def test_category_file_without_new_columns_loads_neutral(tmp_path) -> None:
+    MARKET.save(tmp_path)
+    path = tmp_path / CATEGORIES_FILE
+    old = pd.read_csv(path).drop(columns=["cross_elasticity", "trend_per_year", "dispersion_k", "trend_origin"])
+    old.to_csv(path, index=False)
+    loaded = Market.load(tmp_path)
+    assert (loaded.categories.cross_elasticity == 0).all() and (loaded.categories.trend_per_year == 0).all()
+    assert np.isinf(loaded.categories.dispersion_k).all()
+    units = loaded.sample_units(SKUS, np.repeat(MARKET.truth.ref_price_cents[:, None], 4000, axis=1), rng=np.random.default_rng(2))
+    busy = MARKET.truth.base_units > 5
+    assert np.allclose(units[busy].var(axis=1) / units[busy].mean(axis=1), 1.0, atol=0.1)  # Poisson again
+
+
 def test_save_next_to_a_csv_path(tmp_path) -> None:
     truth_path, cat_path = MARKET.save(tmp_path / "other.csv")
     assert cat_path == tmp_path / "other_categories.csv"
@@ -187,3 +263,143 @@ def test_truth_validation() -> None:
         DemandTruth.from_frame(frame.assign(sku="same"))
     with pytest.raises(ValueError):
         Market(MARKET.truth, CategoryTruth.from_frame(MARKET.categories.frame().iloc[:2]))
+    cats = MARKET.categories.frame()
+    with pytest.raises(ValueError):
+        CategoryTruth.from_frame(cats.assign(cross_elasticity=-0.1))
+    with pytest.raises(ValueError):
+        CategoryTruth.from_frame(cats.assign(dispersion_k=0.0))
+
+
+# ---- substitutes, trend, noise, stock -----------------------------------------------------
+
+
+def test_category_index_is_the_leave_one_out_mean_on_a_tiny_market() -> None:
+    prices = np.array([110, 180, 400, 60])
+    a1, a2, a3 = np.log(1.1), np.log(0.9), 0.0
+    expected = [(a2 + a3) / 2, (a1 + a3) / 2, (a1 + a2) / 2, 0.0]  # b1 is alone in "b"
+    assert np.allclose(TINY.category_index(prices), expected, rtol=0, atol=1e-15)
+    wide = np.column_stack([prices, TINY.truth.ref_price_cents, [50, 400, 200, 25]])
+    index = TINY.category_index(wide)
+    assert index.shape == (4, 3)
+    assert np.allclose(index[:, 0], expected)
+    assert np.allclose(index[:, 1], 0.0)
+    assert np.allclose(index[:, 2], [0.0, np.log(0.5), 0.0, 0.0])  # log ratios -l, +l, -l: a2 sees two at half
+    assert TINY.category_index(wide, dtype=np.float32).dtype == np.float32
+    with pytest.raises(ValueError):
+        TINY.category_index(prices[:3])  # one price per market SKU
+    with pytest.raises(ValueError):
+        TINY.category_index([110, 0, 400, 60])
+
+
+def test_category_index_matches_a_groupby_on_a_market_larger_than_a_block() -> None:
+    market = make_market(n=BLOCK_SKUS + 1500, seed=8)
+    rng = np.random.default_rng(4)
+    prices = np.round(market.truth.ref_price_cents[:, None] * rng.uniform(0.6, 1.3, (len(market), 3)))
+    logr = pd.DataFrame(np.log(prices / market.truth.ref_price_cents[:, None]))
+    groups = logr.groupby(market.truth.category)
+    loo = (groups.transform("sum") - logr) / (groups.transform("count") - 1)
+    assert np.allclose(market.category_index(prices), loo.to_numpy(), rtol=0, atol=1e-12)
+
+
+def test_cheaper_substitutes_lower_sales_by_exp_cross_times_index_change() -> None:
+    ref = TINY.truth.ref_price_cents.astype(float)
+    before = TINY.expected(ref)
+    cut = ref * np.array([1.0, 0.8, 0.8, 1.0])  # a2 and a3 on promo, a1 and b1 unchanged
+    after = TINY.expected(cut)
+    d_index = np.log(0.8)  # a1's substitutes are both 20% cheaper
+    assert after[0] / before[0] == pytest.approx(np.exp(0.5 * d_index), rel=1e-12)
+    assert after[0] < before[0]
+    assert after[3] == pytest.approx(before[3], rel=1e-12)  # another category
+    # A drawn market: every other SKU of SKU 0's category 15% cheaper on three dates.
+    days = days_between(date(2026, 5, 4), date(2026, 5, 6))
+    same = category_rows(MARKET) == category_rows(MARKET)[0]
+    grid = np.repeat(MARKET.truth.ref_price_cents[:, None] * 1.05, len(days), axis=1)
+    cheaper = grid.copy()
+    cheaper[same & (np.arange(len(SKUS)) > 0)] *= 0.85
+    x = MARKET.categories.cross_elasticity[category_rows(MARKET)[0]]
+    ratio = MARKET.expected(cheaper, days)[0] / MARKET.expected(grid, days)[0]
+    assert np.allclose(ratio, np.exp(x * np.log(0.85)), rtol=1e-12)
+    index = MARKET.category_index(grid)
+    assert np.allclose(
+        MARKET.expected(grid, days), MARKET.expected_units(SKUS, grid, days, category_index=index), rtol=1e-12
+    )
+
+
+def test_own_elasticity_is_not_changed_by_the_index() -> None:
+    ref = TINY.truth.ref_price_cents.astype(float)
+    for others in (1.0, 0.7, 1.3):
+        base = ref * np.array([1.0, others, others, 1.0])
+        dear = base * np.array([1.1, 1.0, 1.0, 1.0])  # only a1's own price rises
+        ratio = TINY.expected(dear)[0] / TINY.expected(base)[0]
+        assert ratio == pytest.approx(1.1 ** TINY.truth.elasticity[0], rel=1e-12)
+    index = np.linspace(-0.4, 0.4, len(SKUS))
+    prices = MARKET.truth.ref_price_cents * 0.9
+    ratio = MARKET.expected_units(SKUS, prices * 1.2, category_index=index) / MARKET.expected_units(
+        SKUS, prices, category_index=index
+    )
+    assert np.allclose(ratio, 1.2**MARKET.truth.elasticity, rtol=1e-12)
+
+
+def test_trend_grows_demand_from_the_trend_origin() -> None:
+    ref = TINY.truth.ref_price_cents
+    at_origin = TINY.expected_units(TINY.truth.sku, ref, dates=date(2026, 1, 1))
+    assert np.allclose(at_origin, TINY.truth.base_units)  # flat calendar, zero years
+    later = TINY.expected_units(TINY.truth.sku, ref, dates=date(2028, 1, 1))
+    years = 730 / YEAR_DAYS
+    assert np.allclose(later / at_origin, np.exp(np.array([0.08, 0.08, 0.08, -0.05]) * years), rtol=1e-12)
+    shifted = tiny_market(trend_origin=date(2028, 1, 1))
+    assert np.allclose(shifted.expected_units(shifted.truth.sku, ref, dates=date(2028, 1, 1)), TINY.truth.base_units)
+    assert np.allclose(TINY.expected_units(TINY.truth.sku, ref), TINY.truth.base_units)  # no dates, no trend
+
+
+def test_sampling_is_overdispersed_negative_binomial() -> None:
+    rng = np.random.default_rng(0)
+    busy = np.flatnonzero(MARKET.truth.base_units > 3)
+    mu = MARKET.truth.base_units[busy]
+    units = MARKET.sample_units(SKUS[busy], np.repeat(MARKET.truth.ref_price_cents[busy, None], 20_000, axis=1), rng=rng)
+    k = MARKET.categories.dispersion_k[category_rows(MARKET)[busy]]
+    var = units.var(axis=1)
+    assert (var > 1.2 * mu).all()  # clearly more than Poisson's Var = mu
+    assert np.allclose(var, mu + mu**2 / k, rtol=0.15)
+    assert np.allclose(units.mean(axis=1), mu, rtol=0.05)
+
+
+def test_simulate_draws_around_expected_and_respects_stock() -> None:
+    days = days_between(date(2026, 6, 1), date(2026, 6, 28))
+    rng = np.random.default_rng(6)
+    prices = np.round(MARKET.truth.ref_price_cents[:, None] * rng.uniform(0.7, 1.2, (len(SKUS), len(days))))
+    promo = rng.random(prices.shape) < 0.1
+    mu = MARKET.expected(prices, days, promo)
+    demand = np.stack([MARKET.simulate(prices, days, promo, rng=np.random.default_rng(s)) for s in range(200)])
+    assert demand.dtype == np.int64 and demand.shape == (200, *prices.shape)
+    assert demand.mean(axis=0).sum() == pytest.approx(mu.sum(), rel=0.01)
+    stock = draw_stock(mu, np.random.default_rng(7))
+    sold = MARKET.simulate(prices, days, promo, rng=np.random.default_rng(0), stock=stock)
+    assert np.array_equal(sold, np.minimum(demand[0], stock))  # stock draws nothing from rng
+    assert (sold <= stock).all()
+    censored = (sold == stock) & (stock < demand[0])
+    assert censored.any()
+    with pytest.raises(ValueError):
+        MARKET.simulate(prices, days, rng=rng, stock=stock[:, :3])
+    with pytest.raises(ValueError):
+        MARKET.simulate(prices, days, rng=rng, stock=stock * 1.0)
+
+
+def test_draw_stock_is_short_on_a_few_percent_of_days_in_runs() -> None:
+    mu = np.random.default_rng(1).lognormal(1.0, 1.0, (3000, 365))
+    stock = draw_stock(mu, np.random.default_rng(2))
+    assert stock.dtype == np.int64 and stock.shape == mu.shape
+    ample = np.ceil(AMPLE_FACTOR * mu).astype(np.int64) + AMPLE_EXTRA
+    short = stock != ample
+    assert (stock[short] <= np.floor(mu[short])).all()  # floor(mu * U(0, 1))
+    assert (stock[short] == 0).any()
+    assert 0.02 <= short.mean() <= 0.04
+    # Runs: most short days have a short neighbour, and no run is longer than SHORT_RUN_MAX
+    # unless two runs happen to touch (rare).
+    padded = np.pad(short, ((0, 0), (1, 1)))
+    neighbour = padded[:, :-2] | padded[:, 2:]
+    assert neighbour[short].mean() >= 0.7
+    window = sum(short[:, lag : short.shape[1] - SHORT_RUN_MAX + lag] for lag in range(SHORT_RUN_MAX + 1))
+    assert (window == SHORT_RUN_MAX + 1).mean() < 0.001
+    assert np.array_equal(stock, draw_stock(mu, np.random.default_rng(2)))  # deterministic by seed
+    assert draw_stock(mu[0], np.random.default_rng(2)).shape == (365,)

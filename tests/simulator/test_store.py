@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from pricing.data import (
     PRODUCT_COLUMNS,
     SALES_COLUMNS,
     TAG_TYPES,
+    load_sales,
     load_store,
 )
 from simulator.market import Market
@@ -43,7 +45,10 @@ def raw(store: tuple[Path, StoreSummary]) -> dict[str, pd.DataFrame]:
     read = {name: pd.read_csv(out / name, dtype=str, keep_default_na=False) for name in FILES[:3]}
     sales = read["sales.csv"]
     read["sales"] = sales.assign(
-        units=sales["units"].astype(int), price_cents=sales["price_cents"].astype(int), promo=sales["promo"] == "1"
+        units=sales["units"].astype(int),
+        price_cents=sales["price_cents"].astype(int),
+        promo=sales["promo"] == "1",
+        stock=sales["stock"].astype(int),
     )
     return read
 
@@ -51,6 +56,33 @@ def raw(store: tuple[Path, StoreSummary]) -> dict[str, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def market(store: tuple[Path, StoreSummary]) -> Market:
     return Market.load(store[0])
+
+
+class Panel(NamedTuple):
+    """sales.csv as (n_skus, days) matrices, SKUs in the truth's order."""
+
+    dates: np.ndarray
+    price: np.ndarray
+    promo: np.ndarray
+    units: np.ndarray
+    stock: np.ndarray
+    expected: np.ndarray  # the market's expected units, substitutes' prices included
+    index: np.ndarray  # the category index of each SKU-day
+
+
+def panel_of(sales: pd.DataFrame, market: Market) -> Panel:
+    def wide(column: str) -> np.ndarray:
+        return sales.pivot(index="sku", columns="date", values=column).loc[market.truth.sku].to_numpy()
+
+    dates = np.array(sorted(sales["date"].unique()), dtype="datetime64[D]")
+    price, promo = wide("price_cents"), wide("promo").astype(bool)
+    expected = market.expected(price, dates, promo)
+    return Panel(dates, price, promo, wide("units"), wide("stock"), expected, market.category_index(price))
+
+
+@pytest.fixture(scope="module")
+def panel(raw: dict[str, pd.DataFrame], market: Market) -> Panel:
+    return panel_of(raw["sales"], market)
 
 
 def test_same_seed_same_bytes_other_seed_other_data(store: tuple[Path, StoreSummary], tmp_path: Path) -> None:
@@ -77,8 +109,10 @@ def test_summary_and_store_json(store: tuple[Path, StoreSummary]) -> None:
         "days": DAYS,
         "start_date": summary.start_date.isoformat(),
         "end_date": "2026-11-01",
+        "trend_origin": summary.start_date.isoformat(),
         "gateways": ["gw-01", "gw-02", "gw-03"],
     }
+    assert 0 < summary.censored_rows < summary.short_days < 0.05 * SKUS * DAYS
 
 
 def test_loads_through_the_data_contracts_without_rejects(store: tuple[Path, StoreSummary]) -> None:
@@ -92,7 +126,8 @@ def test_loads_through_the_data_contracts_without_rejects(store: tuple[Path, Sto
 
 def test_columns_and_integer_cents(raw: dict[str, pd.DataFrame]) -> None:
     assert list(raw["products.csv"].columns) == PRODUCT_COLUMNS
-    assert list(raw["sales.csv"].columns) == SALES_COLUMNS
+    assert list(raw["sales.csv"].columns) == [*SALES_COLUMNS, "stock"]
+    assert raw["sales.csv"]["stock"].str.fullmatch(r"0|[1-9][0-9]*").all()
     assert list(raw["labels.csv"].columns) == LABEL_COLUMNS
     products = raw["products.csv"]
     assert products["price_cents"].str.fullmatch(r"[1-9][0-9]*").all()
@@ -178,35 +213,107 @@ def test_labels_cover_every_sku_and_balance_gateways(raw: dict[str, pd.DataFrame
     assert labels["tag_type"].value_counts().idxmax() == "2.9"
 
 
-def test_sales_follow_the_market_truth(raw: dict[str, pd.DataFrame], market: Market) -> None:
-    sales = raw["sales"]
-    expected = market.expected_units(
-        sales["sku"].to_numpy(), sales["price_cents"].to_numpy(), sales["date"].to_numpy(), sales["promo"].to_numpy()
+def test_sales_follow_the_market_truth(panel: Panel, market: Market) -> None:
+    """Where stock is ample, units average the market's expectation, substitutes' prices included."""
+    ample = panel.stock > panel.expected  # short stock is at most floor(expected)
+    assert panel.units[ample].sum() == pytest.approx(panel.expected[ample].sum(), rel=0.02)
+    assert (panel.units[ample] < panel.stock[ample]).all()  # ample stock never binds
+    # Leaving out the substitutes' prices describes the data measurably worse.
+    skus = market.truth.sku
+    own_only = market.expected_units(skus, panel.price, panel.dates, panel.promo)
+    assert (panel.expected != own_only).mean() > 0.9
+    assert np.allclose(panel.expected, market.expected_units(skus, panel.price, panel.dates, panel.promo, panel.index))
+
+
+def test_trend_origin_is_the_first_day(store: tuple[Path, StoreSummary], market: Market) -> None:
+    assert market.trend_origin == store[1].start_date
+    assert (market.categories.trend_per_year != 0).all()
+
+
+def test_stock_is_short_on_a_few_percent_of_days_and_censors_sales(panel: Panel) -> None:
+    short = panel.stock <= panel.expected
+    assert 0.02 <= short.mean() <= 0.04
+    assert (panel.units <= panel.stock).all()
+    assert (panel.stock[short] <= np.floor(panel.expected[short])).all()
+    assert (panel.stock[short] == 0).any()
+    at_stock = short & (panel.units == panel.stock) & (panel.stock > 0)
+    assert at_stock.sum() >= 0.2 * short.sum()  # demand often met the short shelf
+    padded = np.pad(short, ((0, 0), (1, 1)))
+    assert (padded[:, :-2] | padded[:, 2:])[short].mean() >= 0.6  # missed deliveries last days
+    # Censoring costs sales: short days sell less than expected, ample days do not.
+    assert panel.units[short].sum() < 0.7 * panel.expected[short].sum()
+
+
+def test_stock_column_loads_through_the_data_contract(store: tuple[Path, StoreSummary], panel: Panel) -> None:
+    loaded = load_sales(store[0] / "sales.csv")
+    assert loaded.rejects == []
+    assert "stock" in loaded.frame.columns and loaded.frame["stock"].notna().all()
+    assert int(loaded.frame["stock"].sum()) == int(panel.stock.sum())
+
+
+def test_category_events_move_the_category_index(
+    store: tuple[Path, StoreSummary], panel: Panel, market: Market, tmp_path: Path
+) -> None:
+    """Coordinated promotions: the per-category daily mean index varies much more than without."""
+    generate_store(
+        tmp_path, skus=SKUS, days=DAYS, seed=SEED, gateways=GATEWAYS, end_date=END, category_events=False
     )
-    assert sales["units"].sum() == pytest.approx(expected.sum(), rel=0.02)
+    quiet = load_store(tmp_path).sales.assign(date=lambda f: f["date"].dt.strftime("%Y-%m-%d"))
+    without = panel_of(quiet, market)
+    category = market.truth.category
+
+    def daily_std(index: np.ndarray) -> float:
+        return float(pd.DataFrame(index).groupby(category).mean().std(axis=1).mean())
+
+    assert daily_std(panel.index) > 1.4 * daily_std(without.index)
+    busiest = pd.DataFrame(panel.promo).groupby(category).mean().max(axis=1)
+    assert (busiest >= 0.25).all()  # every category has a day with many SKUs on promo together
+    assert (pd.DataFrame(without.promo).groupby(category).mean().max(axis=1) < 0.25).all()
 
 
-def test_log_log_regression_recovers_elasticity(raw: dict[str, pd.DataFrame], market: Market) -> None:
-    """Per SKU, log(units / calendar effect) on log(price): slopes close to the true elasticity."""
-    sales = raw["sales"].copy()
-    skus = sales["sku"].to_numpy()
-    ref = market.truth.ref_price_cents[market.positions(skus)]
-    sales["calendar"] = market.expected_units(skus, ref, sales["date"].to_numpy(), sales["promo"].to_numpy())
-    groups = sales.groupby(["sku", "price_cents"]).agg(units=("units", "sum"), calendar=("calendar", "sum"))
+def elasticity_errors(panel: Panel, market: Market, units: np.ndarray) -> np.ndarray:
+    """Per SKU, slope of log(units / other effects) on log(price) minus the true elasticity.
+
+    The other effects are the calendar, promo uplift, trend and the substitutes' price index
+    (the truth's expected units at the reference price); short-stock days are left out (their
+    sales are censored). Days are pooled per SKU and price, weighted by volume.
+    """
+    skus = market.truth.sku
+    ref = np.broadcast_to(market.truth.ref_price_cents[:, None], panel.price.shape)
+    other = market.expected_units(skus, ref, panel.dates, panel.promo, panel.index)
+    rows, cols = np.nonzero(panel.stock > panel.expected)
+    sales = pd.DataFrame(
+        {"sku": skus[rows], "price": panel.price[rows, cols], "units": units[rows, cols], "other": other[rows, cols]}
+    )
+    groups = sales.groupby(["sku", "price"]).agg(units=("units", "sum"), other=("other", "sum"))
     groups = groups[groups["units"] > 0].reset_index()
     truth = market.truth.frame().set_index("sku")
     errors = []
     for sku, g in groups.groupby("sku"):
-        x = np.log(g["price_cents"].to_numpy())
+        x = np.log(g["price"].to_numpy())
         if len(g) < 2 or np.ptp(x) < 0.15 or truth.at[sku, "base_units"] < 2:
             continue  # too little variation or volume to say anything
-        y = np.log(g["units"] / g["calendar"]).to_numpy()
+        y = np.log(g["units"] / g["other"]).to_numpy()
         w = np.sqrt(g["units"].to_numpy())
         slope = np.linalg.lstsq(np.column_stack([np.ones_like(x), x]) * w[:, None], y * w, rcond=None)[0][1]
         errors.append(slope - truth.at[sku, "elasticity"])
-    errors = np.array(errors)
-    assert len(errors) >= 30
-    assert abs(errors.mean()) < 0.15
+    return np.array(errors)
+
+
+def test_log_log_regression_recovers_elasticity(tmp_path: Path) -> None:
+    """A year of sales carries each SKU's own-price elasticity once the other effects are divided out.
+
+    A year, not the 120-day fixture: negative binomial noise does not average out with volume
+    (the gamma mixing has a CV of 1/sqrt(k) per day), so a SKU needs many days per price.
+    """
+    generate_store(tmp_path, skus=300, days=365, seed=SEED, end_date=END)
+    market = Market.load(tmp_path)
+    panel = panel_of(load_store(tmp_path).sales.assign(date=lambda f: f["date"].dt.strftime("%Y-%m-%d")), market)
+    exact = elasticity_errors(panel, market, panel.expected)
+    assert len(exact) >= 100 and np.abs(exact).max() < 1e-9  # the controls are exactly the truth
+    errors = elasticity_errors(panel, market, panel.units)
+    assert len(errors) >= 100
+    assert abs(errors.mean()) < 0.1
     assert np.median(np.abs(errors)) < 0.3
 
 
@@ -219,6 +326,7 @@ def test_price_rounding_helpers() -> None:
 def test_tiny_and_invalid_sizes(tmp_path: Path) -> None:
     tiny = generate_store(tmp_path / "tiny", skus=5, days=3, gateways=2)
     assert tiny.sales_rows == 15 and tiny.missing_cost == 0
+    assert generate_store(tmp_path / "one", skus=1, days=1).sales_rows == 1  # alone in its category
     assert load_store(tmp_path / "tiny").rejects == []
     with pytest.raises(ValueError):
         generate_store(tmp_path / "bad", skus=0)
