@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from pricing.data import Reject
     from pricing.demo import DemoResult
     from pricing.demo import Progress as StageProgress
+    from pricing.evaluation import EvaluationReport
     from pricing.plan import PricePlan
 
 app = typer.Typer(
@@ -273,6 +274,60 @@ def train(
     )
     if as_json:
         emit_json({"model": str(path), "n_skus": result.n_skus, "n_rows": result.n_rows, **result.metrics})
+
+
+@app.command()
+def evaluate(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="A simulated store directory (with truth.csv); default: generate the sample store."),
+    ] = None,
+    skus: Annotated[int, typer.Option(min=10, max=200_000, help="SKUs of the generated sample store.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated store and of the simulated weeks.")] = 7,
+    holdout_weeks: Annotated[int, typer.Option(min=1, max=26, help="Weeks held out for the forecast error.")] = 4,
+    weeks: Annotated[int, typer.Option(min=1, max=52, help="Weeks of closed-loop pricing.")] = 8,
+    rules: Annotated[Path | None, typer.Option(help="Rules file (default: config/rules.yaml if present).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
+) -> None:
+    """Measure the demand model against the simulator's truth: forecast, elasticities, closed loop."""
+    from pricing.config_loader import load_rules
+    from pricing.evaluation import EvaluationOptions
+    from pricing.evaluation import evaluate as run_evaluation
+    from pricing.rules import RulesConfig
+
+    rules_path = _resolve_rules(rules)
+    with user_errors():
+        config = load_rules(rules_path) if rules_path else RulesConfig()
+        options = EvaluationOptions(data, skus, seed, holdout_weeks, weeks, config)
+        with err.status("evaluating") as status:
+            report = run_evaluation(options, progress=lambda msg: (err.print(f"  {msg}"), status.update(msg.strip())))
+    _print_evaluation(report)
+    if as_json:
+        emit_json(report.summary())
+
+
+def _print_evaluation(report: EvaluationReport) -> None:
+    summary = report.summary()
+    table = Table(title="Own-price elasticity: learned vs true, per category")
+    for column in ("category", "SKUs", "true", "learned", "MAE", "MAE cat. only", "uncertain", "cross (learned/true)"):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    for cat, row in report.categories.iterrows():
+        table.add_row(
+            str(cat), f"{int(row['skus'])}", f"{row['true_mean']:.2f}", f"{row['learned_mean']:.2f}",
+            f"{row['mae']:.3f}", f"{row['mae_category_only']:.3f}", f"{row['uncertain_share']:.0%}",
+            f"{row['cross_learned']:.2f} / {row['cross_true']:.2f}",
+        )
+    err.print(table)
+    err.print(
+        f"forecast WAPE {summary['wape']:.3f} vs seasonal-naive {summary['wape_baseline']:.3f} "
+        f"(ratio {summary['wape_ratio']:.2f}); elasticity MAE {summary['elasticity_mae']:.3f} "
+        f"(category means alone {summary['elasticity_mae_category_only']:.3f})"
+    )
+    err.print(
+        f"closed loop, {summary['closed_loop_weeks']} weeks: realised profit {summary['closed_loop_profit_vs_oracle']:.3f} "
+        f"of the oracle's (expected {summary['closed_loop_expected_profit_vs_oracle']:.3f}); "
+        f"keeping today's prices: {summary['hold_profit_vs_oracle']:.3f}"
+    )
 
 
 @app.command()

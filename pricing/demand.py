@@ -54,7 +54,7 @@ from sklearn.utils.validation import check_is_fitted
 
 FIT_COLUMNS = ("sku", "category", "price_cents")
 PREDICT_COLUMNS = ("sku", "price_cents")
-OPTIONAL_COLUMNS = ("promo", "date", "stock")
+OPTIONAL_COLUMNS = ("promo", "date", "stock", "brand")
 FEATURES = ("own_log_price", "category_price_index", "promo", "day_of_week", "yearly_season", "trend")
 
 _ROW = np.float32
@@ -159,7 +159,7 @@ class DemandModel(RegressorMixin, BaseEstimator):
         max_elasticity: float = -0.2,
         min_elasticity: float = -6.0,
         default_elasticity: float = -1.5,
-        max_elasticity_se: float = 0.3,
+        max_elasticity_se: float = 0.2,
         cross_price: bool = True,
         seasonality: bool = True,
         trend: bool = True,
@@ -219,10 +219,15 @@ class DemandModel(RegressorMixin, BaseEstimator):
         gamma = np.zeros(n_cats)
         b = np.zeros(n_skus)
         pooling = self._pooling()
+        groups = _brand_groups(X, sku, sku_cat, n_skus)
         for round_no in range(max(int(self.rounds), 1)):
             offset = _offset(rows, theta, gamma, cell_design, span)
-            fit = _sku_step(rows, offset, b, sku_cat, n_skus, n_cats)
-            pooled = _pool(fit.raw, fit.raw_se, sku_cat, n_cats, pooling)
+            # The first round has no promo effect yet: promo days would pass their uplift off as
+            # price response (and backfitting would take many rounds to undo it), so it fits
+            # elasticities on regular days only.
+            only = ~promo if round_no == 0 and design.promo and (~promo).any() else None
+            fit = _sku_step(rows, offset, b, sku_cat, n_skus, n_cats, only)
+            pooled = _pool(fit.raw, fit.raw_se, sku_cat, n_cats, pooling, groups)
             b = np.clip(pooled.elasticity, self.min_elasticity, self.max_elasticity)
             log_level = _log_level(rows, offset, b, n_skus)
             theta, gamma = _category_step(rows, log_level, b, theta, gamma, cell_design, design, span, n_cats)
@@ -512,6 +517,18 @@ def _stock(X: pd.DataFrame) -> np.ndarray | None:
         raise ValueError("stock must be numeric (empty where unknown)") from None
 
 
+def _brand_groups(X: pd.DataFrame, sku: np.ndarray, sku_cat: np.ndarray, n_skus: int) -> _Groups | None:
+    """Brand-in-category groups from an optional ``brand`` column (a SKU's first brand counts)."""
+    if "brand" not in X.columns:
+        return None
+    brand_codes, _ = pd.factorize(X["brand"])  # -1: no brand, a group of its own per category
+    first = np.full(n_skus, -1, dtype=np.int64)
+    first[sku[::-1]] = brand_codes[::-1]  # the last write wins: each SKU's first row
+    key = sku_cat.astype(np.int64) * (int(brand_codes.max(initial=-1)) + 2) + first + 1
+    of_sku, uniques = pd.factorize(key, sort=True)
+    return _Groups(of_sku.astype(np.int32), (np.asarray(uniques) // (int(brand_codes.max(initial=-1)) + 2)).astype(np.int32))
+
+
 def _dense_codes(days: np.ndarray) -> tuple[np.ndarray, int]:
     first = int(days.min())
     return (days - first).astype(np.int64), int(days.max()) - first + 1
@@ -585,13 +602,26 @@ class _SkuFit:
 
 
 def _sku_step(
-    rows: _Rows, offset: np.ndarray, start: np.ndarray, sku_cat: np.ndarray, n_skus: int, n_cats: int
+    rows: _Rows,
+    offset: np.ndarray,
+    start: np.ndarray,
+    sku_cat: np.ndarray,
+    n_skus: int,
+    n_cats: int,
+    only: np.ndarray | None = None,
 ) -> _SkuFit:
     """Per-SKU Poisson MLE of the elasticity (intercept profiled out) and its standard error.
 
     Newton on the profile log-likelihood, which is concave in b: score = Sxy - Sy*E_w[xc],
     information = Sy*Var_w[xc] with weights w = exp(b*xc + offset). All SKUs step together.
+    ``only`` (a row mask) restricts the fit to those rows.
     """
+    if only is not None:
+        rows = _Rows(
+            rows.sku[only], rows.cat[only], rows.xc[only], rows.index[only], rows.cell[only],
+            rows.units[only], np.zeros(0, dtype=np.intp), np.zeros(0),
+        )
+        offset = offset[only]
     sy = _sum_by(rows.sku, rows.units, n_skus)
     sxy = _sum_by(rows.sku, rows.units * rows.xc, n_skus)
     b = np.clip(np.nan_to_num(start), *_RAW_BOUNDS)
@@ -674,16 +704,37 @@ class _Pooled:
     strength: np.ndarray  # per category
 
 
-def _pool(raw: np.ndarray, raw_se: np.ndarray, sku_cat: np.ndarray, n_cats: int, pooling: _Pooling) -> _Pooled:
-    """Shrink SKU elasticities toward their category's precision-weighted mean.
+@dataclass
+class _Groups:
+    """Brands within categories: each SKU's group, each group's category."""
+
+    of_sku: np.ndarray
+    category: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.category)
+
+
+def _pool(
+    raw: np.ndarray,
+    raw_se: np.ndarray,
+    sku_cat: np.ndarray,
+    n_cats: int,
+    pooling: _Pooling,
+    groups: _Groups | None = None,
+) -> _Pooled:
+    """Shrink SKU elasticities toward their category's (or brand's) precision-weighted mean.
 
     The SKU estimate is first clipped into the allowed range: with a concave likelihood that is
     the constrained maximum, and it keeps a SKU whose sales rose with price from dragging its
-    category's mean.
+    category's mean. With ``groups`` (brands) and an estimated strength the pooling has two
+    levels: SKU -> brand in category -> category.
     """
     raw = np.clip(raw, pooling.low, pooling.high)  # unidentified SKUs get weight 0 below
     with np.errstate(divide="ignore"):
         precision = np.where(np.isfinite(raw_se), 1.0 / raw_se**2, 0.0)
+    if pooling.strength is None and groups is not None:
+        return _pool_two_levels(raw, precision, sku_cat, n_cats, groups)
     if pooling.strength is None:
         strength = 1.0 / _between_sku_variance(raw, precision, sku_cat, n_cats)
     else:
@@ -705,6 +756,37 @@ def _pool(raw: np.ndarray, raw_se: np.ndarray, sku_cat: np.ndarray, n_cats: int,
     with np.errstate(invalid="ignore", divide="ignore"):
         category = np.where(total > 0, weighted / total, overall)
     elasticity = weight * raw + (1.0 - weight) * category[sku_cat]
+    return _Pooled(elasticity, se, weight, category, strength)
+
+
+def _pool_two_levels(
+    raw: np.ndarray, precision: np.ndarray, sku_cat: np.ndarray, n_cats: int, groups: _Groups
+) -> _Pooled:
+    """SKU -> brand -> category normal random effects, spreads estimated at both levels.
+
+    The brand's mean is shrunk toward its category's; each SKU toward its brand's, with prior
+    variance = the within-brand spread + the uncertainty of the brand's mean.
+    """
+    g, n_groups = groups.of_sku, len(groups)
+    tau_sku = _between_sku_variance(raw, precision, g, n_groups)  # within each brand
+    w = precision / (1.0 + precision * tau_sku[g])  # 1 / (se² + tau²)
+    total = _sum_by(g, w, n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        brand_mean = np.where(total > 0, _sum_by(g, w * raw, n_groups) / total, 0.0)
+    tau_brand = _between_sku_variance(brand_mean, total, groups.category, n_cats)
+    cat_weight = total / (1.0 + total * tau_brand[groups.category])
+    cat_total = _sum_by(groups.category, cat_weight, n_cats)
+    overall = float((cat_weight * brand_mean).sum() / cat_weight.sum()) if cat_weight.sum() > 0 else -1.5
+    with np.errstate(invalid="ignore", divide="ignore"):
+        category = np.where(cat_total > 0, _sum_by(groups.category, cat_weight * brand_mean, n_cats) / cat_total, overall)
+    prior_precision = 1.0 / tau_brand[groups.category]
+    shrunk_precision = total + prior_precision
+    shrunk = (total * brand_mean + prior_precision * category[groups.category]) / shrunk_precision
+    sku_prior_precision = 1.0 / (tau_sku[g] + 1.0 / shrunk_precision[g])
+    weight = precision / (precision + sku_prior_precision)
+    elasticity = weight * raw + (1.0 - weight) * shrunk[g]
+    se = 1.0 / np.sqrt(precision + sku_prior_precision)
+    strength = 1.0 / (_sum_by(groups.category, tau_sku, n_cats) / np.maximum(_sum_by(groups.category, None, n_cats), 1) + tau_brand)
     return _Pooled(elasticity, se, weight, category, strength)
 
 

@@ -130,6 +130,9 @@ def _training_frame(sales: pd.DataFrame, products: pd.DataFrame) -> tuple[pd.Dat
         "promo": sales["promo"].to_numpy()[keep],
         "date": pd.to_datetime(sales["date"]).to_numpy()[keep],
     }
+    if "brand" in products.columns:
+        brand_codes, brand_names = pd.factorize(products["brand"])
+        columns["brand"] = pd.Categorical.from_codes(brand_codes[position], categories=brand_names)
     if "stock" in sales.columns:
         columns["stock"] = sales["stock"].to_numpy(dtype=np.float64, na_value=np.nan)[keep]
     if "store" in sales.columns:

@@ -46,11 +46,12 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_ELASTICITY = -1.1  # the least elastic a SKU may be (a profit optimum must exist)
 MIN_ELASTICITY = -4.5
 SKU_ELASTICITY_SPREAD = 0.3
+BRAND_ELASTICITY_SPREAD = 0.2  # of the SKU spread, the part shared by a brand within a category
 YEAR_DAYS = 365.25
 DEFAULT_TREND_ORIGIN = date(2026, 1, 1)
 CROSS_ELASTICITY_RANGE = (0.3, 0.8)
 TREND_RANGE = (-0.06, 0.10)  # log growth per year
-DISPERSION_K_RANGE = (4.0, 12.0)  # negative binomial shape: Var = mu + mu^2 / k
+DISPERSION_K_RANGE = (8.0, 25.0)  # negative binomial shape: Var = mu + mu^2 / k
 BLOCK_SKUS = 4096  # SKUs per block in full-market computations (bounds temporary memory)
 # Stock process (draw_stock): a short run starts on a SKU-day with this probability and lasts
 # 1..SHORT_RUN_MAX days, about 3% of SKU-days short; on a short day stock = floor(mu * U(0, 1)).
@@ -295,14 +296,27 @@ class Market:
         ref_price_cents: Sequence[int] | np.ndarray,
         rng: np.random.Generator,
         trend_origin: date = DEFAULT_TREND_ORIGIN,
+        brands: Sequence[str] | np.ndarray | None = None,
     ) -> Market:
-        """Draw a market truth: elasticities and base volumes around each category's profile."""
+        """Draw a market truth: elasticities and base volumes around each category's profile.
+
+        With ``brands``, SKUs of one brand in one category share part of their deviation from
+        the category (shoppers of a premium brand are less price-sensitive than those of a
+        value brand): BRAND_ELASTICITY_SPREAD between brands, the rest SKU by SKU, so the
+        total spread around the category is still SKU_ELASTICITY_SPREAD.
+        """
         cat_arr = np.asarray(categories, dtype=object)
         names = sorted(set(cat_arr.tolist()))
         cats = CategoryTruth.draw(names, rng)
         idx = pd.Index(cats.category).get_indexer(cat_arr)
         n = len(cat_arr)
-        spread = rng.normal(0, SKU_ELASTICITY_SPREAD, n)
+        if brands is None:
+            spread = rng.normal(0, SKU_ELASTICITY_SPREAD, n)
+        else:
+            within = np.sqrt(SKU_ELASTICITY_SPREAD**2 - BRAND_ELASTICITY_SPREAD**2)
+            group, _ = pd.factorize(pd.Series(cat_arr).astype(str) + "\x1f" + pd.Series(np.asarray(brands, dtype=object)).astype(str), sort=True)
+            brand_effect = rng.normal(0, BRAND_ELASTICITY_SPREAD, int(group.max(initial=-1)) + 1)
+            spread = brand_effect[group] + rng.normal(0, within, n)
         raw = cats.elasticity_mean[idx] + spread
         # Reflect at the bound rather than clip, so SKUs do not pile up at exactly -1.1.
         reflected = np.where(raw > MAX_ELASTICITY, 2 * MAX_ELASTICITY - raw, raw)

@@ -48,6 +48,7 @@ OFF_ENDING_SHARE = 0.03
 TAG_SHARES = (0.15, 0.70, 0.15)  # 1.54", 2.9", 4.2"
 SKU_SPACE = 200_000  # SKU numbers are drawn from 1..SKU_SPACE-1, six digits, zero-padded
 SKU_CHUNK = 4096  # SKUs per block when drawing sales (bounds memory)
+REGULAR_MOVES_PER_YEAR = 6.0
 SALES_WRITTEN = [*SALES_COLUMNS, "stock"]  # the columns of the sales.csv we write
 EVENTS_PER_YEAR = (3.0, 5.0)  # category event weeks a year
 EVENT_SHARE = (0.30, 0.50)  # share of the category's SKUs on promo in an event week
@@ -255,23 +256,28 @@ def _move(price: np.ndarray, log_step: np.ndarray) -> np.ndarray:
 
 
 def _regular_prices(current: np.ndarray, cost: np.ndarray, days: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, days) regular shelf prices: a few ±5–20% moves a year, ending at the current price."""
+    """(n, days) regular shelf prices: several ±5–25% moves a year, ending at the current price.
+
+    A store on electronic labels reprices often: each SKU spends the year in a few price
+    regimes (about REGULAR_MOVES_PER_YEAR moves), each regime 5–25% above or below today's
+    price (not a random walk, so prices stay near today's), the last one today's price.
+    """
     n = len(current)
     margin = min(14, days // 4)
-    rate = rng.gamma(4.0, 0.75, n) * days / 365.0  # about three moves a year
+    rate = rng.gamma(4.0, REGULAR_MOVES_PER_YEAR / 4.0, n) * days / 365.0
     count = rng.poisson(rate) if days - margin > margin else np.zeros(n, dtype=np.int64)
     slots = max(int(count.max(initial=0)), 1)
     valid = np.arange(slots)[None, :] < count[:, None]
     change_day = rng.integers(margin, max(days - margin, margin + 1), (n, slots))
     change_day = np.where(valid, change_day, days)  # unused slots never happen
-    sign = np.where(rng.random((n, slots)) < 0.6, 1.0, -1.0)  # prices drift up more often
-    log_step = np.where(valid, np.log1p(sign * rng.uniform(0.05, 0.20, (n, slots))), 0.0)
-    # Price of regime r (after r moves), working back from the current price.
+    sign = np.where(rng.random((n, slots)) < 0.5, 1.0, -1.0)
+    log_step = np.where(valid, np.log1p(sign * rng.uniform(0.05, 0.25, (n, slots))), 0.0)
+    # Price of regime r (after r moves): around the current price; the last regime is it.
     regimes = np.repeat(current[:, None].astype(np.int64), slots + 1, axis=1)
     floor = ceil_to_ending(cost * 1.05)
-    for r in range(slots - 1, -1, -1):
-        before = np.maximum(_move(regimes[:, r + 1], -log_step[:, r]), floor)
-        regimes[:, r] = np.where(r < count, before, current)
+    for r in range(slots):
+        around = np.maximum(_move(current.astype(np.int64), log_step[:, r]), floor)
+        regimes[:, r] = np.where(r < count, around, current)
     regime = np.zeros((n, days), dtype=np.int8)
     day = np.arange(days)
     for j in range(slots):
@@ -464,7 +470,9 @@ def generate_store(
     sku = catalogue["sku"].to_numpy(dtype=object)
     category = catalogue["category"].to_numpy(dtype=object)
     start_date = end_date - timedelta(days=days - 1)
-    market = Market.draw(sku, category, current, rng_truth, trend_origin=start_date)
+    market = Market.draw(
+        sku, category, current, rng_truth, trend_origin=start_date, brands=catalogue["brand"].to_numpy(dtype=object)
+    )
     dates = days_between(start_date, end_date)
     regular = _regular_prices(current, cost, days, rng_prices)
     price, promo = _promotions(regular, dates, category, rng_promo, events=category_events)

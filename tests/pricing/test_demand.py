@@ -103,7 +103,7 @@ def test_get_set_params_and_clone() -> None:
         "max_elasticity": -0.2,
         "min_elasticity": -4.0,
         "default_elasticity": -1.5,
-        "max_elasticity_se": 0.3,
+        "max_elasticity_se": 0.2,
         "cross_price": True,
         "seasonality": True,
         "trend": True,
