@@ -343,7 +343,7 @@ def plan(
     from pricing.config_loader import load_rules
     from pricing.cycle import run_pricing_cycle
     from pricing.data import load_store
-    from pricing.model_store import load_model
+    from pricing.model_store import load_model, require_model_covers
     from pricing.rules import RulesConfig
 
     rules_path = _resolve_rules(rules)
@@ -352,6 +352,9 @@ def plan(
         store = load_store(data)
         _report_rejects(store.rejects)
         demand, _card = load_model(model)
+        unknown = require_model_covers(demand, store.products["sku"].astype(str), source=str(model))
+        if unknown:
+            err.print(f"{len(unknown)} SKUs are new to the model and are held at their current price")
         result = run_pricing_cycle(
             store.products, demand, config, store=store.store_id, model_name=str(model),
             rejected_rows=len(store.rejects),

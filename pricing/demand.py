@@ -55,7 +55,6 @@ from sklearn.utils.validation import check_is_fitted
 FIT_COLUMNS = ("sku", "category", "price_cents")
 PREDICT_COLUMNS = ("sku", "price_cents")
 OPTIONAL_COLUMNS = ("promo", "date", "stock", "brand")
-FEATURES = ("own_log_price", "category_price_index", "promo", "day_of_week", "yearly_season", "trend")
 
 _ROW = np.float32
 _NEWTON_MAX_ITER = 30
@@ -133,7 +132,7 @@ class _Rows:
     xc: np.ndarray  # float32 log price minus the SKU's reference
     index: np.ndarray  # float32 leave-one-out category price index
     cell: np.ndarray  # int32 (category, day, promo) cell
-    units: np.ndarray  # float64, censored rows replaced by their expected demand
+    units: np.ndarray  # float32, censored rows replaced by their expected demand
     censored: np.ndarray  # positions of rows whose units reached their stock
     stock: np.ndarray  # float64 stock of the censored rows
 
@@ -211,7 +210,7 @@ class DemandModel(RegressorMixin, BaseEstimator):
         cell_days = np.arange(first, last + 1)
         cell_design = design.matrix(np.repeat(cell_days, 2), last, np.tile([False, True], span))
         rows = _build_rows(sku, sku_cat, log_price, ref, promo, days, first, span, units, X)
-        del log_price
+        del log_price, days, units  # the rows hold what the fit needs
         if not design.cross:
             rows.index[:] = 0
 
@@ -261,7 +260,7 @@ class DemandModel(RegressorMixin, BaseEstimator):
         self.category_effects_ = pd.DataFrame(theta_rest, index=categories, columns=[n for n in names if not n.startswith("dow_") and n != "intercept"])
         self.cross_elasticity_ = pd.Series(gamma, index=categories, name="cross_elasticity")
         self.promo_uplift_ = np.exp(self.category_effects_["promo"].to_numpy()) if design.promo else np.ones(n_cats)
-        self.last_day_ = np.datetime64(last, "D") if days is not None else None
+        self.last_day_ = np.datetime64(last, "D") if design.weekday else None
         self.design_ = design
         self.censored_rows_ = len(rows.censored)
         used = [c for c in (*FIT_COLUMNS, *OPTIONAL_COLUMNS) if c in X.columns]
@@ -392,6 +391,38 @@ class DemandModel(RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         index = pd.Index(skus)
         return [str(s) for s in pd.unique(index[self.skus_.get_indexer(index) < 0])]
+
+    def terms(self) -> list[str]:
+        """The model terms this fit has (the data decides: no season from a few months of data)."""
+        check_is_fitted(self)
+        d = self.design_
+        present = {
+            "own_log_price": True,
+            "category_price_index": d.cross,
+            "promo": d.promo,
+            "day_of_week": d.weekday,
+            "yearly_season": d.season,
+            "trend": d.trend,
+            "stock_censoring": self.censored_rows_ > 0,
+        }
+        return [name for name, on in present.items() if on]
+
+    def category_table(self) -> pd.DataFrame:
+        """Per category: elasticity, pooling strength, cross elasticity, promo uplift, trend/year, season amplitude."""
+        check_is_fitted(self)
+        effects = self.category_effects_
+        season = np.hypot(effects["season_sin"], effects["season_cos"]) if "season_sin" in effects else 0.0
+        return pd.DataFrame(
+            {
+                "elasticity": self.category_elasticity_,
+                "pooling_strength": self.pooling_strength_,
+                "cross_elasticity": self.cross_elasticity_,
+                "promo_uplift": self.promo_uplift_,
+                "trend_per_year": effects["trend"] if "trend" in effects else 0.0,
+                "season_amplitude_log": season,
+            },
+            index=self.categories_,
+        )
 
     def uncertain(self, skus: Sequence[str] | np.ndarray) -> np.ndarray:
         """True for SKUs whose elasticity is too uncertain to move their price far."""
@@ -578,15 +609,19 @@ def _build_rows(
     xc = (log_price - ref[sku]).astype(_ROW)
     day = (days - first).astype(np.int32) if days is not None else np.zeros(len(sku), dtype=np.int32)
     cat_day = cat.astype(np.int64) * span + day
+    del day
     index = _loo_index(cat_day, xc, int(sku_cat.max(initial=0) + 1) * span)
-    cell = (cat_day * 2 + promo).astype(np.int32)
+    cat_day *= 2
+    cat_day += promo
+    cell = cat_day.astype(np.int32)
+    del cat_day
     stock = _stock(X)
     if stock is not None:
         censored = np.flatnonzero(units >= stock)  # NaN stock compares False
         stock_c = stock[censored]
     else:
         censored, stock_c = np.zeros(0, dtype=np.intp), np.zeros(0)
-    return _Rows(sku, cat, xc, index, cell, units.copy(), censored, stock_c)
+    return _Rows(sku, cat, xc, index, cell, units.astype(_ROW), censored, stock_c)
 
 
 def _offset(rows: _Rows, theta: np.ndarray, gamma: np.ndarray, cell_design: np.ndarray, span: int) -> np.ndarray:

@@ -81,6 +81,23 @@ def check_model_covers(model: DemandModel, skus: Iterable[str]) -> list[str]:
     return model.unknown_skus(list(skus))
 
 
+def require_model_covers(model: DemandModel, skus: Sequence[str], *, source: str, max_unknown_share: float = 0.5) -> list[str]:
+    """Like ``check_model_covers``, but a model that knows too few of the SKUs is an error.
+
+    A few new SKUs are normal (they are held until the next training); a model that does not
+    know most of the store's SKUs was trained on another store's data.
+    """
+    wanted = list(dict.fromkeys(str(s) for s in skus))
+    unknown = check_model_covers(model, wanted)
+    if wanted and len(unknown) > max_unknown_share * len(wanted):
+        examples = ", ".join(repr(s) for s in unknown[:3])
+        raise ModelLoadError(
+            f"{source}: model was trained on other SKUs: {len(unknown)} of the {len(wanted)} SKUs here are unknown "
+            f"to it (e.g. {examples}); train one on this store's sales with esl-pricing train"
+        )
+    return unknown
+
+
 def model_card(result: TrainingResult, *, model_sha256: str) -> dict[str, Any]:
     """The JSON-ready model card for a training result."""
     model = result.model
@@ -98,6 +115,11 @@ def model_card(result: TrainingResult, *, model_sha256: str) -> dict[str, Any]:
         "training_seconds": round(float(result.seconds), 3),
         "metrics": _jsonable(result.metrics),
         "features": list(result.features),
+        "model_terms": model.terms(),
+        "category_effects": {
+            str(cat): {k: round(float(v), 4) for k, v in row.items()} for cat, row in model.category_table().iterrows()
+        },
+        "uncertain_skus": int(model.uncertain_.sum()),
         "elasticity_by_category": elasticity_summary(model),
         "versions": library_versions(),
         "sku_hash": sku_hash(model.skus_),

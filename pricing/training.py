@@ -126,7 +126,7 @@ def _training_frame(sales: pd.DataFrame, products: pd.DataFrame) -> tuple[pd.Dat
     columns: dict[str, object] = {
         "sku": pd.Categorical.from_codes(position, categories=catalog),
         "category": pd.Categorical.from_codes(cat_codes[position], categories=cat_names),
-        "price_cents": sales["price_cents"].to_numpy()[keep],
+        "price_cents": _compact_int(sales["price_cents"].to_numpy()[keep]),
         "promo": sales["promo"].to_numpy()[keep],
         "date": pd.to_datetime(sales["date"]).to_numpy()[keep],
     }
@@ -134,11 +134,19 @@ def _training_frame(sales: pd.DataFrame, products: pd.DataFrame) -> tuple[pd.Dat
         brand_codes, brand_names = pd.factorize(products["brand"])
         columns["brand"] = pd.Categorical.from_codes(brand_codes[position], categories=brand_names)
     if "stock" in sales.columns:
-        columns["stock"] = sales["stock"].to_numpy(dtype=np.float64, na_value=np.nan)[keep]
+        columns["stock"] = sales["stock"].to_numpy(dtype=np.float32, na_value=np.nan)[keep]
     if "store" in sales.columns:
         columns["store"] = pd.Categorical(sales["store"].array)[keep]
     units = sales["units"].to_numpy(dtype=np.float64)[keep]
     return pd.DataFrame(columns), units, int((~known).sum())
+
+
+def _compact_int(values: np.ndarray) -> np.ndarray:
+    """int32 when every value fits (prices in cents do), halving the frame's biggest column."""
+    info = np.iinfo(np.int32)
+    if len(values) and info.min <= values.min() and values.max() <= info.max:
+        return values.astype(np.int32)
+    return values
 
 
 def _positions(catalog: pd.Index, skus: pd.Series) -> np.ndarray:

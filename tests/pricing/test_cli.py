@@ -139,3 +139,37 @@ def test_plan_then_apply_reaches_the_labels(mqtt_broker, topics, tmp_path: Path)
         assert {label: shown[label].price_cents for label, _, sku in store.label_rows() if sku in prices} == {
             label: prices[sku] for label, _, sku in store.label_rows() if sku in prices
         }
+
+
+def test_plan_with_another_stores_model_is_one_line_exit_2(tmp_path: Path) -> None:
+    ours, theirs, models = tmp_path / "ours", tmp_path / "theirs", tmp_path / "models"
+    assert _run("simulate", "generate", "--out", str(ours), "--skus", "40", "--days", "60", "--seed", "1")[0] == 0
+    assert _run("simulate", "generate", "--out", str(theirs), "--skus", "40", "--days", "60", "--seed", "2")[0] == 0
+    assert _run("train", "--data", str(theirs), "--out", str(models))[0] == 0
+    code, _, err = _run("plan", "--data", str(ours), "--model", str(models), "--out", str(tmp_path / "plans"))
+    assert code == 2, err
+    assert "model was trained on other SKUs" in err and "Traceback" not in err
+
+
+def test_evaluate_json_contract(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert _run("simulate", "generate", "--out", str(data), "--skus", "150", "--days", "200")[0] == 0
+    code, out, err = _run("evaluate", "--data", str(data), "--weeks", "2", "--holdout-weeks", "2", "--json")
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    for key in ("wape", "wape_baseline", "elasticity_mae", "closed_loop_profit_vs_oracle", "elasticity_mae_by_category"):
+        assert key in summary
+    assert 0 < summary["wape"] < summary["wape_baseline"]
+    assert 0 < summary["elasticity_mae"] < 1
+    assert 0.8 < summary["closed_loop_profit_vs_oracle"] <= 1.05
+    assert summary["closed_loop_weeks"] == 2 and len(summary["closed_loop_changes_per_week"]) == 2
+    assert "Own-price elasticity" in err
+
+
+def test_evaluate_needs_a_simulated_store(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert _run("simulate", "generate", "--out", str(data), "--skus", "30", "--days", "60")[0] == 0
+    (data / "truth.csv").unlink()
+    code, _, err = _run("evaluate", "--data", str(data), "--weeks", "1")
+    assert code == 2
+    assert "no market truth" in err and "Traceback" not in err

@@ -19,6 +19,7 @@ from pricing.model_store import (
     MODEL_FILE,
     ModelLoadError,
     check_model_covers,
+    require_model_covers,
     load_model,
     save_model,
     sku_hash,
@@ -93,6 +94,13 @@ def test_model_card_contents(tmp_path: Path) -> None:
     assert card["n_rows"] == 12 * 70 and card["n_skus"] == 12
     assert set(card["metrics"]) >= {"wape", "bias", "baseline_wape", "baseline_bias"}
     assert card["features"] == ["sku", "category", "price_cents", "promo", "date"]
+    # 70 days of data without promotions: weekday, trend and the substitutes' index, no yearly season yet.
+    assert card["model_terms"] == ["own_log_price", "category_price_index", "day_of_week", "trend"]
+    assert set(card["category_effects"]) == {"coffee", "tea"}
+    assert set(card["category_effects"]["tea"]) == {
+        "elasticity", "pooling_strength", "cross_elasticity", "promo_uplift", "trend_per_year", "season_amplitude_log"
+    }
+    assert 0 <= card["uncertain_skus"] <= 12
     assert set(card["versions"]) == {"python", "numpy", "pandas", "scikit-learn", "joblib"}
     assert card["sku_hash"] == sku_hash([f"00{i:02d}" for i in range(12)])
     assert card["model_sha256"] == file_sha(path)
@@ -170,3 +178,10 @@ def test_check_model_covers() -> None:
     assert check_model_covers(model, ["0001", "0002"]) == []
     assert check_model_covers(model, ["0001", "9999", "1", "9999"]) == ["9999", "1"]
     assert check_model_covers(model, iter(["0003"])) == []
+
+
+def test_a_model_of_another_store_is_refused() -> None:
+    model = result().model
+    assert require_model_covers(model, ["0001", "0002", "new"], source="m") == ["new"]
+    with pytest.raises(ModelLoadError, match=r"m: model was trained on other SKUs: 2 of the 3 SKUs here are unknown"):
+        require_model_covers(model, ["0001", "x1", "x2"], source="m")
