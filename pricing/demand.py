@@ -61,7 +61,7 @@ _NEWTON_MAX_ITER = 30
 _NEWTON_TOL = 1e-4  # elasticity units; statistical errors are ~100x larger
 _NEWTON_MAX_STEP = 2.0
 _RAW_BOUNDS = (-20.0, 10.0)  # finite even when the likelihood has no maximum
-_GLM_ITER = 6
+_GLM_ITER = 4
 _GLM_MAX_STEP = 1.0
 _RIDGE = 1.0  # prior precision (log scale) of season, trend, cross-price and promo effects
 _RIDGE_DOW = 1e-3
@@ -135,6 +135,43 @@ class _Rows:
     units: np.ndarray  # float32, censored rows replaced by their expected demand
     censored: np.ndarray  # positions of rows whose units reached their stock
     stock: np.ndarray  # float64 stock of the censored rows
+    promo: np.ndarray  # bool
+    by_sku: _Segments  # rows are sorted by SKU: per-SKU sums are contiguous
+
+    def subset(self, mask: np.ndarray, n_skus: int) -> _Rows:
+        """The masked rows (still sorted by SKU), without censoring information."""
+        sku = self.sku[mask]
+        return _Rows(
+            sku, self.cat[mask], self.xc[mask], self.index[mask], self.cell[mask], self.units[mask],
+            np.zeros(0, dtype=np.intp), np.zeros(0), self.promo[mask], _Segments.of(sku, n_skus),
+        )
+
+
+@dataclass
+class _Segments:
+    """Contiguous runs of equal codes in a sorted code array: sums per code with ``reduceat``.
+
+    ``np.add.reduceat`` over sorted rows is several times faster than ``np.bincount`` over
+    scattered ones, and accumulates float32 rows in float64 without a float64 copy.
+    """
+
+    starts: np.ndarray  # start of each non-empty run
+    present: np.ndarray  # bool per code: has rows
+    n: int
+
+    @classmethod
+    def of(cls, sorted_codes: np.ndarray, n: int) -> _Segments:
+        codes = np.arange(n)
+        starts = np.searchsorted(sorted_codes, codes, side="left")
+        present = np.searchsorted(sorted_codes, codes, side="right") > starts
+        return cls(starts[present], present, n)
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        """Sum of ``values`` (one per sorted row) per code, float64; 0 for codes without rows."""
+        out = np.zeros(self.n)
+        if len(self.starts):
+            out[self.present] = np.add.reduceat(values, self.starts, dtype=np.float64)
+        return out
 
 
 class DemandModel(RegressorMixin, BaseEstimator):
@@ -187,15 +224,30 @@ class DemandModel(RegressorMixin, BaseEstimator):
         """Learn elasticities, levels and category effects from daily sales rows."""
         self._check_params()
         _require_columns(X, FIT_COLUMNS)
-        units = _check_target(X, y)
+        y_checked = _check_target(X, y)
         sku, skus = _factorize_skus(X["sku"])
         cat_codes, categories = _sorted_codes(X["category"], "category")
         sku_cat = _category_per_sku(sku, cat_codes, len(skus), X["sku"])
         del cat_codes
         n_skus, n_cats = len(skus), len(categories)
-        log_price = _log_price(X["price_cents"])
-        promo = _promo(X)
-        days = _days(X)
+        groups = _brand_groups(X, sku, sku_cat, n_skus)
+        # Rows sorted by SKU once, so per-SKU sums are contiguous (reduceat); each column is
+        # taken in that order as it is read, so no unsorted copy stays alive.
+        order = np.argsort(sku, kind="stable") if len(sku) > 1 and (np.diff(sku) < 0).any() else None
+
+        def sorted_rows(values: np.ndarray) -> np.ndarray:
+            return values if order is None else values[order]
+
+        sku, units = sorted_rows(sku), sorted_rows(y_checked)
+        del y_checked
+        log_price = sorted_rows(_log_price(X["price_cents"]))
+        promo = sorted_rows(_promo(X))
+        unsorted_days = _days(X)
+        days = None if unsorted_days is None else sorted_rows(unsorted_days)
+        del unsorted_days
+        unsorted_stock = _stock(X)
+        stock = None if unsorted_stock is None else sorted_rows(unsorted_stock)
+        del unsorted_stock, order
         ref = _reference_log_price(sku, log_price, promo, n_skus)
 
         first, last = (int(days.min()), int(days.max())) if days is not None else (0, 0)
@@ -209,8 +261,8 @@ class DemandModel(RegressorMixin, BaseEstimator):
         )
         cell_days = np.arange(first, last + 1)
         cell_design = design.matrix(np.repeat(cell_days, 2), last, np.tile([False, True], span))
-        rows = _build_rows(sku, sku_cat, log_price, ref, promo, days, first, span, units, X)
-        del log_price, days, units  # the rows hold what the fit needs
+        rows = _build_rows(sku, sku_cat, log_price, ref, promo, days, first, span, units, stock)
+        del sku, log_price, days, units, promo, stock  # the rows hold what the fit needs
         if not design.cross:
             rows.index[:] = 0
 
@@ -218,13 +270,12 @@ class DemandModel(RegressorMixin, BaseEstimator):
         gamma = np.zeros(n_cats)
         b = np.zeros(n_skus)
         pooling = self._pooling()
-        groups = _brand_groups(X, sku, sku_cat, n_skus)
         for round_no in range(max(int(self.rounds), 1)):
             offset = _offset(rows, theta, gamma, cell_design, span)
             # The first round has no promo effect yet: promo days would pass their uplift off as
             # price response (and backfitting would take many rounds to undo it), so it fits
             # elasticities on regular days only.
-            only = ~promo if round_no == 0 and design.promo and (~promo).any() else None
+            only = ~rows.promo if round_no == 0 and design.promo and (~rows.promo).any() else None
             fit = _sku_step(rows, offset, b, sku_cat, n_skus, n_cats, only)
             pooled = _pool(fit.raw, fit.raw_se, sku_cat, n_cats, pooling, groups)
             b = np.clip(pooled.elasticity, self.min_elasticity, self.max_elasticity)
@@ -536,7 +587,7 @@ def _days(X: pd.DataFrame) -> np.ndarray | None:
     values = date.to_numpy()
     if pd.isna(values).any():
         raise ValueError("date has missing values")
-    return values.astype("datetime64[D]").astype(np.int64)
+    return values.astype("datetime64[D]").astype(np.int64, copy=False)
 
 
 def _stock(X: pd.DataFrame) -> np.ndarray | None:
@@ -603,8 +654,9 @@ def _build_rows(
     first: int,
     span: int,
     units: np.ndarray,
-    X: pd.DataFrame,
+    stock: np.ndarray | None,
 ) -> _Rows:
+    """Row arrays for the fit; all inputs are in the same order, sorted by SKU."""
     cat = sku_cat[sku]
     xc = (log_price - ref[sku]).astype(_ROW)
     day = (days - first).astype(np.int32) if days is not None else np.zeros(len(sku), dtype=np.int32)
@@ -615,13 +667,13 @@ def _build_rows(
     cat_day += promo
     cell = cat_day.astype(np.int32)
     del cat_day
-    stock = _stock(X)
     if stock is not None:
         censored = np.flatnonzero(units >= stock)  # NaN stock compares False
         stock_c = stock[censored]
     else:
         censored, stock_c = np.zeros(0, dtype=np.intp), np.zeros(0)
-    return _Rows(sku, cat, xc, index, cell, units.astype(_ROW), censored, stock_c)
+    n_skus = len(ref)
+    return _Rows(sku, cat, xc, index, cell, units.astype(_ROW), censored, stock_c, promo, _Segments.of(sku, n_skus))
 
 
 def _offset(rows: _Rows, theta: np.ndarray, gamma: np.ndarray, cell_design: np.ndarray, span: int) -> np.ndarray:
@@ -652,13 +704,9 @@ def _sku_step(
     ``only`` (a row mask) restricts the fit to those rows.
     """
     if only is not None:
-        rows = _Rows(
-            rows.sku[only], rows.cat[only], rows.xc[only], rows.index[only], rows.cell[only],
-            rows.units[only], np.zeros(0, dtype=np.intp), np.zeros(0),
-        )
-        offset = offset[only]
-    sy = _sum_by(rows.sku, rows.units, n_skus)
-    sxy = _sum_by(rows.sku, rows.units * rows.xc, n_skus)
+        rows, offset = rows.subset(only, n_skus), offset[only]
+    sy = rows.by_sku.sum(rows.units)
+    sxy = rows.by_sku.sum(rows.units * rows.xc)
     b = np.clip(np.nan_to_num(start), *_RAW_BOUNDS)
     for _ in range(_NEWTON_MAX_ITER):
         mean, var = _weighted_moments(rows, offset, b, n_skus)
@@ -666,8 +714,9 @@ def _sku_step(
         ok = info > 1e-9 * np.maximum(sy, 1.0)
         step = np.where(ok, (sxy - sy * mean) / np.where(ok, info, 1.0), 0.0)
         step = np.clip(step, -_NEWTON_MAX_STEP, _NEWTON_MAX_STEP)
-        b = np.clip(b + step, *_RAW_BOUNDS)
-        if np.abs(step).max(initial=0.0) < _NEWTON_TOL:
+        moved = np.clip(b + step, *_RAW_BOUNDS) - b  # a SKU pinned at a bound has converged
+        b += moved
+        if np.abs(moved).max(initial=0.0) < _NEWTON_TOL:
             break
     mean, var = _weighted_moments(rows, offset, b, n_skus)
     info = sy * var
@@ -683,11 +732,11 @@ def _weights(rows: _Rows, offset: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _weighted_moments(rows: _Rows, offset: np.ndarray, b: np.ndarray, n_skus: int) -> tuple[np.ndarray, np.ndarray]:
     w = _weights(rows, offset, b)
-    s0 = _sum_by(rows.sku, w, n_skus)
+    s0 = rows.by_sku.sum(w)
     w *= rows.xc
-    s1 = _sum_by(rows.sku, w, n_skus)
+    s1 = rows.by_sku.sum(w)
     w *= rows.xc
-    s2 = _sum_by(rows.sku, w, n_skus)
+    s2 = rows.by_sku.sum(w)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(s0 > 0, s1 / s0, 0.0)
         var = np.where(s0 > 0, np.maximum(s2 / s0 - mean**2, 0.0), 0.0)
@@ -699,7 +748,7 @@ def _dispersion(
 ) -> np.ndarray:
     """Pearson chi-square / dof per category, at least 1 (Poisson)."""
     w = _weights(rows, offset, b)
-    s0 = _sum_by(rows.sku, w, len(b))
+    s0 = rows.by_sku.sum(w)
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = np.where(s0 > 0, sy / s0, 0.0)
     mu = scale[rows.sku] * w
@@ -716,8 +765,8 @@ def _dispersion(
 
 def _log_level(rows: _Rows, offset: np.ndarray, b: np.ndarray, n_skus: int) -> np.ndarray:
     """Per-SKU intercept given the elasticity and offsets: mean prediction = mean units (-inf: no sales)."""
-    sy = _sum_by(rows.sku, rows.units, n_skus)
-    s0 = _sum_by(rows.sku, _weights(rows, offset, b), n_skus)
+    sy = rows.by_sku.sum(rows.units)
+    s0 = rows.by_sku.sum(_weights(rows, offset, b))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where((s0 > 0) & (sy > 0), np.log(sy / np.where(s0 > 0, s0, 1.0)), -np.inf)
 
@@ -894,10 +943,15 @@ def _category_step(
             grad[:, p] = 0.0
         hess += np.eye(p + 1)[None] * ridge[None, :, None]
         step = np.linalg.solve(hess, grad[..., None])[..., 0]
-        step = np.clip(step, -_GLM_MAX_STEP, _GLM_MAX_STEP)
-        theta += step[:, :p]
-        gamma = np.clip(gamma + step[:, p], 0.0, _MAX_CROSS) if use_cross else gamma
-        if np.abs(step).max(initial=0.0) < 1e-4:
+        new_gamma = np.clip(gamma + np.clip(step[:, p], -_GLM_MAX_STEP, _GLM_MAX_STEP), 0.0, _MAX_CROSS)
+        moved = new_gamma - gamma if use_cross else np.zeros(n_cats)
+        # The other effects' step given where gamma actually went (it may have hit a bound):
+        # H_tt s_t = g_t - H_tg * (gamma step taken).
+        rhs = grad[:, :p] - hess[:, :p, p] * moved[:, None]
+        theta_step = np.clip(np.linalg.solve(hess[:, :p, :p], rhs[..., None])[..., 0], -_GLM_MAX_STEP, _GLM_MAX_STEP)
+        theta += theta_step
+        gamma = new_gamma
+        if max(np.abs(theta_step).max(initial=0.0), np.abs(moved).max(initial=0.0)) < 1e-4:
             break
     return theta, gamma
 
