@@ -36,7 +36,8 @@ Expected units of SKU ``i`` (category ``c``) on day ``t``::
 
 - Standard errors allow for over-dispersion (Pearson chi-square per category).
 - ``level_`` is the expected units on an average weekday, at no promotion, at the reference price,
-  with substitutes at their reference prices, on the last day of the training data.
+  with substitutes at their reference prices, at the trend of the last day of the training data
+  and the year's average season (pass ``dates`` to ``predict_grid`` for a particular time of year).
 
 Row-level arrays are float32 where precision allows; every sum is float64.
 """
@@ -379,7 +380,8 @@ class DemandModel(RegressorMixin, BaseEstimator):
         candidates for every SKU. Only the SKU's own price varies along a row: its substitutes
         stay at ``current_prices_cents`` (aligned with ``skus``; default their reference prices).
         ``dates`` gives the mean over those days (weekday, season, trend); by default an average
-        regular day at the end of the training data.
+        regular day: weekday and season averaged out, trend as on the last day of training data.
+        The substitutes' index is the mean over the SKUs passed (others count as absent).
         """
         check_is_fitted(self)
         idx = self.sku_positions(skus)
