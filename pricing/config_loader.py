@@ -45,9 +45,9 @@ from pricing.rules import RulesConfig
 
 __all__ = [
     "CONFIG_KINDS",
+    "JSON_SCHEMA_DIALECT",
     "ConfigError",
     "ConfigKind",
-    "JSON_SCHEMA_DIALECT",
     "load_rules",
     "load_yaml_model",
     "loads_yaml_model",
@@ -401,8 +401,7 @@ def _message(error: Mapping[str, Any], model_cls: type[BaseModel], node: Any, fo
         return f"must be text, got {_describe(node)}; put it in quotes: \"{text}\""
 
     for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix) :]
+        msg = msg.removeprefix(prefix)
     msg = _SHOULD.sub("must ", msg)
     if _SHOW_INPUT.search(kind) and not isinstance(value, (Mapping, list, tuple)) and kind != "value_error":
         msg = f"{msg}, got {_describe(node if found_all and not isinstance(node, (Mapping, list)) else value)}"

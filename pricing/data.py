@@ -3,13 +3,33 @@
 Each loader reads a CSV (or Parquet) file, checks every row, and returns the good rows as a
 typed DataFrame together with the rejected ones (file, row number, reason). Rejected rows never
 reach the demand model or the optimizer. Row numbers are the line numbers a person sees in the
-file: the header is line 1, the first data row line 2.
+file: the header is line 1, the first data row line 2. A row with several problems is rejected
+once, with the first. Fields are stripped of surrounding whitespace before anything else.
 
 SKUs are strings, always: "0123" stays "0123".
+
+The frames (index: ``row``, the file line number of each row, int64):
+
+- products: sku, name, category, brand, unit (and family, ladder, tier when present) "string"
+  (pandas StringDtype; empty optional fields are <NA>); size Float64; cost_cents Int64 (<NA>
+  when empty); price_cents int64.
+- sales: date datetime64[ns] (so a date outside 1677-09-22 .. 2262-04-11 is rejected); store
+  and sku ``category``: pandas Categoricals whose categories are the (str) texts of the kept
+  rows, each once (in no promised order), so ``isin``, ``cat.codes`` and ``groupby`` work
+  on 50,000 SKUs, not 18 M strings; units int64; price_cents int64; promo bool; stock (only when
+  the file has the column) Int64, <NA> when empty.
+- labels: label_id, store, gateway, sku, tag_type "string".
+
+How a file is read (this is what makes a 50,000-SKU year of sales, 18 M rows, load in seconds
+and a few hundred MB): every column is read as a categorical, so each distinct text is stored
+once and a row is an integer code per column. Whitespace stripping, parsing and checking then run
+on the distinct values only, and the results reach the rows through the codes; Python objects
+are built only for distinct values and for rejected rows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,146 +72,323 @@ class Loaded:
     rejects: list[Reject] = field(default_factory=list)
 
 
-def _read_table(path: Path, required: list[str], optional: list[str]) -> pd.DataFrame:
+# ---- reading: every column as codes into its distinct (stripped) texts ----------------------
+
+_CHUNK_ROWS = 1 << 21  # rows per read_csv chunk: bounds the parser's memory (~75 MB of sales text)
+# pandas 3.1 infers numbers and booleans from the categories of dtype="category" (so "0123" would
+# become 123) unless a thousands separator is set; read_csv parses no numbers here, so the
+# separator is otherwise unused. A column whose categories still come back typed (booleans, or
+# another pandas) is read again as plain text: exact, just slower (~10 s for an 18 M-row column),
+# unless only its lower case matters (promo).
+_CSV_OPTIONS = {"na_filter": False, "low_memory": False, "chunksize": _CHUNK_ROWS, "thousands": "\x1f"}
+# What pandas raises for a file it cannot read or parse (ParserError, EmptyDataError and
+# UnicodeDecodeError are ValueErrors; ImportError: no Parquet engine installed).
+_UNREADABLE = (OSError, ValueError, ImportError)
+
+
+@dataclass
+class _Column:
+    """One column of a file: per row, an index into the column's distinct texts."""
+
+    codes: np.ndarray  # int16 or int32 per row; -1: the row had no such field
+    text: pd.Series  # "string": the distinct stripped texts, then <NA> (what code -1 picks)
+
+
+@dataclass
+class _Table:
+    rows: int
+    columns: dict[str, _Column]
+
+
+class _Distinct:
+    """Builds a _Column chunk by chunk: the same stripped text gets the same code in every chunk.
+
+    ``caseless``: only the lower case of the text matters, so categories pandas typed as booleans
+    (every text of the chunk a spelling of true or false) are as good as text.
+    """
+
+    def __init__(self, caseless: bool = False) -> None:
+        self.caseless = caseless
+        self.code: dict[str, int] = {}
+        self.parts: list[np.ndarray] = []
+        self.last: tuple[pd.Index, np.ndarray] | None = None  # the previous chunk's texts and codes
+
+    def add(self, values: pd.Series) -> bool:
+        """Add a chunk of the column; False if pandas typed its categories (the text is lost)."""
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            distinct = values.cat.categories
+            if self.caseless and pd.api.types.is_bool_dtype(distinct):
+                distinct = pd.Index(np.where(distinct, "true", "false"))
+            elif not pd.api.types.is_string_dtype(distinct):
+                return False
+            codes = values.cat.codes.to_numpy()
+        else:
+            codes, distinct = pd.factorize(values)
+        if self.last is not None and self.last[0].equals(distinct):
+            local = self.last[1]  # the usual case: the same SKUs, dates, prices as the chunk before
+        else:
+            code = self.code
+            local = np.array([code.setdefault(str(text).strip(), len(code)) for text in distinct.tolist()] + [-1])
+            # Index -1 (a missing field) picks the appended -1.
+            local = local.astype(np.int16 if len(code) < 2**15 else np.int32)
+            self.last = (distinct, local)
+        self.parts.append(local[codes])
+        return True
+
+    def finish(self) -> _Column:
+        codes = np.concatenate(self.parts) if self.parts else np.empty(0, dtype=np.int16)
+        return _Column(codes, pd.Series([*self.code, None], dtype="string"))
+
+
+def _chunks(path: Path, names: list[str], dtype: object, parquet: pd.DataFrame | None) -> Iterator[pd.DataFrame]:
+    """The file's columns ``names`` in chunks of rows, in file order."""
+    try:
+        if parquet is not None:
+            yield parquet[names].astype("string")
+            return
+        with pd.read_csv(path, usecols=names, dtype=dtype, **_CSV_OPTIONS) as reader:
+            yield from reader
+    except _UNREADABLE as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+
+
+def _read_table(path: Path, required: list[str], optional: list[str], caseless: tuple[str, ...] = ()) -> _Table:
     if not path.exists():
         raise DataError(f"{path}: file not found")
+    parquet = None
     try:
         if path.suffix == ".parquet":
-            raw = pd.read_parquet(path)
-            raw = raw.astype({c: "string" for c in raw.columns})
+            parquet = pd.read_parquet(path)
+            header = list(parquet.columns)
         else:
-            # Everything as text first: a sku "0123" must not become 123, and a bad number in
-            # one row must be reported for that row, not fail the whole file.
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
-    except Exception as exc:  # pandas raises many types for unreadable files
+            header = list(pd.read_csv(path, nrows=0).columns)
+    except _UNREADABLE as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
-    missing = [c for c in required if c not in raw.columns]
+    missing = [c for c in required if c not in header]
     if missing:
         raise DataError(f"{path}: missing column(s): {', '.join(missing)}")
-    keep = required + [c for c in optional if c in raw.columns]
-    frame = raw[keep].copy()
-    for col in keep:
-        frame[col] = frame[col].astype("string").str.strip()
-    frame.index = pd.RangeIndex(2, len(frame) + 2, name="row")
-    return frame
+    keep = required + [c for c in optional if c in header]
+    builders: dict[str, _Distinct] = {}
+    todo = keep
+    for dtype in ("category", object):  # object: plain text, for columns pandas typed
+        for name in todo:
+            builders[name] = _Distinct(caseless=name in caseless)
+        typed: list[str] = []
+        for chunk in _chunks(path, todo, dtype, parquet):
+            typed += [name for name in todo if name not in typed and not builders[name].add(chunk[name])]
+        todo = typed
+        if not todo:
+            break
+    columns = {name: builders[name].finish() for name in keep}
+    return _Table(len(columns[keep[0]].codes), columns)
+
+
+# ---- checking: on distinct values, broadcast to rows through the codes ----------------------
+
+
+def _code_dtype(n: int) -> type[np.signedinteger]:
+    """The codes dtype pandas uses for n categories."""
+    return next(t for t in (np.int8, np.int16, np.int32, np.int64) if n < np.iinfo(t).max)
 
 
 class _RowChecker:
-    """Collects per-row problems; a row with any problem is rejected with its first reason."""
+    """Collects per-row problems; a row with any problem is rejected with its first reason.
 
-    def __init__(self, frame: pd.DataFrame, file: str) -> None:
-        self.frame = frame
+    A check is a per-value mask (and reason) over a column's distinct texts: a row fails it when
+    the value its code picks does.
+    """
+
+    def __init__(self, table: _Table, file: str) -> None:
+        self.table = table
         self.file = file
-        self.reason = pd.Series(pd.NA, index=frame.index, dtype="string")
+        self.bad = np.zeros(table.rows, dtype=bool)
+        self.checks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # codes, mask, reasons
 
-    def flag(self, mask: pd.Series | np.ndarray, reason: str | pd.Series) -> None:
-        mask = pd.Series(np.asarray(mask, dtype=bool), index=self.frame.index)
-        new = mask & self.reason.isna()
-        if isinstance(reason, pd.Series):
-            self.reason[new] = reason[new]
-        else:
-            self.reason[new] = reason
+    def text(self, col: str) -> pd.Series:
+        """The column's distinct stripped texts (<NA> last: a missing field)."""
+        return self.table.columns[col].text
+
+    def flag(self, col: str | np.ndarray, mask: pd.Series | np.ndarray, reason: str | pd.Series) -> None:
+        """Reject rows whose value of ``col`` (a column, or per-row codes into it) is in ``mask``."""
+        codes = self.table.columns[col].codes if isinstance(col, str) else col
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        reasons = np.full(len(mask), None, dtype=object)
+        reasons[mask] = reason if isinstance(reason, str) else np.asarray(reason, dtype=object)[mask]
+        self.bad |= mask[codes]
+        self.checks.append((codes, mask, reasons))
 
     def required_text(self, col: str) -> None:
-        self.flag(self.frame[col].fillna("") == "", f"{col} is empty")
+        self.flag(col, self.text(col).fillna("") == "", f"{col} is empty")
 
     def integer(self, col: str, *, minimum: int | None = None, optional: bool = False) -> pd.Series:
-        text = self.frame[col].fillna("")
+        """Whole numbers (Int64 per distinct value, <NA> where empty or rejected)."""
+        text = self.text(col).fillna("")
         empty = text == ""
         number = pd.to_numeric(text.where(~empty, None), errors="coerce")
         # Non-finite ("inf") or beyond exact float integers (2**53) would become garbage int64.
         huge = number.notna() & ~(number.abs() < _MAX_WHOLE).fillna(False)
-        self.flag(huge, col + " is not a whole number in range: '" + text + "'")
+        self.flag(col, huge, col + " is not a whole number in range: '" + text + "'")
         whole = number.notna() & ~huge & (number == np.floor(number.fillna(0)))
         bad = ~empty & ~whole
-        self.flag(bad, col + " is not a whole number: '" + text + "'")
+        self.flag(col, bad, col + " is not a whole number: '" + text + "'")
         if not optional:
-            self.flag(empty, f"{col} is empty")
+            self.flag(col, empty, f"{col} is empty")
         if minimum is not None:
-            self.flag(whole & (number < minimum), f"{col} must be >= {minimum}")
+            self.flag(col, whole & (number < minimum), f"{col} must be >= {minimum}")
         return number.where(whole).astype("Int64")
 
+    def unique(self, col: str) -> None:
+        """Reject every row repeating an earlier row's (non-empty) value."""
+        codes = self.table.columns[col].codes
+        repeat = np.ones(len(codes), dtype=bool)
+        repeat[np.unique(codes, return_index=True)[1]] = False
+        text = self.text(col).fillna("")
+        self.flag(np.where(repeat, codes, -1), text != "", f"duplicate {col} '" + text + "' (first occurrence kept)")
+
     def rejects(self) -> list[Reject]:
-        bad = self.reason.dropna()
-        return [Reject(self.file, int(row), str(reason)) for row, reason in bad.items()]
+        rows = np.flatnonzero(self.bad)
+        reasons = np.empty(len(rows), dtype=object)
+        pending = np.arange(len(rows))
+        for codes, mask, why in self.checks:  # in the order flagged: the first reason wins
+            value = codes[rows[pending]]
+            hit = mask[value]
+            reasons[pending[hit]] = why[value[hit]]
+            pending = pending[~hit]
+        return [Reject(self.file, int(row) + 2, str(reason)) for row, reason in zip(rows, reasons)]
 
-    def good(self) -> pd.Series:
-        return self.reason.isna()
+    def unknown_skus(self, known: set[str] | None) -> list[Reject]:
+        """Reject the rows not rejected yet whose sku is not in ``known`` (None: no check)."""
+        if known is None:
+            return []
+        text = self.text("sku")
+        codes = self.table.columns["sku"].codes
+        rows = np.flatnonzero(~np.asarray(text.isin(known), dtype=bool)[codes] & ~self.bad)
+        self.bad[rows] = True
+        return [Reject(self.file, int(row) + 2, f"sku '{text.iloc[codes[row]]}' is not in {PRODUCTS_FILE}") for row in rows]
+
+    def frame(self, values: dict[str, pd.Series | np.ndarray], categorical: tuple[str, ...] = ()) -> pd.DataFrame:
+        """The rows not rejected; each column's values per distinct text, taken by the row codes.
+
+        ``categorical`` columns become pandas Categoricals of their texts instead. The last step:
+        it frees the codes as it goes, so a large file is never held twice.
+        """
+        keep = np.flatnonzero(~self.bad) if self.bad.any() else None
+        rows = len(self.bad) if keep is None else len(keep)
+        index = pd.RangeIndex(2, rows + 2, name="row") if keep is None else pd.Index(keep + 2, name="row")
+        self.checks.clear()
+        data: dict[str, object] = {}
+        for col, per_value in values.items():
+            codes = self.table.columns.pop(col).codes
+            codes = codes if keep is None else codes[keep]
+            if col in categorical:
+                data[col] = _categorical(codes, per_value)
+            elif isinstance(per_value, pd.Series):
+                data[col] = per_value.array.take(codes)
+            else:
+                data[col] = per_value[codes]
+        return pd.DataFrame(data, index=index, copy=False)
 
 
-def _finish(frame: pd.DataFrame, checker: _RowChecker) -> Loaded:
-    # The index stays the file's line number, so later checks can still name the row.
-    return Loaded(frame[checker.good()].copy(), checker.rejects())
+def _categorical(codes: np.ndarray, text: pd.Series) -> pd.Categorical:
+    """Rows as a Categorical of the texts they use (codes -1: <NA>), without a string per row."""
+    n = len(text) - 1  # the last text is the missing field's <NA>
+    present = codes if len(codes) == 0 or codes.min() >= 0 else codes[codes >= 0]
+    used = np.bincount(present, minlength=n)[:n] > 0
+    remap = np.full(n + 1, -1, dtype=_code_dtype(int(used.sum())))
+    remap[:n][used] = np.arange(used.sum())
+    categories = pd.Index(text.iloc[:n][used].to_numpy(dtype=object), dtype=str)
+    return pd.Categorical.from_codes(remap[codes], dtype=pd.CategoricalDtype(categories), validate=False)
+
+
+def _whole(number: pd.Series) -> np.ndarray:
+    """Int64 per value as int64; <NA> (empty or rejected) becomes 0, as it never reaches a kept row."""
+    return number.fillna(0).to_numpy(dtype=np.int64)
+
+
+# ---- the three files ------------------------------------------------------------------------
 
 
 def load_products(path: Path | str) -> Loaded:
     """Products: sku, name, category, brand, size, unit, cost_cents (may be empty), price_cents."""
     path = Path(path)
-    frame = _read_table(path, PRODUCT_COLUMNS, PRODUCT_OPTIONAL)
-    check = _RowChecker(frame, path.name)
+    check = _RowChecker(_read_table(path, PRODUCT_COLUMNS, PRODUCT_OPTIONAL), path.name)
     for col in ("sku", "name", "category"):
         check.required_text(col)
     price = check.integer("price_cents", minimum=1)
     cost = check.integer("cost_cents", minimum=0, optional=True)
-    size_text = frame["size"].fillna("")
+    size_text = check.text("size").fillna("")
     size = pd.to_numeric(size_text.where(size_text != "", None), errors="coerce")
-    check.flag((size_text != "") & size.isna(), "size is not a number: '" + size_text + "'")
-    dup = frame["sku"].duplicated(keep="first") & (frame["sku"] != "")
-    check.flag(dup, "duplicate sku '" + frame["sku"] + "' (first occurrence kept)")
-    out = frame.copy()
-    out["price_cents"] = price
-    out["cost_cents"] = cost
-    out["size"] = size.astype("Float64")
+    check.flag("size", (size_text != "") & size.isna(), "size is not a number: '" + size_text + "'")
+    check.unique("sku")
+    values = {col: check.text(col) for col in check.table.columns}
+    values.update(price_cents=_whole(price), cost_cents=cost, size=size.astype("Float64"))
     for col in PRODUCT_OPTIONAL:
-        if col in out.columns:
-            out[col] = out[col].replace("", pd.NA)
-    loaded = _finish(out, check)
-    loaded.frame["price_cents"] = loaded.frame["price_cents"].astype("int64")
-    return loaded
+        if col in values:
+            values[col] = values[col].replace("", pd.NA)
+    rejects = check.rejects()
+    return Loaded(check.frame(values), rejects)
+
+
+def _load_sales(path: Path, known: set[str] | None) -> tuple[Loaded, list[Reject]]:
+    """load_sales, and the rows rejected after it for a sku not in ``known``."""
+    check = _RowChecker(_read_table(path, SALES_COLUMNS, SALES_OPTIONAL, caseless=("promo",)), path.name)
+    for col in ("store", "sku"):
+        check.required_text(col)
+    date_text = check.text("date")
+    date = pd.to_datetime(date_text, format="%Y-%m-%d", errors="coerce")
+    check.flag("date", date.isna(), "date is not YYYY-MM-DD: '" + date_text.fillna("") + "'")
+    # The frame's datetime64[ns] spans 1677-09-21 .. 2262-04-11.
+    outside = date.notna() & ~date.between(pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D"))
+    check.flag("date", outside, "date is out of range: '" + date_text.fillna("") + "'")
+    units = check.integer("units", minimum=0)
+    price = check.integer("price_cents", minimum=1)
+    promo_text = check.text("promo").fillna("").str.lower()
+    truthy, falsy = {"1", "true", "yes"}, {"0", "false", "no", ""}
+    check.flag(
+        "promo", ~promo_text.isin(truthy | falsy), "promo is not a boolean: '" + check.text("promo").fillna("") + "'"
+    )
+    values = {
+        "date": date.where(~outside).astype("datetime64[ns]").to_numpy(),
+        "store": check.text("store"),
+        "sku": check.text("sku"),
+        "units": _whole(units),
+        "price_cents": _whole(price),
+        "promo": promo_text.isin(truthy).to_numpy(dtype=bool),
+    }
+    if "stock" in check.table.columns:
+        values["stock"] = check.integer("stock", minimum=0, optional=True)
+    rejects = check.rejects()
+    unknown = check.unknown_skus(known)
+    return Loaded(check.frame(values, categorical=("store", "sku")), rejects), unknown
 
 
 def load_sales(path: Path | str) -> Loaded:
     """Sales: date, store, sku, units, price_cents, promo; optional stock."""
-    path = Path(path)
-    frame = _read_table(path, SALES_COLUMNS, SALES_OPTIONAL)
-    check = _RowChecker(frame, path.name)
-    for col in ("store", "sku"):
+    return _load_sales(Path(path), None)[0]
+
+
+def _load_labels(path: Path, known: set[str] | None) -> tuple[Loaded, list[Reject]]:
+    """load_labels, and the rows rejected after it for a sku not in ``known``."""
+    check = _RowChecker(_read_table(path, LABEL_COLUMNS, []), path.name)
+    for col in LABEL_COLUMNS:
         check.required_text(col)
-    date = pd.to_datetime(frame["date"], format="%Y-%m-%d", errors="coerce")
-    check.flag(date.isna(), "date is not YYYY-MM-DD: '" + frame["date"].fillna("") + "'")
-    units = check.integer("units", minimum=0)
-    price = check.integer("price_cents", minimum=1)
-    promo_text = frame["promo"].fillna("").str.lower()
-    truthy, falsy = {"1", "true", "yes"}, {"0", "false", "no", ""}
-    check.flag(~promo_text.isin(truthy | falsy), "promo is not a boolean: '" + frame["promo"].fillna("") + "'")
-    out = frame.copy()
-    out["date"] = date
-    out["units"] = units
-    out["price_cents"] = price
-    out["promo"] = promo_text.isin(truthy)
-    if "stock" in frame.columns:
-        out["stock"] = check.integer("stock", minimum=0, optional=True)
-    loaded = _finish(out, check)
-    loaded.frame["units"] = loaded.frame["units"].astype("int64")
-    loaded.frame["price_cents"] = loaded.frame["price_cents"].astype("int64")
-    loaded.frame["promo"] = loaded.frame["promo"].astype(bool)
-    return loaded
+    tag_type = check.text("tag_type")
+    check.flag(
+        "tag_type",
+        ~tag_type.isin(TAG_TYPES),
+        "tag_type must be one of " + ", ".join(TAG_TYPES) + ": '" + tag_type.fillna("") + "'",
+    )
+    check.unique("label_id")
+    rejects = check.rejects()
+    unknown = check.unknown_skus(known)
+    return Loaded(check.frame({col: check.text(col) for col in LABEL_COLUMNS}), rejects), unknown
 
 
 def load_labels(path: Path | str) -> Loaded:
     """Labels: label_id, store, gateway, sku, tag_type (one of 1.54, 2.9, 4.2)."""
-    path = Path(path)
-    frame = _read_table(path, LABEL_COLUMNS, [])
-    check = _RowChecker(frame, path.name)
-    for col in LABEL_COLUMNS:
-        check.required_text(col)
-    check.flag(
-        ~frame["tag_type"].isin(TAG_TYPES),
-        "tag_type must be one of " + ", ".join(TAG_TYPES) + ": '" + frame["tag_type"].fillna("") + "'",
-    )
-    dup = frame["label_id"].duplicated(keep="first") & (frame["label_id"] != "")
-    check.flag(dup, "duplicate label_id '" + frame["label_id"] + "' (first occurrence kept)")
-    return _finish(frame, check)
+    return _load_labels(Path(path), None)[0]
 
 
 @dataclass
@@ -230,21 +427,8 @@ def load_store(directory: Path | str) -> StoreData:
     if not directory.is_dir():
         raise DataError(f"{directory}: not a directory")
     products = load_products(directory / PRODUCTS_FILE)
-    sales = load_sales(directory / SALES_FILE)
-    labels = load_labels(directory / LABELS_FILE)
     known = set(products.frame["sku"])
-    rejects = products.rejects + sales.rejects + labels.rejects
-    sales_frame, more = _drop_unknown_skus(sales.frame, known, SALES_FILE)
-    rejects += more
-    labels_frame, more = _drop_unknown_skus(labels.frame, known, LABELS_FILE)
-    rejects += more
-    return StoreData(products.frame, sales_frame, labels_frame, rejects)
-
-
-def _drop_unknown_skus(frame: pd.DataFrame, known: set[str], file: str) -> tuple[pd.DataFrame, list[Reject]]:
-    unknown = ~frame["sku"].isin(known)
-    rejects = [
-        Reject(file, int(row), f"sku '{sku}' is not in {PRODUCTS_FILE}")
-        for row, sku in frame.loc[unknown, "sku"].items()
-    ]
-    return frame[~unknown], rejects
+    sales, sales_unknown = _load_sales(directory / SALES_FILE, known)
+    labels, labels_unknown = _load_labels(directory / LABELS_FILE, known)
+    rejects = products.rejects + sales.rejects + labels.rejects + sales_unknown + labels_unknown
+    return StoreData(products.frame, sales.frame, labels.frame, rejects)

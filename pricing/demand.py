@@ -248,7 +248,8 @@ class DemandModel(RegressorMixin, BaseEstimator):
         del unsorted_days
         unsorted_stock = _stock(X)
         stock = None if unsorted_stock is None else sorted_rows(unsorted_stock)
-        del unsorted_stock, order
+        del unsorted_stock
+        order = None  # frees the permutation; sorted_rows is not used after this
         ref = _reference_log_price(sku, log_price, promo, n_skus)
 
         first, last = (int(days.min()), int(days.max())) if days is not None else (0, 0)
@@ -471,7 +472,7 @@ class DemandModel(RegressorMixin, BaseEstimator):
                 "pooling_strength": self.pooling_strength_,
                 "cross_elasticity": self.cross_elasticity_,
                 "promo_uplift": self.promo_uplift_,
-                "trend_per_year": effects["trend"] if "trend" in effects else 0.0,
+                "trend_per_year": effects.get("trend", 0.0),
                 "season_amplitude_log": season,
             },
             index=self.categories_,

@@ -110,7 +110,7 @@ CSV_COLUMNS = [
 ]
 
 
-def _money(cents: float | int | None) -> str:
+def _money(cents: float | None) -> str:
     return "" if cents is None else str(to_decimal(round(cents)))
 
 

@@ -41,7 +41,7 @@ Ending = Annotated[
 
 Money = Annotated[
     Decimal,
-    Field(ge=Decimal("0.01"), le=Decimal("100000"), decimal_places=2, examples=["0.99", "12.49"]),
+    Field(ge=Decimal("0.01"), le=Decimal(100000), decimal_places=2, examples=["0.99", "12.49"]),
 ]
 
 
@@ -112,11 +112,11 @@ class RuleValues(_Strict):
 class DefaultRules(RuleValues):
     """Rules for every SKU unless a category overrides them."""
 
-    margin_floor_pct: Decimal = Field(default=Decimal("5"), **_RULE_FIELDS["margin_floor_pct"])
+    margin_floor_pct: Decimal = Field(default=Decimal(5), **_RULE_FIELDS["margin_floor_pct"])
     min_price: Money = Field(default=Decimal("0.10"), **_RULE_FIELDS["min_price"])
     max_price: Money = Field(default=Decimal("9999.99"), **_RULE_FIELDS["max_price"])
-    max_change_pct: Decimal = Field(default=Decimal("10"), **_RULE_FIELDS["max_change_pct"])
-    uncertain_max_change_pct: Decimal = Field(default=Decimal("3"), **_RULE_FIELDS["uncertain_max_change_pct"])
+    max_change_pct: Decimal = Field(default=Decimal(10), **_RULE_FIELDS["max_change_pct"])
+    uncertain_max_change_pct: Decimal = Field(default=Decimal(3), **_RULE_FIELDS["uncertain_max_change_pct"])
     endings: list[Ending] = Field(default_factory=lambda: [".99", ".49"], **_RULE_FIELDS["endings"])
 
 

@@ -138,7 +138,7 @@ def _training_frame(sales: pd.DataFrame, products: pd.DataFrame) -> tuple[pd.Dat
     if "store" in sales.columns:
         columns["store"] = pd.Categorical(sales["store"].array)[keep]
     units = sales["units"].to_numpy(dtype=np.float64)[keep]
-    return pd.DataFrame(columns), units, int((~known).sum())
+    return pd.DataFrame(columns, copy=False), units, int((~known).sum())
 
 
 def _compact_int(values: np.ndarray) -> np.ndarray:
@@ -152,9 +152,8 @@ def _compact_int(values: np.ndarray) -> np.ndarray:
 def _positions(catalog: pd.Index, skus: pd.Series) -> np.ndarray:
     """Position of each sales row's SKU in the catalog (-1: unknown); categoricals by code."""
     if isinstance(skus.dtype, pd.CategoricalDtype):
-        by_code = catalog.get_indexer(skus.cat.categories.astype(str))
-        codes = skus.cat.codes.to_numpy()
-        return np.where(codes >= 0, by_code[codes], -1)
+        by_code = np.append(catalog.get_indexer(skus.cat.categories.astype(str)), -1).astype(np.int32)
+        return by_code[skus.cat.codes.to_numpy()]  # code -1 (missing) picks the appended -1
     return catalog.get_indexer(skus.astype(str))
 
 

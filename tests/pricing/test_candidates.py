@@ -203,7 +203,7 @@ def test_candidate_count_is_bounded_and_dense_when_few_prices_allowed(
 
 def test_all_allowed_prices_listed_when_they_fit() -> None:
     rules = RulesConfig(
-        default=DefaultRules(margin_floor_pct=Decimal("0"), max_change_pct=Decimal("20"), endings=[".99"]),
+        default=DefaultRules(margin_floor_pct=Decimal(0), max_change_pct=Decimal(20), endings=[".99"]),
         max_candidates=10,
     )
     cands = generate_candidates(products_frame([(100, 1_000)]), rules)  # range 8.00 .. 12.00
@@ -213,7 +213,7 @@ def test_all_allowed_prices_listed_when_they_fit() -> None:
 
 def test_thinned_to_max_candidates_plus_current() -> None:
     rules = RulesConfig(
-        default=DefaultRules(margin_floor_pct=Decimal("0"), max_change_pct=Decimal("50"), endings=[".x9"]),
+        default=DefaultRules(margin_floor_pct=Decimal(0), max_change_pct=Decimal(50), endings=[".x9"]),
         max_candidates=5,
     )
     cands = generate_candidates(products_frame([(10, 1_019)]), rules)  # allowed: 5.19 .. 15.19
@@ -221,7 +221,7 @@ def test_thinned_to_max_candidates_plus_current() -> None:
     assert prices.tolist() == [519, 769, 1_019, 1_269, 1_519]  # 5 spread evenly, current among them
     rules = RulesConfig(
         default=DefaultRules(
-            margin_floor_pct=Decimal("0"), min_price=Decimal("9.00"), max_change_pct=Decimal("50"), endings=[".x9"]
+            margin_floor_pct=Decimal(0), min_price=Decimal("9.00"), max_change_pct=Decimal(50), endings=[".x9"]
         ),
         max_candidates=5,
     )
@@ -249,7 +249,7 @@ def test_all_held_gives_empty_candidates() -> None:
 def test_no_allowed_price_is_held_with_the_rules_named() -> None:
     # cost 10.00 with a 5% floor needs >= 10.50, but a 10% max change from 9.99 allows <= 10.98;
     # with endings .99 only, there is no allowed price in [10.50, 10.98].
-    rules = RulesConfig(default=DefaultRules(margin_floor_pct=Decimal("5"), max_change_pct=Decimal("10"), endings=[".99"]))
+    rules = RulesConfig(default=DefaultRules(margin_floor_pct=Decimal(5), max_change_pct=Decimal(10), endings=[".99"]))
     cands = generate_candidates(products_frame([(1_000, 999)]), rules)
     assert cands.skus.size == 0
     (held,) = cands.held
@@ -260,7 +260,7 @@ def test_no_allowed_price_is_held_with_the_rules_named() -> None:
 
 
 def test_max_price_below_floor_is_held_naming_max_price() -> None:
-    rules = RulesConfig(default=DefaultRules(margin_floor_pct=Decimal("0"), max_price=Decimal("5.00"), max_change_pct=Decimal("100")))
+    rules = RulesConfig(default=DefaultRules(margin_floor_pct=Decimal(0), max_price=Decimal("5.00"), max_change_pct=Decimal(100)))
     cands = generate_candidates(products_frame([(600, 700)]), rules)
     (held,) = cands.held
     assert "margin_floor_pct needs >= 6.00" in held.reason
@@ -269,9 +269,9 @@ def test_max_price_below_floor_is_held_naming_max_price() -> None:
 
 def test_category_overrides_apply() -> None:
     rules = RulesConfig(
-        default=DefaultRules(margin_floor_pct=Decimal("5"), max_change_pct=Decimal("30"), endings=[".99"]),
+        default=DefaultRules(margin_floor_pct=Decimal(5), max_change_pct=Decimal(30), endings=[".99"]),
         categories={
-            "wine": RuleValues(margin_floor_pct=Decimal("40"), endings=[".95"]),
+            "wine": RuleValues(margin_floor_pct=Decimal(40), endings=[".95"]),
             "snacks": RuleValues(max_price=Decimal("2.00"), endings=[".x9"]),
         },
         max_candidates=50,

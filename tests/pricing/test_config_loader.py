@@ -75,10 +75,10 @@ def test_example_rules_yaml_validates() -> None:
     assert path.read_text(encoding="utf-8").splitlines()[0] == "# yaml-language-server: $schema=./rules.schema.json"
     config = load_rules(path)
     assert validate_config_file(path) == []
-    assert config.default.margin_floor_pct == Decimal("10")
+    assert config.default.margin_floor_pct == Decimal(10)
     assert config.default.min_price == Decimal("0.19")
     assert config.default.max_price == Decimal("999.99")
-    assert config.default.max_change_pct == Decimal("10")
+    assert config.default.max_change_pct == Decimal(10)
     assert config.default.endings == [".99", ".49"]
     assert set(config.categories) <= set(CATEGORIES)
     assert config.resolve("produce").endings == (".x9",)
@@ -406,8 +406,8 @@ def test_validate_config_file_unrecognised_content_defaults_to_rules(tmp_path: P
 # Property: any valid rules, written as YAML, load back to the same values
 # ---------------------------------------------------------------------------------------------
 
-_percent = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("100"), places=2)
-_money = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("100000"), places=2)
+_percent = st.decimals(min_value=Decimal("0.01"), max_value=Decimal(100), places=2)
+_money = st.decimals(min_value=Decimal("0.01"), max_value=Decimal(100000), places=2)
 _ending = st.builds(lambda a, b: f".{a}{b}", st.sampled_from("0123456789x"), st.sampled_from("0123456789x"))
 
 

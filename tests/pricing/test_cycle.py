@@ -71,10 +71,10 @@ def products(rows: list[tuple[str, str, int | None, int]]) -> pd.DataFrame:
 
 
 RULES = RulesConfig(
-    default=DefaultRules(margin_floor_pct=Decimal("5"), max_change_pct=Decimal("20"), endings=[".x9"]),
+    default=DefaultRules(margin_floor_pct=Decimal(5), max_change_pct=Decimal(20), endings=[".x9"]),
     categories={
-        "wine": RuleValues(margin_floor_pct=Decimal("30"), endings=[".95"], max_change_pct=Decimal("40")),
-        "bakery": RuleValues(margin_floor_pct=Decimal("50")),
+        "wine": RuleValues(margin_floor_pct=Decimal(30), endings=[".95"], max_change_pct=Decimal(40)),
+        "bakery": RuleValues(margin_floor_pct=Decimal(50)),
     },
     max_candidates=60,
     solver=SolverConfig(time_limit_s=10, workers=1),
@@ -224,7 +224,7 @@ def test_all_held_cycle() -> None:
 
 
 def test_no_allowed_price_is_held_with_the_reason() -> None:
-    rules = RulesConfig(default=DefaultRules(margin_floor_pct=Decimal("5"), max_change_pct=Decimal("10"), endings=[".99"]))
+    rules = RulesConfig(default=DefaultRules(margin_floor_pct=Decimal(5), max_change_pct=Decimal(10), endings=[".99"]))
     frame = products([("0001", "dairy", 1_000, 999)])
     plan = run_pricing_cycle(frame, FakeDemand({"0001": 2.0}), rules, store="S1", model_name="m", now=NOW)
     (line,) = plan.lines

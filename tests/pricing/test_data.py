@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from pricing import data
 from pricing.data import (
     DataError,
     Reject,
@@ -285,3 +287,221 @@ def test_load_store_rejects_rows_for_unknown_skus(tmp_path: Path) -> None:
     assert list(store.sales.index) == [2, 4]
     assert store.sales["sku"].tolist() == ["0123", "0124"]
     assert store.labels["label_id"].tolist() == ["L1", "L3"]
+
+
+# -- the frames' types, and text that looks like something else ------------------------------
+
+
+def test_sales_store_and_sku_are_categoricals_of_strings(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "sales.csv", SALES_HEADER,
+        "2024-03-01,007,0123,4,99,0",   # 2
+        "2024-03-01,007,123,1,99,0",    # 3 "123" is another sku than "0123"
+        "2024-03-02,007,0042,x,99,0",   # 4 rejected: its sku is not a category of the frame
+        "2024-03-02,007,0123,2,79,1",   # 5
+    )
+    loaded = load_sales(path)
+    frame = loaded.frame
+    assert [(r.row, r.reason) for r in loaded.rejects] == [(4, "units is not a whole number: 'x'")]
+    for col in ("store", "sku"):
+        assert isinstance(frame[col].dtype, pd.CategoricalDtype)
+        assert all(isinstance(c, str) for c in frame[col].cat.categories)
+    assert sorted(frame["sku"].cat.categories) == ["0123", "123"]
+    assert list(frame["store"].cat.categories) == ["007"]
+    assert frame["sku"].tolist() == ["0123", "123", "0123"]
+    assert frame["sku"].isin({"0123"}).tolist() == [True, False, True]
+    assert frame["date"].dtype == "datetime64[ns]"
+    assert frame["units"].dtype == "int64" and frame["price_cents"].dtype == "int64"
+    assert frame["promo"].dtype == bool
+    assert list(frame.index) == [2, 3, 5] and frame.index.name == "row"
+
+
+def test_sales_dates_outside_the_frames_datetime_range_are_rejected(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "sales.csv", SALES_HEADER,
+        "1677-09-22,S1,0123,4,99,0",
+        "2300-01-01,S1,0123,4,99,0",  # 3 a real date, but not a datetime64[ns]
+        "0001-01-01,S1,0123,4,99,0",  # 4
+        "2262-04-11,S1,0123,4,99,0",
+    )
+    loaded = load_sales(path)
+    assert by_row(loaded.rejects) == {
+        3: "date is out of range: '2300-01-01'",
+        4: "date is out of range: '0001-01-01'",
+    }
+    assert loaded.frame["date"].dt.year.tolist() == [1677, 2262]
+
+
+def test_header_only_sales_file_loads_empty_with_its_types(tmp_path: Path) -> None:
+    frame = load_sales(write(tmp_path / "sales.csv", SALES_HEADER + ",stock")).frame
+    assert frame.empty and list(frame.columns) == [*SALES_HEADER.split(","), "stock"]
+    assert isinstance(frame["sku"].dtype, pd.CategoricalDtype)
+    assert frame["date"].dtype == "datetime64[ns]" and frame["stock"].dtype == "Int64"
+
+
+def test_sales_stock_empty_is_missing_and_bad_stock_is_rejected(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "sales.csv", SALES_HEADER + ",stock",
+        "2024-03-01,S1,0123,4,99,0,10",   # 2
+        "2024-03-02,S1,0123,4,99,0,",     # 3 empty: not known, still a good row
+        "2024-03-03,S1,0123,4,99,0,-2",   # 4
+        "2024-03-04,S1,0123,4,99,0,lots",  # 5
+        "2024-03-05,S1,0123,4,99,0,2.5",  # 6
+        "2024-03-06,S1,0123,4,99,0, 7 ",  # 7
+        "2024-03-07,S1,0123,x,99,0,-2",   # 8 bad units comes first
+    )
+    loaded = load_sales(path)
+    assert by_row(loaded.rejects) == {
+        4: "stock must be >= 0",
+        5: "stock is not a whole number: 'lots'",
+        6: "stock is not a whole number: '2.5'",
+        8: "units is not a whole number: 'x'",
+    }
+    frame = loaded.frame
+    assert frame["stock"].dtype == "Int64"
+    assert list(frame.index) == [2, 3, 7]
+    assert frame["stock"].isna().tolist() == [False, True, False]
+    assert frame["stock"].dropna().tolist() == [10, 7]
+
+
+def test_a_value_with_and_without_spaces_is_one_value(tmp_path: Path) -> None:
+    write(
+        tmp_path / "products.csv", PRODUCTS_HEADER,
+        "0123,Milk,dairy,Farm,1,l,55,99",      # 2
+        " 0123 ,Milk again,dairy,Farm,1,l,55,99",  # 3 the same sku
+        "0124 ,Bread,bakery,B,1,pc,,199",      # 4
+    )
+    write(
+        tmp_path / "sales.csv", SALES_HEADER,
+        "2024-03-01,S1,0123,4,99,0",
+        "2024-03-01 , S1 , 0123 ,4,99,0",
+        '2024-03-02,S1," 0124",1,199, 1 ',
+        "2024-03-02,S1,\t0124\t,1,199,0",
+    )
+    write(tmp_path / "labels.csv", LABELS_HEADER, "L1,S1,G1, 0123,2.9", " L1 ,S1,G1,0124,2.9")
+    store = load_store(tmp_path)
+    assert {(r.file, r.row): r.reason for r in store.rejects} == {
+        ("products.csv", 3): "duplicate sku '0123' (first occurrence kept)",
+        ("labels.csv", 3): "duplicate label_id 'L1' (first occurrence kept)",
+    }
+    assert store.products["sku"].tolist() == ["0123", "0124"]
+    sales = store.sales
+    assert sorted(sales["sku"].cat.categories) == ["0123", "0124"]
+    assert list(sales["store"].cat.categories) == ["S1"]
+    assert sales["sku"].tolist() == ["0123", "0123", "0124", "0124"]
+    assert sales["date"].nunique() == 2
+    assert sales["promo"].tolist() == [False, False, True, False]
+    assert store.labels["sku"].tolist() == ["0123"]
+
+
+@pytest.mark.parametrize("thousands", ["\x1f", None], ids=["categories", "typed-categories-fallback"])
+def test_text_that_looks_like_numbers_or_booleans_stays_text(tmp_path: Path, monkeypatch, thousands) -> None:
+    # Without the thousands option pandas >= 3.1 types the categories of numbers and booleans;
+    # the loader must then read those columns again as plain text, not lose "0123" or "TRUE".
+    monkeypatch.setitem(data._CSV_OPTIONS, "thousands", thousands)
+    write(
+        tmp_path / "products.csv", PRODUCTS_HEADER,
+        "0123,TRUE,1,true,1,l,55,99",
+        "123,False,2,FALSE,1,l,55,99",
+    )
+    write(
+        tmp_path / "sales.csv", SALES_HEADER,
+        "2024-03-01,007,0123,4,99,TRUE",
+        "2024-03-01,007,123,4,99,false",
+        "2024-03-01,007,00123,4,99,True",  # 4 not a product
+    )
+    write(tmp_path / "labels.csv", LABELS_HEADER, "001,1,1,0123,2.9", "1,1,1,123,4.2")
+    store = load_store(tmp_path)
+    assert [(r.file, r.row, r.reason) for r in store.rejects] == [
+        ("sales.csv", 4, "sku '00123' is not in products.csv")
+    ]
+    products = store.products
+    assert products["sku"].tolist() == ["0123", "123"]
+    assert products["name"].tolist() == ["TRUE", "False"]
+    assert products["category"].tolist() == ["1", "2"]
+    assert products["brand"].tolist() == ["true", "FALSE"]
+    assert store.sales["sku"].tolist() == ["0123", "123"]
+    assert store.sales["store"].tolist() == ["007", "007"]
+    assert store.sales["promo"].tolist() == [True, False]
+    assert store.labels["label_id"].tolist() == ["001", "1"]
+    assert store.labels["tag_type"].tolist() == ["2.9", "4.2"]
+
+
+def test_parquet_goes_through_the_same_checks(tmp_path: Path, monkeypatch) -> None:
+    # No Parquet engine is needed: pandas' reader is replaced by the frame it would return.
+    table = pd.DataFrame({
+        "date": ["2024-03-01", "2024-03-02", "2024-03-03"],
+        "store": ["S1", " S1", "S1"],
+        "sku": ["0123", "0123 ", None],
+        "units": [4, 5, 6],  # typed columns are read as their text
+        "price_cents": [99.0, 2.5, 99.0],
+        "promo": [False, True, False],
+    })
+    monkeypatch.setattr(pd, "read_parquet", lambda path, **_: table.copy())
+    path = tmp_path / "sales.parquet"
+    path.touch()
+    loaded = load_sales(path)
+    assert by_row(loaded.rejects) == {3: "price_cents is not a whole number: '2.5'", 4: "sku is empty"}
+    frame = loaded.frame
+    assert frame["sku"].tolist() == ["0123"] and list(frame.index) == [2]
+    assert frame["units"].tolist() == [4] and frame["price_cents"].tolist() == [99]
+    assert frame["promo"].tolist() == [False]
+
+
+# -- a large file: bad rows found by their exact line ----------------------------------------
+
+
+def test_large_file_reports_injected_bad_rows_at_their_lines(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(data._CSV_OPTIONS, "chunksize", 30_011)  # many chunks, new values in late ones
+    n_skus, rows = 500, 210_000
+    rng = np.random.default_rng(3)
+    skus = np.array([f"{i:05d}" for i in range(n_skus)], dtype=object)
+    write(
+        tmp_path / "products.csv", PRODUCTS_HEADER,
+        *[f"{sku},Item {sku},cat{i % 7},Brand,1,pcs,50,{100 + i}" for i, sku in enumerate(skus)],
+    )
+    write(tmp_path / "labels.csv", LABELS_HEADER, *[f"L{sku},S1,G1,{sku},2.9" for sku in skus])
+    day = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(rows) // n_skus, unit="D")
+    dates = day.strftime("%Y-%m-%d").to_numpy(dtype=object)
+    sku = skus[np.arange(rows) % n_skus]
+    units = rng.integers(0, 40, rows)
+    price = rng.integers(100, 900, rows)
+    promo = rng.integers(0, 2, rows)
+    stock = rng.integers(0, 99, rows)
+    lines = [
+        f"{d},S1,{s},{u},{p},{m},{k}" for d, s, u, p, m, k in zip(dates, sku, units, price, promo, stock, strict=True)
+    ]
+    bad = {  # line number -> (field index, text, reason)
+        2: (3, "-1", "units must be >= 0"),
+        7: (1, "", "store is empty"),
+        30_012: (3, "x", "units is not a whole number: 'x'"),  # first row of the second chunk
+        77_777: (4, "0", "price_cents must be >= 1"),
+        123_457: (0, "2024-13-01", "date is not YYYY-MM-DD: '2024-13-01'"),
+        150_001: (2, "99999", "sku '99999' is not in products.csv"),
+        180_000: (6, "-3", "stock must be >= 0"),
+        rows + 1: (5, "maybe", "promo is not a boolean: 'maybe'"),  # the last line
+    }
+    for line, (field, text, _) in bad.items():
+        parts = lines[line - 2].split(",")
+        parts[field] = text
+        lines[line - 2] = ",".join(parts)
+    # Two problems in one row: only the first (the date) is reported.
+    lines[99_998] = "2024-99-99,S1,00001,x,0,maybe,1"
+    bad[100_000] = (0, "", "date is not YYYY-MM-DD: '2024-99-99'")
+    write(tmp_path / "sales.csv", SALES_HEADER + ",stock", *lines)
+
+    store = load_store(tmp_path)
+    assert sorted((r.row, r.reason) for r in store.rejects) == sorted((line, why) for line, (_, _, why) in bad.items())
+    assert all(r.file == "sales.csv" for r in store.rejects)
+    sales = store.sales
+    good = np.setdiff1d(np.arange(rows), np.array(sorted(bad)) - 2)
+    assert len(sales) == rows - len(bad)
+    assert (sales.index.to_numpy() == good + 2).all()
+    assert (sales["units"].to_numpy() == units[good]).all()
+    assert (sales["price_cents"].to_numpy() == price[good]).all()
+    assert (sales["promo"].to_numpy() == promo[good].astype(bool)).all()
+    assert (sales["stock"].to_numpy(dtype=np.int64) == stock[good]).all()
+    assert (sales["sku"].astype(str).to_numpy() == sku[good]).all()
+    assert (sales["date"].to_numpy() == day.to_numpy()[good]).all()
+    assert sorted(sales["sku"].cat.categories) == list(skus)  # "99999" was only in a rejected row
+    assert list(sales["store"].cat.categories) == ["S1"]

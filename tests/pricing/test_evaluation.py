@@ -10,7 +10,13 @@ import pytest
 
 from pricing.data import load_store
 from pricing.demand import DemandModel
-from pricing.evaluation import EvaluationOptions, TruthDemand, closed_loop, elasticity_error, evaluate
+from pricing.evaluation import (
+    EvaluationOptions,
+    TruthDemand,
+    closed_loop,
+    elasticity_error,
+    evaluate,
+)
 from pricing.rules import RulesConfig
 from pricing.training import train_demand_model
 from simulator.market import Market

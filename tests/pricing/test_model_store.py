@@ -19,8 +19,8 @@ from pricing.model_store import (
     MODEL_FILE,
     ModelLoadError,
     check_model_covers,
-    require_model_covers,
     load_model,
+    require_model_covers,
     save_model,
     sku_hash,
 )

@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.market import (
-    DISPERSION_K_RANGE,
     AMPLE_EXTRA,
     AMPLE_FACTOR,
     BLOCK_SKUS,
     CATEGORIES_FILE,
+    DISPERSION_K_RANGE,
     MAX_ELASTICITY,
     SHORT_RUN_MAX,
     TRUTH_FILE,

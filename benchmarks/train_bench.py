@@ -1,0 +1,80 @@
+"""Train the demand model on a generated store: seconds and peak memory, load included.
+
+    python benchmarks/train_bench.py --skus 50000 --days 365 --json
+
+The store is generated in a subprocess (its memory is not counted). This process then does what
+``esl-pricing train`` does: load and validate products and sales, fit once on all but the last
+28 days for the holdout metrics, and fit again on everything. Peak RSS is ``ru_maxrss`` of this
+process (interpreter and libraries included). With ``--json`` the last stdout line is a JSON
+object: skus, days, rows, seconds (load + training), load_seconds, train_seconds, peak_rss_mb,
+wape, wape_baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+from load_bench import generate
+
+
+def measure(directory: Path) -> dict[str, float]:
+    from pricing.data import load_store
+    from pricing.training import train_demand_model
+
+    started = time.perf_counter()
+    store = load_store(directory)
+    loaded = time.perf_counter()
+    print(f"loaded {len(store.sales):,} rows in {loaded - started:.1f}s", file=sys.stderr)
+    result = train_demand_model(
+        store.sales, store.products, progress=lambda msg: print(f"  {msg}", file=sys.stderr, flush=True)
+    )
+    done = time.perf_counter()
+    return {
+        "rows": len(store.sales),
+        "seconds": round(done - started, 2),
+        "load_seconds": round(loaded - started, 2),
+        "train_seconds": round(done - loaded, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "wape": round(result.metrics["wape"], 4),
+        "wape_baseline": round(result.metrics["baseline_wape"], 4),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skus", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--data", type=Path, help="reuse this store directory (generated if it has no sales.csv)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
+        directory = args.data or Path(tmp)
+        if not (directory / "sales.csv").exists():
+            started = time.perf_counter()
+            generate(directory, args.skus, args.days, args.seed)
+            print(f"generated {args.skus} SKUs x {args.days} days in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+        result = {"skus": args.skus, "days": args.days, **measure(directory)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"train: {result['rows']:,} rows, {result['seconds']:.1f}s (load {result['load_seconds']:.1f}s), "
+            f"peak RSS {result['peak_rss_mb']:.0f} MB, WAPE {result['wape']:.3f} vs {result['wape_baseline']:.3f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
