@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,17 +50,21 @@ def measure(directory: Path) -> dict[str, float]:
             "peak_rss_mb": round(peak_mb, 1)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def store_arguments(description: str) -> argparse.ArgumentParser:
+    """The options every store benchmark takes: size, seed, a store to reuse, --json."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--skus", type=int, default=2000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data", type=Path, help="reuse this store directory (generated if it has no sales.csv)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
+    return parser
 
-    with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:
+
+@contextmanager
+def store_directory(args: argparse.Namespace, prefix: str) -> Iterator[tuple[Path, dict[str, int]]]:
+    """The store to measure (generated in a subprocess unless reused) and its skus and days."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         directory = args.data or Path(tmp)
         if not (directory / "sales.csv").exists():
             started = time.perf_counter()
@@ -67,7 +73,14 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
         meta_path = directory / "store.json"  # a reused store says what it holds
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        result = {"skus": meta.get("skus", args.skus), "days": meta.get("days", args.days), **measure(directory)}
+        yield directory, {"skus": meta.get("skus", args.skus), "days": meta.get("days", args.days)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = store_arguments(__doc__.splitlines()[0]).parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    with store_directory(args, "load-bench-") as (directory, size):
+        result = {**size, **measure(directory)}
 
     if args.json:
         print(json.dumps(result))

@@ -12,11 +12,9 @@ wape, wape_baseline.
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +23,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from load_bench import generate
+from load_bench import store_arguments, store_directory
 
 
 def measure(directory: Path) -> dict[str, float]:
@@ -52,20 +50,9 @@ def measure(directory: Path) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skus", type=int, default=2000)
-    parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--data", type=Path, help="reuse this store directory (generated if it has no sales.csv)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
-        directory = args.data or Path(tmp)
-        if not (directory / "sales.csv").exists():
-            started = time.perf_counter()
-            generate(directory, args.skus, args.days, args.seed)
-            print(f"generated {args.skus} SKUs x {args.days} days in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-        result = {"skus": args.skus, "days": args.days, **measure(directory)}
+    args = store_arguments(__doc__.splitlines()[0]).parse_args(argv)
+    with store_directory(args, "train-bench-") as (directory, size):
+        result = {**size, **measure(directory)}
     if args.json:
         print(json.dumps(result))
     else:
