@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from pricing.cycle import DemandPredictor, run_pricing_cycle
-from pricing.data import StoreData, load_store
+from pricing.data import DataError, StoreData, load_store
 from pricing.demand import DemandModel
 from pricing.rules import RulesConfig
 from pricing.training import train_demand_model
@@ -131,8 +131,6 @@ def _load_market(store_dir: Path) -> Market:
     try:
         return Market.load(store_dir)
     except FileNotFoundError as exc:
-        from pricing.data import DataError
-
         raise DataError(f"{store_dir}: no market truth ({Path(exc.filename or '').name}): evaluate needs a simulated store") from None
 
 
