@@ -300,7 +300,12 @@ def evaluate(
         config = load_rules(rules_path) if rules_path else RulesConfig()
         options = EvaluationOptions(data, skus, seed, holdout_weeks, weeks, config)
         with err.status("evaluating") as status:
-            report = run_evaluation(options, progress=lambda msg: (err.print(f"  {msg}"), status.update(msg.strip())))
+
+            def progress(message: str) -> None:
+                err.print(f"  {message}")
+                status.update(message.strip())
+
+            report = run_evaluation(options, progress=progress)
     _print_evaluation(report)
     if as_json:
         emit_json(report.summary())

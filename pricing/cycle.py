@@ -77,7 +77,7 @@ def run_pricing_cycle(
     uncertain = model.uncertain(priced["sku"].to_numpy(dtype=object))
     candidates = generate_candidates(priced, rules, uncertain=uncertain)
     say("scoring")
-    scored = _score(candidates, model, priced, dates)
+    scored = _score(candidates, model, dates)
     say("optimizing")
     instance = OptimizerInstance(
         prices=candidates.prices,
@@ -104,7 +104,7 @@ def run_pricing_cycle(
     )
 
 
-def _score(candidates: Candidates, model: DemandPredictor, priced: pd.DataFrame, dates: Any) -> _Scored:
+def _score(candidates: Candidates, model: DemandPredictor, dates: Any) -> _Scored:
     """Expected units and profit at every candidate, the current price and just outside the range.
 
     Substitutes stay at their current prices.
@@ -112,13 +112,7 @@ def _score(candidates: Candidates, model: DemandPredictor, priced: pd.DataFrame,
     below, above = candidates.below, candidates.above
     grid = np.where(candidates.valid, candidates.prices, candidates.current[:, None])
     full = np.concatenate([grid, candidates.current[:, None], below[:, None], above[:, None]], axis=1)
-    current = priced.set_index("sku")["price_cents"]
-    units = model.predict_grid(
-        candidates.skus,
-        full,
-        current_prices_cents=current.reindex(candidates.skus).to_numpy(dtype=np.float64),
-        dates=dates,
-    )
+    units = model.predict_grid(candidates.skus, full, current_prices_cents=candidates.current, dates=dates)
     profit = (full - candidates.cost[:, None]) * units
     k = grid.shape[1]
     return _Scored(

@@ -273,7 +273,7 @@ class DemandModel(RegressorMixin, BaseEstimator):
         b = np.zeros(n_skus)
         pooling = self._pooling()
         for round_no in range(max(int(self.rounds), 1)):
-            offset = _offset(rows, theta, gamma, cell_design, span)
+            offset = _offset(rows, theta, gamma, cell_design)
             # The first round has no promo effect yet: promo days would pass their uplift off as
             # price response (and backfitting would take many rounds to undo it), so it fits
             # elasticities on regular days only.
@@ -282,11 +282,11 @@ class DemandModel(RegressorMixin, BaseEstimator):
             pooled = _pool(fit.raw, fit.raw_se, sku_cat, n_cats, pooling, groups)
             b = np.clip(pooled.elasticity, self.min_elasticity, self.max_elasticity)
             log_level = _log_level(rows, offset, b, n_skus)
-            theta, gamma = _category_step(rows, log_level, b, theta, gamma, cell_design, design, span, n_cats)
+            theta, gamma = _category_step(rows, log_level, b, theta, gamma, cell_design, design, n_cats)
             last_round = round_no == max(int(self.rounds), 1) - 1
             if len(rows.censored) and not last_round:
-                _update_censored(rows, log_level, b, theta, gamma, cell_design, span)
-        offset = _offset(rows, theta, gamma, cell_design, span)
+                _update_censored(rows, log_level, b, theta, gamma, cell_design)
+        offset = _offset(rows, theta, gamma, cell_design)
         log_level = _log_level(rows, offset, b, n_skus)
 
         names = design.names()
@@ -679,9 +679,14 @@ def _build_rows(
     return _Rows(sku, cat, xc, index, cell, units.astype(_ROW), censored, stock_c, promo, _Segments.of(sku, n_skus))
 
 
-def _offset(rows: _Rows, theta: np.ndarray, gamma: np.ndarray, cell_design: np.ndarray, span: int) -> np.ndarray:
+def _cell_effects(theta: np.ndarray, cell_design: np.ndarray) -> np.ndarray:
+    """Log calendar and promo effect of every (category, day, promo) cell, in cell-code order."""
+    return (theta @ cell_design.T).ravel()
+
+
+def _offset(rows: _Rows, theta: np.ndarray, gamma: np.ndarray, cell_design: np.ndarray) -> np.ndarray:
     """Per row: the log category effect (calendar, promo, substitutes), float32."""
-    g = (theta @ cell_design.T).astype(_ROW).ravel()  # (n_cats * span * 2,) in cell order
+    g = _cell_effects(theta, cell_design).astype(_ROW)
     return g[rows.cell] + gamma.astype(_ROW)[rows.cat] * rows.index
 
 
@@ -821,7 +826,7 @@ def _pool(
     with np.errstate(divide="ignore"):
         precision = np.where(np.isfinite(raw_se), 1.0 / raw_se**2, 0.0)
     if pooling.strength is None and groups is not None:
-        return _pool_two_levels(raw, precision, sku_cat, n_cats, groups)
+        return _pool_two_levels(raw, precision, sku_cat, n_cats, groups, pooling.default)
     if pooling.strength is None:
         strength = 1.0 / _between_sku_variance(raw, precision, sku_cat, n_cats)
     else:
@@ -847,7 +852,7 @@ def _pool(
 
 
 def _pool_two_levels(
-    raw: np.ndarray, precision: np.ndarray, sku_cat: np.ndarray, n_cats: int, groups: _Groups
+    raw: np.ndarray, precision: np.ndarray, sku_cat: np.ndarray, n_cats: int, groups: _Groups, default: float
 ) -> _Pooled:
     """SKU -> brand -> category normal random effects, spreads estimated at both levels.
 
@@ -863,7 +868,7 @@ def _pool_two_levels(
     tau_brand = _between_sku_variance(brand_mean, total, groups.category, n_cats)
     cat_weight = total / (1.0 + total * tau_brand[groups.category])
     cat_total = _sum_by(groups.category, cat_weight, n_cats)
-    overall = float((cat_weight * brand_mean).sum() / cat_weight.sum()) if cat_weight.sum() > 0 else -1.5
+    overall = float((cat_weight * brand_mean).sum() / cat_weight.sum()) if cat_weight.sum() > 0 else default
     with np.errstate(invalid="ignore", divide="ignore"):
         category = np.where(cat_total > 0, _sum_by(groups.category, cat_weight * brand_mean, n_cats) / cat_total, overall)
     prior_precision = 1.0 / tau_brand[groups.category]
@@ -909,7 +914,6 @@ def _category_step(
     gamma: np.ndarray,
     cell_design: np.ndarray,
     design: _Design,
-    span: int,
     n_cats: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Category effects (theta per cell column, gamma on the substitutes' index): batched Newton.
@@ -917,7 +921,7 @@ def _category_step(
     Sufficient statistics per (category, day, promo) cell: sum y, sum y*I, and at each iteration
     sum mu, sum mu*I, sum mu*I² with mu the row's expected units.
     """
-    n_cells = n_cats * span * 2
+    n_cells = n_cats * cell_design.shape[0]
     live = np.isfinite(log_level)[rows.sku]  # SKUs without any sale carry no information here
     base = np.where(live, (np.nan_to_num(log_level, neginf=0.0).astype(_ROW)[rows.sku] + b.astype(_ROW)[rows.sku] * rows.xc), -np.inf).astype(_ROW)
     y_cell = _sum_by(rows.cell, rows.units, n_cells).reshape(n_cats, -1)
@@ -927,7 +931,7 @@ def _category_step(
     use_cross = design.cross
     theta, gamma = theta.copy(), gamma.copy()
     for _ in range(_GLM_ITER):
-        g = (theta @ cell_design.T).astype(_ROW).ravel()
+        g = _cell_effects(theta, cell_design).astype(_ROW)
         mu = np.exp(base + g[rows.cell] + gamma.astype(_ROW)[rows.cat] * rows.index)
         a0 = _sum_by(rows.cell, mu, n_cells).reshape(n_cats, -1)
         grad = np.empty((n_cats, p + 1))
@@ -966,12 +970,11 @@ def _update_censored(
     theta: np.ndarray,
     gamma: np.ndarray,
     cell_design: np.ndarray,
-    span: int,
 ) -> None:
     """EM for stock-outs: a censored row counts as E[demand | demand >= stock] (Poisson)."""
     r = rows.censored
     sku = rows.sku[r]
-    g = (theta @ cell_design.T).ravel()
+    g = _cell_effects(theta, cell_design)
     log_mu = np.nan_to_num(log_level[sku], neginf=-30.0) + b[sku] * rows.xc[r] + g[rows.cell[r]] + gamma[rows.cat[r]] * rows.index[r]
     mu = np.exp(np.minimum(log_mu, 30.0))
     s = rows.stock

@@ -186,9 +186,11 @@ class TruthDemand:
         index = self.market.category_index(everyone)[pos]
         prices = np.asarray(prices_cents, dtype=np.float64)
         units = self.market.expected_units(skus, prices, category_index=index[:, None])
-        if dates is not None:
-            per_day = self.market.expected_units(skus, np.ones((len(pos), len(dates))), np.asarray(dates, dtype="datetime64[D]"))
-            units = units * per_day.mean(axis=1, keepdims=True) / self.market.expected_units(skus, np.ones(len(pos)))[:, None]
+        if dates is not None:  # weekday x season x trend, averaged over the days: units at ref / base units
+            days = np.asarray(dates, dtype="datetime64[D]")
+            ref = np.repeat(self.market.truth.ref_price_cents[pos, None], len(days), axis=1)
+            calendar = self.market.expected_units(skus, ref, days).mean(axis=1) / self.market.truth.base_units[pos]
+            units = units * calendar[:, None]
         return units
 
     def uncertain(self, skus: np.ndarray) -> np.ndarray:
