@@ -284,6 +284,8 @@ def _locate(data: CommentedMap, loc: tuple[Any, ...]) -> tuple[int, tuple[Any, .
     node: Any = data
     found: list[Any] = []
     for part in loc:
+        if part == "value" and not isinstance(node, CommentedMap):
+            continue  # a rule written as its bare value stands for {value: ...}
         if isinstance(node, CommentedMap) and _has_key(node, part):
             key = _raw_key(node, part)
             try:

@@ -1,4 +1,11 @@
-"""One pricing cycle: products + demand model + rules -> price plan. Plain data in and out."""
+"""One pricing cycle: products + demand model + rules -> price plan. Plain data in and out.
+
+candidates (pricing.candidates: per-SKU rules, relaxation, soft penalties) -> scores (the demand
+model's expected units at every candidate, turned into each category's objective) -> links
+(pricing.groups: families, ladders, tiers from products.csv) -> optimizer (pricing.optimizer:
+decomposed, with the change budget) -> plan lines, each with its reason (pricing.explain), and
+the approval band.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +19,10 @@ import numpy as np
 import pandas as pd
 
 from pricing.candidates import Candidates, generate_candidates
-from pricing.optimizer import OptimizerInstance, OptimizerSolution, PriceOptimizer
-from pricing.plan import LineStatus, PlanLine, PricePlan, SolverStats
+from pricing.explain import Scored, plan_lines
+from pricing.groups import build_links
+from pricing.optimizer import ChangeBudget, OptimizerInstance, PriceOptimizer
+from pricing.plan import PricePlan, SolverStats
 from pricing.rules import RulesConfig
 
 
@@ -38,16 +47,6 @@ class DemandPredictor(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class _Scored:
-    units: np.ndarray  # (n, k) at the candidates
-    units_current: np.ndarray  # (n,)
-    profit: np.ndarray  # (n, k)
-    profit_current: np.ndarray
-    profit_below: np.ndarray  # one allowed step below lo: would the lower rule bind?
-    profit_above: np.ndarray  # one allowed step above hi
-
-
 def new_plan_id(now: datetime) -> str:
     return f"plan-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
@@ -63,30 +62,48 @@ def run_pricing_cycle(
     rejected_rows: int = 0,
     progress: Callable[[str], None] | None = None,
     dates: Any = None,
+    competitor: pd.Series | None = None,
 ) -> PricePlan:
     """Price every product; SKUs without cost, model or allowed price are held with the reason.
 
     ``dates`` are the days the plan will be in force (expected units are their mean); by
-    default an average day.
+    default an average day. ``competitor`` maps SKU -> reference competitor price (cents).
     """
     now = now or datetime.now(UTC)
     say = progress or (lambda _msg: None)
     known = products["sku"].isin(model.skus_)
-    priced = products.loc[known]
+    priced = products.loc[known].reset_index(drop=True)
     say("candidates")
     uncertain = model.uncertain(priced["sku"].to_numpy(dtype=object))
-    candidates = generate_candidates(priced, rules, uncertain=uncertain)
+    candidates = generate_candidates(priced, rules, uncertain=uncertain, competitor=competitor)
     say("scoring")
-    scored = _score(candidates, model, dates)
+    scored = score_candidates(candidates, model, dates)
     say("optimizing")
+    links, groups, notes = build_links(priced, candidates)
+    budget = None
+    if rules.change_budget is not None:
+        cb = rules.change_budget
+        budget = ChangeBudget(
+            max_changes=cb.limit(len(candidates.skus)), hard=cb.hard,
+            penalty=0.0 if cb.penalty is None else float(cb.penalty * 100),
+        )
     instance = OptimizerInstance(
         prices=candidates.prices,
         valid=candidates.valid,
-        score=np.where(candidates.valid, scored.profit, 0.0),
+        score=np.where(candidates.valid, scored.objective, 0.0),
         hint=candidates.current_index,
+        current=candidates.current,
+        links=links,
+        budget=budget,
+        relax=rules.on_conflict == "relax",
     )
     solution = PriceOptimizer(instance, rules.solver).solve()
-    lines = _lines(products, candidates, scored, solution)
+    if solution.budget_relaxed:
+        notes.append(
+            f"change budget relaxed: the rules force {solution.changes} changes, more than the "
+            f"{budget.max_changes if budget else 0} allowed"
+        )
+    lines = plan_lines(products, candidates, scored, solution, links, groups, rules.approval)
     return PricePlan(
         plan_id=new_plan_id(now),
         created_at=now,
@@ -99,86 +116,46 @@ def run_pricing_cycle(
             objective_cents=solution.objective,
             bound_cents=solution.bound,
             seconds=solution.seconds,
+            gap_pct=solution.gap_pct,
+            changes=solution.changes,
+            budget_price_cents=solution.budget_price,
+            budget_relaxed=solution.budget_relaxed,
+            groups_dp=int(solution.stats.get("groups_dp", 0)),
+            groups_cpsat=int(solution.stats.get("groups_cpsat", 0)),
         ),
         rejected_rows=rejected_rows,
+        notes=notes,
     )
 
 
-def _score(candidates: Candidates, model: DemandPredictor, dates: Any) -> _Scored:
-    """Expected units and profit at every candidate, the current price and just outside the range.
+def score_candidates(candidates: Candidates, model: DemandPredictor, dates: Any) -> Scored:
+    """Expected units, profit and the objective at every candidate, today's price and just
+    outside the range. Substitutes stay at their current prices.
 
-    Substitutes stay at their current prices.
+    The objective is (1 - w) x profit + w x revenue (w from the SKU's ``objective``), less the
+    soft-rule penalties and the drift guard: each 1% away from today's price costs
+    ``drift_penalty_pct`` % of the objective at today's price.
     """
     below, above = candidates.below, candidates.above
-    grid = np.where(candidates.valid, candidates.prices, candidates.current[:, None])
-    full = np.concatenate([grid, candidates.current[:, None], below[:, None], above[:, None]], axis=1)
-    units = model.predict_grid(candidates.skus, full, current_prices_cents=candidates.current, dates=dates)
+    current = candidates.current
+    grid = np.where(candidates.valid, candidates.prices, current[:, None])
+    full = np.concatenate([grid, current[:, None], below[:, None], above[:, None]], axis=1)
+    units = model.predict_grid(candidates.skus, full, current_prices_cents=current, dates=dates)
     profit = (full - candidates.cost[:, None]) * units
+    revenue = full * units
+    weight = candidates.settings.get("revenue_weight", np.zeros(len(current)))[:, None]
+    value = (1 - weight) * profit + weight * revenue
     k = grid.shape[1]
-    return _Scored(
+    drift = candidates.settings.get("drift_pct", np.zeros(len(current)))[:, None]
+    moved_pct = np.abs(full / np.maximum(current[:, None], 1) - 1) * 100
+    objective = value - drift / 100 * moved_pct * np.abs(value[:, k : k + 1])
+    penalty = candidates.penalty if candidates.penalty.size else np.zeros_like(grid, dtype=float)
+    return Scored(
         units=units[:, :k],
         units_current=units[:, k],
         profit=profit[:, :k],
         profit_current=profit[:, k],
-        profit_below=profit[:, k + 1],
-        profit_above=profit[:, k + 2],
+        objective=objective[:, :k] - penalty,
+        objective_below=objective[:, k + 1],
+        objective_above=objective[:, k + 2],
     )
-
-
-def _binding(i: int, j: int, candidates: Candidates, scored: _Scored) -> tuple[str, str]:
-    """Which rule decided the chosen price, and a sentence saying so."""
-    valid = np.flatnonzero(candidates.valid[i])
-    top, bottom = valid.max(), valid.min()
-    price = candidates.prices[i, j]
-    if j == top and scored.profit_above[i] > scored.profit[i, j]:
-        rule = str(candidates.hi_rule[i])
-        return rule, f"capped at {price / 100:.2f} by {rule}; a higher price would earn more"
-    if j == bottom and scored.profit_below[i] > scored.profit[i, j]:
-        rule = str(candidates.lo_rule[i])
-        return rule, f"held up at {price / 100:.2f} by {rule}; a lower price would earn more"
-    return "profit_optimum", "best expected profit among the allowed prices"
-
-
-def _lines(
-    products: pd.DataFrame,
-    candidates: Candidates,
-    scored: _Scored,
-    solution: OptimizerSolution,
-) -> list[PlanLine]:
-    info = products.set_index("sku")
-    lines: list[PlanLine] = []
-    position = {sku: i for i, sku in enumerate(candidates.skus)}
-    held = {h.sku: h.reason for h in candidates.held}
-    for sku, row in info.iterrows():
-        sku = str(sku)
-        old = int(row["price_cents"])
-        cost = None if pd.isna(row["cost_cents"]) else int(row["cost_cents"])
-        common: dict[str, Any] = dict(sku=sku, name=str(row["name"]), category=str(row["category"]), old_cents=old, cost_cents=cost)
-        i = position.get(sku)
-        if i is None:
-            reason = held.get(sku, "no demand model for this SKU: held at current price")
-            lines.append(
-                PlanLine(
-                    **common, status="held", new_cents=old, units_old=None, units_new=None,
-                    profit_old_cents=None, profit_new_cents=None, binding_rule="held", explanation=reason,
-                )
-            )
-            continue
-        j = int(solution.choice[i])
-        new = int(candidates.prices[i, j])
-        rule, why = _binding(i, j, candidates, scored)
-        units_new, profit_new = float(scored.units[i, j]), float(scored.profit[i, j])
-        units_old, profit_old = float(scored.units_current[i]), float(scored.profit_current[i])
-        status: LineStatus
-        if new == old:
-            status = "keep"
-            why = "kept: current price is the best allowed price" if rule == "profit_optimum" else f"kept: {why}"
-        else:
-            status = "change"
-        lines.append(
-            PlanLine(
-                **common, status=status, new_cents=new, units_old=units_old, units_new=units_new,
-                profit_old_cents=profit_old, profit_new_cents=profit_new, binding_rule=rule, explanation=why,
-            )
-        )
-    return lines

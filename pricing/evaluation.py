@@ -233,7 +233,7 @@ def closed_loop(
                 table, predictor, rules, store=store.store_id, model_name=arm,
                 now=datetime.combine(dates[0].astype(date), datetime.min.time(), UTC), dates=dates,
             )
-            new = plan.new_prices()
+            new = plan.proposed_prices()  # a pricing manager approves what the band holds
             if arm == "engine":
                 changes.append(len(new))
             if new:
