@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from pricing.demo import DemoResult
     from pricing.demo import Progress as StageProgress
     from pricing.evaluation import EvaluationReport
-    from pricing.plan import PricePlan
+    from pricing.plan import PlanLine, PricePlan
 
 app = typer.Typer(
     name="esl-pricing",
@@ -57,7 +58,7 @@ DEFAULT_RULES = Path("config/rules.yaml")
 
 
 def fail(message: str, code: int = EXIT_USER_ERROR) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -175,8 +176,9 @@ def _print_demo(result: DemoResult, summary: dict[str, object]) -> None:
     facts.add_column()
     facts.add_column(justify="right")
     facts.add_row("SKUs", str(summary["skus"]))
-    facts.add_row("repriced", str(summary["changed"]))
-    facts.add_row("held (no cost / no allowed price)", str(summary["held"]))
+    facts.add_row("repriced (pushed)", str(summary["changed"]))
+    facts.add_row("awaiting approval (not pushed)", str(summary["awaiting_approval"]))
+    facts.add_row("held (no cost / no model / rules conflict)", str(summary["held"]))
     facts.add_row("input rows rejected", str(summary["rejected_rows"]))
     facts.add_row("expected profit / day", f"{format_money(round(old), currency)} -> {format_money(round(new), currency)}")
     facts.add_row("expected profit change", f"{summary['expected_profit_delta_pct']:+.2f}%")
@@ -344,10 +346,10 @@ def plan(
     top: Annotated[int, typer.Option(min=0, help="Rows of the diff table to show.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
 ) -> None:
-    """Compute a price plan: candidates from the rules, CP-SAT picks, one reason per price."""
+    """Compute a price plan: candidates from the rules, the optimizer picks, one reason per price."""
     from pricing.config_loader import load_rules
     from pricing.cycle import run_pricing_cycle
-    from pricing.data import load_store
+    from pricing.data import competitor_reference, load_store
     from pricing.model_store import load_model, require_model_covers
     from pricing.rules import RulesConfig
 
@@ -362,11 +364,18 @@ def plan(
             err.print(f"{len(unknown)} SKUs are new to the model and are held at their current price")
         result = run_pricing_cycle(
             store.products, demand, config, store=store.store_id, model_name=str(model),
-            rejected_rows=len(store.rejects),
+            rejected_rows=len(store.rejects), competitor=competitor_reference(store.competitors),
         )
         json_path, csv_path = result.write(out)
     _print_plan(result, top)
-    err.print(f"plan written: {json_path} and {csv_path}")
+    err.print(f"plan written: {json_path} and {csv_path}", highlight=False, markup=False)
+    if result.awaiting_approval:
+        err.print(
+            f"[yellow]{len(result.awaiting_approval)} changes need a pricing manager's approval[/] "
+            f"(apply pushes only approved changes): esl-pricing approve {escape(str(json_path))} --sku SKU "
+            "(or --all; --reject to reject)",
+            highlight=False,
+        )
     if as_json:
         emit_json(_plan_summary(result, json_path))
 
@@ -380,32 +389,145 @@ def apply(
     ack_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for a label's ack.")] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
 ) -> None:
-    """Push a saved plan's changed prices to the labels and wait for their acks."""
+    """Push a saved plan's changed prices (approved ones included) to the labels and wait for their acks.
+
+    Changes still awaiting approval (esl-pricing approve) and rejected ones are not pushed."""
     from label_gateway.broker import BrokerAddress
     from label_gateway.delivery import push_prices
     from label_gateway.protocol import Topics
     from pricing.data import label_rows, load_labels
 
+    saved = _read_plan(plan_file)
+    prices = saved.new_prices()
+    waiting = len(saved.awaiting_approval)
+    summary: dict[str, object] = {
+        "plan": saved.plan_id, "prices": len(prices), "awaiting_approval": waiting,
+        "labels_confirmed": 0, "labels_failed": 0, "seconds": 0.0,
+    }
+    if not prices:
+        err.print(f"nothing to push: plan {saved.plan_id} has no approved price changes", highlight=False, markup=False)
+        _print_still_waiting(plan_file, waiting)
+        if as_json:
+            emit_json(summary)
+        return
     with user_errors():
-        saved = _read_plan(plan_file)
         labels = load_labels(data / "labels.csv")
         _report_rejects(labels.rejects)
         rows = label_rows(labels.frame)
         address = BrokerAddress.parse(broker)
         with _stage_progress() as progress:
             report = push_prices(
-                saved.new_prices(), rows, address, Topics(saved.store, prefix=prefix),
+                prices, rows, address, Topics(saved.store, prefix=prefix),
                 currency=saved.currency, correlation=saved.plan_id, ack_timeout_s=ack_timeout,
                 progress=lambda done, total: progress("push + acks", done, total),
             )
-    err.print(f"labels confirmed {len(report.confirmed)}, failed {len(report.failed)} in {report.seconds:.2f}s")
+    err.print(
+        f"{len(prices)} prices: labels confirmed {len(report.confirmed)}, failed {len(report.failed)} "
+        f"in {report.seconds:.2f}s"
+    )
     for outcome in report.failed[:10]:
         err.print(f"  failed label {outcome.update.label_id}: {outcome.detail}", highlight=False)
+    _print_still_waiting(plan_file, waiting)
     if as_json:
-        emit_json({"plan": saved.plan_id, "labels_confirmed": len(report.confirmed),
-                   "labels_failed": len(report.failed), "seconds": round(report.seconds, 3)})
+        summary.update(labels_confirmed=len(report.confirmed), labels_failed=len(report.failed),
+                       seconds=round(report.seconds, 3))
+        emit_json(summary)
     if report.failed:
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _print_still_waiting(plan_file: Path, waiting: int) -> None:
+    if waiting:
+        err.print(
+            f"[yellow]{waiting} changes await approval and were not pushed[/] "
+            f"(esl-pricing approve {escape(str(plan_file))} --sku SKU or --all)",
+            highlight=False,
+        )
+
+
+@app.command()
+def approve(
+    plan_file: Annotated[Path, typer.Argument(help="A plan JSON written by esl-pricing plan.")],
+    sku: Annotated[
+        list[str] | None, typer.Option("--sku", help="A SKU whose change awaits approval (repeat for more).")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Decide every change awaiting approval.")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject the changes instead (they are never pushed).")] = False,
+    by: Annotated[str | None, typer.Option(help="Who decides (default: $USER).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
+) -> None:
+    """Approve (or --reject) changes beyond the approval band; rewrites the plan's JSON and CSV.
+
+    Without --sku or --all, lists the changes awaiting approval. Approved changes are pushed by
+    esl-pricing apply."""
+    import os
+    from datetime import UTC, datetime
+
+    saved = _read_plan(plan_file)
+    skus = list(dict.fromkeys(sku or []))  # keep the order, drop repeats
+    if skus and all_:
+        fail("pass --sku or --all, not both")
+    waiting = saved.awaiting_approval
+    if not skus and not all_:
+        if waiting:
+            err.print(_price_table(f"{saved.plan_id}: {len(waiting)} changes awaiting approval", waiting))
+            fail(f"pass --sku SKU (repeatable) or --all to {'reject' if reject else 'approve'} these changes")
+        fail(f"pass --sku SKU or --all; no changes in {plan_file} await approval")
+    expected = f"{saved.plan_id}.json"
+    if plan_file.name != expected:
+        fail(f"{plan_file}: file name does not match its plan id (expected {expected}); rename it back first")
+    decider = by if by is not None else os.environ.get("USER") or "unknown"
+    if not decider.strip():
+        fail("--by must name who decides")
+    status = {line.sku: line for line in saved.lines}
+    try:
+        decided = saved.decide(None if all_ else skus, approve=not reject, by=decider, at=datetime.now(UTC))
+    except KeyError:
+        problems = [f"{name} ({_why_not_waiting(status.get(name))})" for name in skus
+                    if status.get(name) is None or status[name].status != "approval"]
+        fail("not awaiting approval: " + ", ".join(problems))
+    still = len(saved.awaiting_approval)
+    verb = "rejected" if reject else "approved"
+    if decided:
+        _rewrite_plan(saved, plan_file)
+        chosen = set(decided)
+        lines = [line for line in saved.lines if line.sku in chosen]
+        err.print(_price_table(f"{saved.plan_id}: {len(decided)} changes {verb} by {decider}", lines,
+                               reason=False, decided=True))
+    else:
+        err.print(f"nothing to decide: no changes in {plan_file} await approval", highlight=False, markup=False)
+    err.print(
+        f"{len(decided)} {verb}; {still} still awaiting approval; {len(saved.new_prices())} changes to push "
+        f"(esl-pricing apply {plan_file})",
+        highlight=False, markup=False,
+    )
+    if as_json:
+        emit_json({
+            "plan": str(plan_file), "decision": verb, "decided": decided, "by": decider,
+            "awaiting_approval": still, "to_push": len(saved.new_prices()),
+        })
+
+
+def _rewrite_plan(saved: PricePlan, plan_file: Path) -> None:
+    """Replace the plan's JSON and CSV; each file is either the old or the new one, never half written."""
+    import os
+    import tempfile
+
+    try:
+        with tempfile.TemporaryDirectory(dir=plan_file.parent, prefix=".approve-") as scratch:
+            json_path, csv_path = saved.write(Path(scratch))
+            os.replace(csv_path, plan_file.with_suffix(".csv"))
+            os.replace(json_path, plan_file)
+    except OSError as exc:
+        fail(f"cannot rewrite {plan_file}: {exc.strerror or exc}", EXIT_FAILURE)
+
+
+def _why_not_waiting(line: PlanLine | None) -> str:
+    if line is None:
+        return "not in the plan"
+    if line.status in ("change", "rejected") and line.decided_by:
+        return f"already {'approved' if line.status == 'change' else 'rejected'} by {line.decided_by}"
+    return f"status {line.status}"
 
 
 def _read_plan(path: Path) -> PricePlan:
@@ -417,8 +539,14 @@ def _read_plan(path: Path) -> PricePlan:
         fail(f"{path}: plan file not found")
     try:
         return PricePlan.read(path)
-    except (ValidationError, ValueError) as exc:
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "plan"
+        fail(f"{path}: not a price plan: {where}: {first['msg']} ({exc.error_count()} problems)")
+    except ValueError as exc:  # not JSON, not UTF-8
         fail(f"{path}: not a price plan: {str(exc).splitlines()[0]}")
+    except OSError as exc:
+        fail(f"{path}: cannot read the plan: {exc.strerror or exc}")
 
 
 def _report_rejects(rejects: Sequence[Reject]) -> None:
@@ -434,32 +562,93 @@ def _report_rejects(rejects: Sequence[Reject]) -> None:
 def _plan_summary(result: PricePlan, json_path: Path) -> dict[str, object]:
     return {
         "plan": str(json_path), "skus": len(result.lines), "changed": len(result.changes),
-        "held": len(result.held), "expected_profit_delta_pct": round(result.expected_profit_delta_pct(), 3),
-        "solver_status": result.solver.status,
+        "changes": len(result.proposed_prices()), "awaiting_approval": len(result.awaiting_approval),
+        "held": len(result.held), "relaxed": sum(1 for line in result.lines if line.relaxed_rules),
+        "expected_profit_delta_pct": round(result.expected_profit_delta_pct(), 3),
+        "solver_status": result.solver.status, "gap_pct": round(result.solver.gap_pct, 3),
     }
 
 
-def _print_plan(result: PricePlan, top: int) -> None:
+def _gain(line: PlanLine) -> float:
+    """Expected profit change per day, cents."""
+    return (line.profit_new_cents or 0.0) - (line.profit_old_cents or 0.0)
+
+
+def _reason(line: PlanLine) -> str:
+    parts = [line.binding_rule]
+    if line.relaxed_rules:
+        parts.append("relaxed: " + ", ".join(line.relaxed_rules))
+    if line.soft_rules_broken:
+        parts.append("soft broken: " + ", ".join(line.soft_rules_broken))
+    if line.group:
+        parts.append(f"group {line.group}")
+    return "; ".join(parts)
+
+
+_STATUS_TEXT = {
+    "change": "[green]change[/]",
+    "approval": "[bold yellow]needs approval[/]",
+    "rejected": "[red]rejected[/]",
+    "keep": "keep",
+    "held": "[magenta]held[/]",
+}
+
+
+def _price_table(title: str, lines: Sequence[PlanLine], *, reason: bool = True, decided: bool = False) -> Table:
+    """One row per line: old -> new, change %, expected profit change per day, status, why."""
     from pricing.money import to_decimal
 
-    changes = sorted(
-        result.changes, key=lambda l: (l.profit_new_cents or 0) - (l.profit_old_cents or 0), reverse=True
-    )
-    table = Table(title=f"{result.plan_id}: {len(changes)} changes (top {min(top, len(changes))} by profit gain)")
-    for column, justify in (("sku", "left"), ("name", "left"), ("old", "right"), ("new", "right"),
-                            ("change", "right"), ("profit/day", "right"), ("reason", "left")):
+    table = Table(title=escape(title), title_justify="left")
+    columns = [("sku", "left"), ("name", "left"), ("old -> new", "right"), ("change", "right"),
+               ("profit/day", "right"), ("status", "left")]
+    if decided:
+        columns.append(("by", "left"))
+    if reason:
+        columns.append(("reason", "left"))
+    for column, justify in columns:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for line in changes[:top]:
-        gain = (line.profit_new_cents or 0) - (line.profit_old_cents or 0)
-        table.add_row(
-            line.sku, line.name, str(to_decimal(line.old_cents)), str(to_decimal(line.new_cents)),
-            f"{line.change_pct:+.1f}%", f"{gain / 100:+.2f}", line.binding_rule,
-        )
-    err.print(table)
-    err.print(
-        f"held {len(result.held)}; expected profit change {result.expected_profit_delta_pct():+.2f}%; "
-        f"solver {result.solver.status} in {result.solver.seconds:.2f}s"
+    for line in lines:
+        change = f"{line.change_pct:+.1f}%" if line.old_cents else ""
+        row = [
+            escape(line.sku), escape(line.name), f"{to_decimal(line.old_cents)} -> {to_decimal(line.new_cents)}",
+            change, f"{_gain(line) / 100:+.2f}", _STATUS_TEXT.get(line.status, escape(line.status)),
+        ]
+        if decided:
+            row.append(escape(line.decided_by or ""))
+        if reason:
+            row.append(escape(_reason(line)))
+        table.add_row(*row)
+    return table
+
+
+def _print_plan(result: PricePlan, top: int) -> None:
+    changes = sorted(
+        (line for line in result.lines if line.status in ("change", "approval")), key=_gain, reverse=True
     )
+    shown = changes[:top]
+    title = f"{result.plan_id}: {len(changes)} changes"
+    if len(shown) < len(changes):
+        title += f" (top {len(shown)} by profit gain; all in the plan CSV)"
+    if shown:
+        err.print(_price_table(title, shown))
+    else:
+        err.print(title, highlight=False, markup=False)
+    waiting = len(result.awaiting_approval)
+    relaxed = sum(1 for line in result.lines if line.relaxed_rules)
+    solver = result.solver
+    counts = (
+        f"changes {len(changes)}, awaiting approval {waiting}, held {len(result.held)}, "
+        f"relaxed rules on {relaxed} SKUs; expected profit change {result.expected_profit_delta_pct():+.2f}%"
+    )
+    err.print(counts, highlight=False, markup=False)
+    err.print(
+        f"solver {solver.status}, gap {solver.gap_pct:.2f}%, groups {solver.groups_dp} by DP and "
+        f"{solver.groups_cpsat} by CP-SAT, in {solver.seconds:.2f}s"
+        + ("; change budget relaxed (the rules force more changes)" if solver.budget_relaxed else ""),
+        highlight=False, markup=False,
+    )
+    for note in result.notes:
+        err.print(f"  note: {note}", highlight=False, markup=False)
 
 
 def main() -> None:

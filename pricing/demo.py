@@ -17,7 +17,7 @@ from label_gateway.embedded_broker import EmbeddedBroker
 from label_gateway.protocol import DEFAULT_PREFIX, Topics
 from pricing.config_loader import load_rules
 from pricing.cycle import run_pricing_cycle
-from pricing.data import StoreData, load_store
+from pricing.data import StoreData, competitor_reference, load_store
 from pricing.model_store import save_model
 from pricing.plan import PricePlan
 from pricing.rules import RulesConfig
@@ -56,6 +56,7 @@ class DemoResult:
         return {
             "skus": len(self.plan.lines),
             "changed": len(self.plan.changes),
+            "awaiting_approval": len(self.plan.awaiting_approval),
             "held": len(self.plan.held),
             "rejected_rows": len(self.store.rejects),
             "labels_confirmed": len(self.delivery.confirmed),
@@ -101,8 +102,8 @@ def run_demo(options: DemoOptions, progress: Progress = _no_progress) -> DemoRes
             progress("train demand model", None, None)
             training = train_demand_model(store.sales, store.products)
             model_path = save_model(training, options.workdir / "models")
-        with timer.stage("plan (CP-SAT)"):
-            progress("plan (CP-SAT)", None, None)
+        with timer.stage("plan (optimizer)"):
+            progress("plan (optimizer)", None, None)
             rules = load_rules(options.rules_path) if options.rules_path else RulesConfig()
             plan = run_pricing_cycle(
                 store.products,
@@ -111,6 +112,7 @@ def run_demo(options: DemoOptions, progress: Progress = _no_progress) -> DemoRes
                 store=store.store_id,
                 model_name=str(model_path),
                 rejected_rows=len(store.rejects),
+                competitor=competitor_reference(store.competitors),
             )
             plan_files = plan.write(options.workdir / "plans")
         topics = Topics(store.store_id, prefix=options.prefix)

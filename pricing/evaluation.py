@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from pricing.cycle import DemandPredictor, run_pricing_cycle
-from pricing.data import DataError, StoreData, load_store
+from pricing.data import DataError, StoreData, competitor_reference, load_store
 from pricing.demand import DemandModel
 from pricing.rules import RulesConfig
 from pricing.training import train_demand_model
@@ -210,6 +210,7 @@ def closed_loop(
     """Engine vs oracle vs hold over ``weeks`` simulated weeks (see the module docstring)."""
     say = progress or (lambda _msg: None)
     products = store.products.reset_index(drop=True)
+    competitors = competitor_reference(store.competitors)
     pos = market.positions(products["sku"].to_numpy(dtype=object))
     n = len(market)
     cost = np.full(n, np.nan)
@@ -232,6 +233,7 @@ def closed_loop(
             plan = run_pricing_cycle(
                 table, predictor, rules, store=store.store_id, model_name=arm,
                 now=datetime.combine(dates[0].astype(date), datetime.min.time(), UTC), dates=dates,
+                competitor=competitors,
             )
             new = plan.proposed_prices()  # a pricing manager approves what the band holds
             if arm == "engine":

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pricing.money import to_decimal
 
-LineStatus = Literal["change", "keep", "held"]
+LineStatus = Literal["change", "keep", "held", "approval", "rejected"]
+PUSHED_STATUSES = ("change",)
 
 
 class PlanLine(BaseModel):
@@ -25,7 +26,13 @@ class PlanLine(BaseModel):
     sku: str
     name: str
     category: str
-    status: LineStatus = Field(description="change: new price; keep: optimum is the current price; held: not priced")
+    status: LineStatus = Field(
+        description=(
+            "change: new price, to push; keep: the best allowed price is today's; held: not priced (reason in "
+            "explanation); approval: a change beyond the approval band, waiting for esl-pricing approve; "
+            "rejected: a change a pricing manager rejected (not pushed)"
+        )
+    )
     old_cents: int
     new_cents: int
     cost_cents: int | None
@@ -35,6 +42,15 @@ class PlanLine(BaseModel):
     profit_new_cents: float | None = Field(description="Expected profit per day at the new price, cents")
     binding_rule: str = Field(description="The rule that decided the price, or the reason it was held")
     explanation: str
+    relaxed_rules: list[str] = Field(
+        default_factory=list, description="Hard rules relaxed for this SKU because they conflicted (lowest priority first)"
+    )
+    soft_rules_broken: list[str] = Field(
+        default_factory=list, description="Soft rules the new price breaks (their penalty was worth paying)"
+    )
+    group: str | None = Field(default=None, description="The family, ladder or tier group the SKU was priced with")
+    decided_by: str | None = Field(default=None, description="Who approved or rejected a change held for approval")
+    decided_at: datetime | None = Field(default=None, description="When it was approved or rejected")
 
     @property
     def change_pct(self) -> float:
@@ -48,6 +64,14 @@ class SolverStats(BaseModel):
     objective_cents: float
     bound_cents: float
     seconds: float
+    gap_pct: float = Field(default=0.0, description="How far the objective may be from the optimum, % (0: proved)")
+    changes: int = Field(default=0, description="Prices the plan changes (including those awaiting approval)")
+    budget_price_cents: float = Field(
+        default=0.0, description="With a binding change budget: the expected gain per day a change had to beat"
+    )
+    budget_relaxed: bool = Field(default=False, description="The rules forced more changes than the budget allows")
+    groups_dp: int = Field(default=0, description="Linked groups solved exactly by dynamic programming")
+    groups_cpsat: int = Field(default=0, description="Linked groups solved by CP-SAT")
 
 
 class PricePlan(BaseModel):
@@ -61,6 +85,7 @@ class PricePlan(BaseModel):
     lines: list[PlanLine]
     solver: SolverStats
     rejected_rows: int = Field(default=0, description="Input rows rejected by validation")
+    notes: list[str] = Field(default_factory=list, description="Plan-wide remarks: relaxed budget, unusable groups")
 
     @property
     def changes(self) -> list[PlanLine]:
@@ -70,9 +95,30 @@ class PricePlan(BaseModel):
     def held(self) -> list[PlanLine]:
         return [line for line in self.lines if line.status == "held"]
 
+    @property
+    def awaiting_approval(self) -> list[PlanLine]:
+        return [line for line in self.lines if line.status == "approval"]
+
+    def decide(self, skus: list[str] | None, *, approve: bool, by: str, at: datetime) -> list[str]:
+        """Approve (status change: pushed by apply) or reject the listed SKUs' changes awaiting
+        approval, all of them when ``skus`` is None. Returns the SKUs decided; raises KeyError
+        naming a listed SKU that is not awaiting approval."""
+        waiting = {line.sku: i for i, line in enumerate(self.lines) if line.status == "approval"}
+        chosen = list(waiting) if skus is None else skus
+        unknown = [sku for sku in chosen if sku not in waiting]
+        if unknown:
+            raise KeyError(", ".join(unknown))
+        for sku in chosen:
+            i = waiting[sku]
+            self.lines[i] = self.lines[i].model_copy(
+                update={"status": "change" if approve else "rejected", "decided_by": by, "decided_at": at}
+            )
+        return chosen
+
     def expected_profit(self) -> tuple[float, float]:
-        """Total expected daily profit (cents) at old and new prices over the priced SKUs."""
-        priced = [line for line in self.lines if line.status != "held"]
+        """Total expected daily profit (cents) at old and new prices over the priced SKUs (changes
+        awaiting approval counted as if approved)."""
+        priced = [line for line in self.lines if line.status not in ("held", "rejected")]
         old = sum(line.profit_old_cents or 0.0 for line in priced)
         new = sum(line.profit_new_cents or 0.0 for line in priced)
         return old, new
@@ -82,8 +128,12 @@ class PricePlan(BaseModel):
         return (new - old) / abs(old) * 100 if old else 0.0
 
     def new_prices(self) -> dict[str, int]:
-        """sku -> new price in cents, for the lines that change."""
+        """sku -> new price in cents, for the lines to push (changes, approved ones included)."""
         return {line.sku: line.new_cents for line in self.changes}
+
+    def proposed_prices(self) -> dict[str, int]:
+        """sku -> new price, including changes still awaiting approval (as if all were approved)."""
+        return {line.sku: line.new_cents for line in self.lines if line.status in ("change", "approval")}
 
     # -- files -----------------------------------------------------------------------------
     def write(self, directory: Path) -> tuple[Path, Path]:
@@ -107,6 +157,7 @@ class PricePlan(BaseModel):
 CSV_COLUMNS = [
     "sku", "name", "category", "status", "old_price", "new_price", "change_pct", "cost",
     "units_old", "units_new", "profit_old", "profit_new", "binding_rule", "explanation",
+    "relaxed_rules", "soft_rules_broken", "group", "decided_by", "decided_at",
 ]
 
 
@@ -125,4 +176,6 @@ def _csv_row(line: PlanLine) -> list[str]:
         _number(line.units_old), _number(line.units_new),
         _money(line.profit_old_cents), _money(line.profit_new_cents),
         line.binding_rule, line.explanation,
+        ";".join(line.relaxed_rules), ";".join(line.soft_rules_broken), line.group or "", line.decided_by or "",
+        "" if line.decided_at is None else line.decided_at.isoformat(),
     ]
