@@ -1,4 +1,4 @@
-"""Data contracts: the one place that defines and validates products, sales and labels.
+"""Data contracts: the one place that defines and validates products, sales, labels and competitors.
 
 Each loader reads a CSV (or Parquet) file, checks every row, and returns the good rows as a
 typed DataFrame together with the rejected ones (file, row number, reason). Rejected rows never
@@ -19,6 +19,29 @@ The frames (index: ``row``, the file line number of each row, int64):
   on 50,000 SKUs, not 18 M strings; units int64; price_cents int64; promo bool; stock (only when
   the file has the column) Int64, <NA> when empty.
 - labels: label_id, store, gateway, sku, tag_type "string".
+- competitors (optional file): date datetime64[ns]; sku, competitor "string"; price_cents
+  int64 (> 0): a competitor's shelf price for the SKU seen on that date.
+
+The optional products columns link SKUs for the pricing rules (an empty field: no link):
+
+- ``family``: a text id; every SKU with the same family shares one price (line pricing: the
+  flavours of one product line).
+- ``ladder``: a text id; the SKUs of one ladder are sizes of one product line, ordered by
+  ``size``: a larger pack costs more in total and less per unit. A row with a ladder needs a
+  size > 0 (else it is rejected). Sizes within a ladder that repeat or mix units are not row
+  errors: the engine reports such a ladder.
+- ``tier``: for a private-label product, the SKU of the national-brand product it is priced
+  against (it sells at least the rules' tier gap below it). A row whose tier names its own SKU,
+  or a SKU that is not a kept row of products.csv, is rejected (checked after every other
+  check, and again until no tier points at a rejected row).
+
+Product reject reasons besides the common ones: ``size is empty (ladder 'L' needs a size > 0)``,
+``size must be finite and > 0 for ladder 'L': 'S'``, ``tier 'T' is the product's own sku``,
+``tier 'T' is not in products.csv``. Competitors: an empty sku or competitor, a bad date, a
+price_cents that is not a whole number >= 1, the same (date, sku, competitor) again
+(``duplicate observation ... (first occurrence kept)``), and, in ``load_store``, a sku that is
+not in products.csv. ``competitor_reference`` turns the observations into one reference price
+per SKU (each competitor's latest price, then the lowest of those).
 
 How a file is read (this is what makes a 50,000-SKU year of sales, 18 M rows, load in seconds
 and a few hundred MB): every column is read as a categorical, so each distinct text is stored
@@ -41,6 +64,7 @@ PRODUCT_OPTIONAL = ["family", "ladder", "tier"]
 SALES_COLUMNS = ["date", "store", "sku", "units", "price_cents", "promo"]
 SALES_OPTIONAL = ["stock"]
 LABEL_COLUMNS = ["label_id", "store", "gateway", "sku", "tag_type"]
+COMPETITOR_COLUMNS = ["date", "sku", "competitor", "price_cents"]
 TAG_TYPES = ("1.54", "2.9", "4.2")
 _MAX_WHOLE = 2**53  # largest magnitude a parsed number holds exactly
 
@@ -48,6 +72,7 @@ _MAX_WHOLE = 2**53  # largest magnitude a parsed number holds exactly
 PRODUCTS_FILE = "products.csv"
 SALES_FILE = "sales.csv"
 LABELS_FILE = "labels.csv"
+COMPETITORS_FILE = "competitors.csv"  # optional
 
 
 class DataError(Exception):
@@ -219,6 +244,14 @@ class _RowChecker:
         self.bad |= mask[codes]
         self.checks.append((codes, mask, reasons))
 
+    def flag_rows(self, rows: np.ndarray, reason: str | np.ndarray) -> None:
+        """Reject the rows where the per-row mask ``rows`` is set (checks across columns).
+
+        ``reason``: one text, or one per row (only the flagged rows' are used). Builds arrays of
+        one entry per row: meant for products and competitors, not for 18 M sales rows.
+        """
+        self.flag(np.arange(self.table.rows), rows, reason)
+
     def required_text(self, col: str) -> None:
         self.flag(col, self.text(col).fillna("") == "", f"{col} is empty")
 
@@ -322,6 +355,10 @@ def load_products(path: Path | str) -> Loaded:
     size = pd.to_numeric(size_text.where(size_text != "", None), errors="coerce")
     check.flag("size", (size_text != "") & size.isna(), "size is not a number: '" + size_text + "'")
     check.unique("sku")
+    if "ladder" in check.table.columns:
+        _check_ladder_sizes(check, size_text, size)
+    if "tier" in check.table.columns:
+        _check_tiers(check)
     values = {col: check.text(col) for col in check.table.columns}
     values.update(price_cents=_whole(price), cost_cents=cost, size=size.astype("Float64"))
     for col in PRODUCT_OPTIONAL:
@@ -331,17 +368,72 @@ def load_products(path: Path | str) -> Loaded:
     return Loaded(check.frame(values), rejects)
 
 
-def _load_sales(path: Path, known: set[str] | None) -> tuple[Loaded, list[Reject]]:
-    """load_sales, and the rows rejected after it for a sku not in ``known``."""
-    check = _RowChecker(_read_table(path, SALES_COLUMNS, SALES_OPTIONAL, caseless=("promo",)), path.name)
-    for col in ("store", "sku"):
-        check.required_text(col)
+def _per_row(check: _RowChecker, col: str, per_value: pd.Series | np.ndarray, dtype: object = None) -> np.ndarray:
+    """A per-distinct-value array of ``col`` (its texts' order, <NA> last) taken for every row."""
+    values = per_value.to_numpy(dtype=dtype) if isinstance(per_value, pd.Series) else np.asarray(per_value, dtype)
+    return values[check.table.columns[col].codes]
+
+
+def _check_ladder_sizes(check: _RowChecker, size_text: pd.Series, size: pd.Series) -> None:
+    """A row with a ladder needs a size > 0: the ladder orders its SKUs by size."""
+    ladder = check.text("ladder").fillna("")
+    in_ladder = _per_row(check, "ladder", ladder != "", bool)
+    if not in_ladder.any():
+        return
+    number = size.to_numpy(dtype=np.float64, na_value=np.nan)
+    empty = _per_row(check, "size", size_text == "", bool)
+    positive = _per_row(check, "size", np.isfinite(number) & (np.nan_to_num(number) > 0))
+    ladder_row = _per_row(check, "ladder", ladder, object)
+    size_row = _per_row(check, "size", size_text, object)
+    check.flag_rows(in_ladder & empty, "size is empty (ladder '" + ladder_row + "' needs a size > 0)")
+    reason = "size must be finite and > 0 for ladder '" + ladder_row + "': '" + size_row + "'"
+    check.flag_rows(in_ladder & ~empty & ~positive, reason)
+
+
+def _check_tiers(check: _RowChecker) -> None:
+    """A tier names another product that is kept: checked after every other products check.
+
+    Rejecting a row can leave another row's tier pointing at it, so this repeats until stable.
+    """
+    tier = check.text("tier").fillna("")
+    has_tier = _per_row(check, "tier", tier != "", bool)
+    if not has_tier.any():
+        return
+    sku_text = check.text("sku")
+    missing = len(sku_text)  # the code of "no such sku"
+    # Codes into the sku texts: -1 (a missing field) picks the last text, <NA>.
+    sku_codes = np.where(check.table.columns["sku"].codes < 0, len(sku_text) - 1, check.table.columns["sku"].codes)
+    # Per distinct tier text, the code of the same sku text (the distinct texts are unique).
+    target = pd.Index(sku_text.iloc[:-1].to_numpy(dtype=object)).get_indexer(tier.to_numpy(dtype=object))
+    tier_target = _per_row(check, "tier", np.where(target < 0, missing, target))
+    tier_row = _per_row(check, "tier", tier, object)
+    check.flag_rows(has_tier & (tier_target == sku_codes), "tier '" + tier_row + "' is the product's own sku")
+    while True:
+        kept = np.zeros(missing + 1, dtype=bool)
+        kept[sku_codes[~check.bad]] = True
+        dangling = has_tier & ~check.bad & ~kept[tier_target]
+        if not dangling.any():
+            return
+        check.flag_rows(dangling, "tier '" + tier_row + f"' is not in {PRODUCTS_FILE}")
+
+
+def _dates(check: _RowChecker) -> np.ndarray:
+    """The ``date`` column's distinct texts as datetime64[ns] (NaT where rejected)."""
     date_text = check.text("date")
     date = pd.to_datetime(date_text, format="%Y-%m-%d", errors="coerce")
     check.flag("date", date.isna(), "date is not YYYY-MM-DD: '" + date_text.fillna("") + "'")
     # The frame's datetime64[ns] spans 1677-09-21 .. 2262-04-11.
     outside = date.notna() & ~date.between(pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D"))
     check.flag("date", outside, "date is out of range: '" + date_text.fillna("") + "'")
+    return date.where(~outside).astype("datetime64[ns]").to_numpy()
+
+
+def _load_sales(path: Path, known: set[str] | None) -> tuple[Loaded, list[Reject]]:
+    """load_sales, and the rows rejected after it for a sku not in ``known``."""
+    check = _RowChecker(_read_table(path, SALES_COLUMNS, SALES_OPTIONAL, caseless=("promo",)), path.name)
+    for col in ("store", "sku"):
+        check.required_text(col)
+    date = _dates(check)
     units = check.integer("units", minimum=0)
     price = check.integer("price_cents", minimum=1)
     promo_text = check.text("promo").fillna("").str.lower()
@@ -350,7 +442,7 @@ def _load_sales(path: Path, known: set[str] | None) -> tuple[Loaded, list[Reject
         "promo", ~promo_text.isin(truthy | falsy), "promo is not a boolean: '" + check.text("promo").fillna("") + "'"
     )
     values = {
-        "date": date.where(~outside).astype("datetime64[ns]").to_numpy(),
+        "date": date,
         "store": check.text("store"),
         "sku": check.text("sku"),
         "units": _whole(units),
@@ -391,6 +483,88 @@ def load_labels(path: Path | str) -> Loaded:
     return _load_labels(Path(path), None)[0]
 
 
+def _load_competitors(path: Path, known: set[str] | None) -> tuple[Loaded, list[Reject]]:
+    """load_competitors, and the rows rejected after it for a sku not in ``known``."""
+    check = _RowChecker(_read_table(path, COMPETITOR_COLUMNS, []), path.name)
+    for col in ("sku", "competitor"):
+        check.required_text(col)
+    date = _dates(check)
+    price = check.integer("price_cents", minimum=1)
+    # The same competitor's price for a SKU on one date twice: ambiguous, keep the first.
+    good = ~check.bad
+    key = pd.DataFrame(
+        {
+            "date": _per_row(check, "date", date.view(np.int64)),
+            "sku": check.table.columns["sku"].codes,
+            "competitor": check.table.columns["competitor"].codes,
+        }
+    )
+    repeat = np.zeros(check.table.rows, dtype=bool)
+    repeat[good] = key[good].duplicated().to_numpy()
+    if repeat.any():
+        reasons = np.full(check.table.rows, None, dtype=object)
+        rows = np.flatnonzero(repeat)
+        sku, competitor = check.text("sku"), check.text("competitor")
+        reasons[rows] = [
+            f"duplicate observation of sku '{sku.iloc[s]}' by competitor '{competitor.iloc[c]}' on "
+            f"{pd.Timestamp(d).date()} (first occurrence kept)"
+            for s, c, d in zip(key["sku"].to_numpy()[rows], key["competitor"].to_numpy()[rows],
+                               key["date"].to_numpy()[rows], strict=True)
+        ]
+        check.flag_rows(repeat, reasons)
+    rejects = check.rejects()
+    unknown = check.unknown_skus(known)
+    values = {
+        "date": date,
+        "sku": check.text("sku"),
+        "competitor": check.text("competitor"),
+        "price_cents": _whole(price),
+    }
+    return Loaded(check.frame(values), rejects), unknown
+
+
+def load_competitors(path: Path | str) -> Loaded:
+    """Competitor prices: date, sku, competitor, price_cents (whole cents >= 1)."""
+    return _load_competitors(Path(path), None)[0]
+
+
+def empty_competitors() -> pd.DataFrame:
+    """The competitors frame of a store without a competitors file: no rows, the loader's types."""
+    return pd.DataFrame(
+        {
+            "date": pd.Series([], dtype="datetime64[ns]"),
+            "sku": pd.Series([], dtype="string"),
+            "competitor": pd.Series([], dtype="string"),
+            "price_cents": pd.Series([], dtype=np.int64),
+        },
+        index=pd.RangeIndex(2, 2, name="row"),
+    )
+
+
+def competitor_reference(competitors: pd.DataFrame) -> pd.Series:
+    """The competitor price each SKU is compared with: int64 cents, indexed by sku (str).
+
+    Per SKU and competitor the latest observation (by date; on a date seen twice, the lower
+    price), then per SKU the lowest of those. SKUs without observations are not in the result.
+    A pure function of a competitors frame (columns date, sku, competitor, price_cents).
+    """
+    frame = pd.DataFrame(
+        {
+            "sku": competitors["sku"].astype(str).to_numpy(dtype=object),
+            "competitor": competitors["competitor"].astype(str).to_numpy(dtype=object),
+            "date": pd.to_datetime(competitors["date"]).to_numpy(),
+            "price_cents": competitors["price_cents"].to_numpy(dtype=np.int64),
+        }
+    )
+    order = frame.sort_values(
+        ["sku", "competitor", "date", "price_cents"], ascending=[True, True, True, False], kind="stable"
+    )
+    latest = order.drop_duplicates(["sku", "competitor"], keep="last")
+    reference = latest.groupby("sku", sort=True)["price_cents"].min().astype(np.int64)
+    reference.index = pd.Index(reference.index.to_numpy(dtype=object), dtype=object, name="sku")
+    return reference.rename("competitor_price_cents")
+
+
 @dataclass
 class StoreData:
     """A store's validated inputs, plus everything that was rejected on the way in."""
@@ -399,6 +573,7 @@ class StoreData:
     sales: pd.DataFrame
     labels: pd.DataFrame
     rejects: list[Reject]
+    competitors: pd.DataFrame = field(default_factory=empty_competitors)  # no rows without the file
 
     @property
     def store_id(self) -> str:
@@ -419,9 +594,10 @@ def label_rows(labels: pd.DataFrame) -> list[tuple[str, str, str]]:
 
 
 def load_store(directory: Path | str) -> StoreData:
-    """Load products.csv, sales.csv and labels.csv from a store data directory.
+    """Load products.csv, sales.csv, labels.csv and (if present) competitors.csv from a directory.
 
-    Sales and labels for SKUs that are not (validly) in products are rejected too.
+    Sales, labels and competitor prices for SKUs that are not (validly) in products are rejected
+    too. Without competitors.csv, ``competitors`` is an empty frame with the loader's columns.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -431,4 +607,9 @@ def load_store(directory: Path | str) -> StoreData:
     sales, sales_unknown = _load_sales(directory / SALES_FILE, known)
     labels, labels_unknown = _load_labels(directory / LABELS_FILE, known)
     rejects = products.rejects + sales.rejects + labels.rejects + sales_unknown + labels_unknown
-    return StoreData(products.frame, sales.frame, labels.frame, rejects)
+    competitors = empty_competitors()
+    if (directory / COMPETITORS_FILE).exists():
+        loaded, competitors_unknown = _load_competitors(directory / COMPETITORS_FILE, known)
+        competitors = loaded.frame
+        rejects += loaded.rejects + competitors_unknown
+    return StoreData(products.frame, sales.frame, labels.frame, rejects, competitors)

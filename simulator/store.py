@@ -1,12 +1,31 @@
 """A deterministic sample store: products, a year of daily sales, labels and the demand truth.
 
-``generate_store(out_dir, seed=7)`` writes products.csv, sales.csv, labels.csv (the public data
-contracts of pricing.data), truth.csv + truth_categories.csv (the market's demand truth, which
-the engine must never read) and store.json. The same arguments give byte-identical files.
+``generate_store(out_dir, seed=7)`` writes products.csv, sales.csv, labels.csv, competitors.csv
+(the public data contracts of pricing.data), truth.csv + truth_categories.csv (the market's
+demand truth, which the engine must never read) and store.json. The same arguments give
+byte-identical files.
 
 Current prices sit at 15–75% over cost, while the true elasticity e puts the profit optimum at
 cost * e / (e + 1): for most SKUs the optimum is above the current price, for some below.
 Prices end in .99 or .49, except a few current prices set by hand (.79, .29, .95).
+
+products.csv links SKUs for the pricing rules (one SKU per item, the lowest, joins a family or
+ladder: a large store holds the same item under several SKUs):
+
+- family: the variants (flavours) of one item of a brand, e.g. "Alpine Organic Butter 250 g"
+  and "Alpine Butter 250 g", for FAMILY_GROUP_SHARE of the items that have 2+ variants (about
+  9% of 2,000 SKUs); they share one current price (the highest of theirs).
+- ladder: the sizes of one line (brand, variant, kind), about 19% of 2,000 SKUs; a larger size
+  costs more in total and less per unit.
+- tier: each category's PRIVATE_LABEL brand (its lowest price factor) is priced at least
+  TIER_GAP below the cheapest national-brand item of the same kind and size (the same variant
+  where there is one), which its tier names (about 19% of 2,000 SKUs).
+
+Prices are moved only where a group needs it (about 10% of 2,000 SKUs), to .49/.99 prices at
+least cost * MIN_MARKUP; a group that cannot hold that way is left out. The demand truth is
+drawn as before (same draws) with the moved price as the SKU's reference price, and the price
+history ends at it. competitors.csv: COMPETITOR_SHARE of SKUs have 1-4 prices (ending in 9,
+around the current price) from one or both COMPETITORS in the last COMPETITOR_DAYS.
 
 The price history has a few regular moves a year per SKU, the SKU's own promo weeks, and 3-5
 category event weeks a year in which 30-50% of a category's SKUs are on promo together (so the
@@ -30,9 +49,12 @@ import numpy as np
 import pandas as pd
 
 from pricing.data import (
+    COMPETITOR_COLUMNS,
+    COMPETITORS_FILE,
     LABEL_COLUMNS,
     LABELS_FILE,
     PRODUCT_COLUMNS,
+    PRODUCT_OPTIONAL,
     PRODUCTS_FILE,
     SALES_COLUMNS,
     SALES_FILE,
@@ -52,6 +74,15 @@ REGULAR_MOVES_PER_YEAR = 6.0
 SALES_WRITTEN = [*SALES_COLUMNS, "stock"]  # the columns of the sales.csv we write
 EVENTS_PER_YEAR = (3.0, 5.0)  # category event weeks a year
 EVENT_SHARE = (0.30, 0.50)  # share of the category's SKUs on promo in an event week
+FAMILY_GROUP_SHARE = 0.3  # share of the possible families (2+ variants of one item) that are families
+MIN_MARKUP = 1.08  # a price a group moves stays at least cost * MIN_MARKUP (108/100)
+TIER_GAP = 0.10  # a private-label price is at least this far below its national reference
+COMPETITORS = ("compA", "compB")
+COMPETITOR_SHARE = 0.40  # share of SKUs with competitor prices
+COMPETITOR_DAYS = 30  # observations fall in the last days of the history
+COMPETITOR_OBSERVATIONS = 4  # at most, per SKU and competitor (at least 1)
+COMPETITOR_SIGMA = (0.07, 0.04)  # log spread around the current price: per competitor, per observation
+_NO_CAP = 10**9  # an upper price bound that binds nothing
 
 
 class Kind(NamedTuple):
@@ -128,6 +159,8 @@ CATALOGUE: dict[str, Category] = {
          Kind("Toothbrushes", ("2", "4"), "pcs", 140))),
 }
 UNIT_LABEL = {"g": "g", "kg": "kg", "ml": "ml", "l": "L", "pcs": "pcs"}
+# Per category, the store's own brand: the one with the lowest price factor.
+PRIVATE_LABEL: dict[str, str] = {cat: min(spec.brands, key=lambda b: b[1])[0] for cat, spec in CATALOGUE.items()}
 
 
 @dataclass(frozen=True)
@@ -144,6 +177,11 @@ class StoreSummary:
     end_date: date
     short_days: int = 0  # SKU-days with short stock
     censored_rows: int = 0  # SKU-days where demand exceeded stock (units = stock)
+    family_skus: int = 0  # SKUs with a family
+    ladder_skus: int = 0  # SKUs with a ladder
+    tier_skus: int = 0  # private-label SKUs with a national reference (tier)
+    competitor_skus: int = 0  # SKUs with competitor prices
+    competitor_rows: int = 0  # rows of competitors.csv
     paths: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -166,6 +204,24 @@ def floor_to_nine(cents: np.ndarray) -> np.ndarray:
     return np.maximum(np.floor((np.asarray(cents, dtype=np.float64) + 1) / 10) * 10 - 1, 9).astype(np.int64)
 
 
+def _floor_to_ending(cents: np.ndarray) -> np.ndarray:
+    """Largest price ending in .49 or .99 that is <= cents (below 0.49: -1, no such price)."""
+    return (np.floor((np.asarray(cents, dtype=np.float64) + 1) / 50) * 50 - 1).astype(np.int64)
+
+
+def _fit(price: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Prices moved into [low, high] (whole cents) as little as possible, and whether that worked.
+
+    A price already inside stays (whatever its ending), else it moves to the nearest .49/.99
+    price inside; where there is none, the price stays and ok is False.
+    """
+    price, low, high = (np.asarray(a, dtype=np.int64) for a in (price, low, high))
+    inside = (price >= low) & (price <= high)
+    candidate = np.where(price < low, ceil_to_ending(low), _floor_to_ending(high))
+    ok = inside | ((candidate >= low) & (candidate <= high))
+    return np.where(inside | ~ok, price, candidate), ok
+
+
 # ---- catalogue ----------------------------------------------------------------------------
 
 
@@ -181,7 +237,7 @@ def _kinds_table() -> pd.DataFrame:
 
 
 def _draw_catalogue(n: int, rng: np.random.Generator) -> pd.DataFrame:
-    """sku, name, category, brand, size, unit and true cost (float cents) for n products."""
+    """sku, name, category, brand, size, unit, true cost (float cents), variant and kind for n products."""
     names = list(CATALOGUE)
     shares = np.array([CATALOGUE[c].share for c in names])
     category = np.array(names, dtype=object)[rng.choice(len(names), n, p=shares / shares.sum())]
@@ -219,6 +275,8 @@ def _draw_catalogue(n: int, rng: np.random.Generator) -> pd.DataFrame:
             "size": items["size"].to_numpy(dtype=object),
             "unit": items["unit"].to_numpy(dtype=object),
             "cost": cost,
+            "variant": variant,
+            "kind": items["kind"].to_numpy(dtype=object),
         }
     )
 
@@ -238,6 +296,214 @@ def _current_prices(catalogue: pd.DataFrame, rng: np.random.Generator) -> tuple[
     hand = (price // 100) * 100 + ending
     hand = np.where(hand < floor, hand + 100, hand)
     return cost, np.where(off, hand, price)
+
+
+# ---- price groups: families, ladders, tiers -------------------------------------------------
+
+
+class PriceGroups(NamedTuple):
+    """Current prices that hold within the groups, and each SKU's family, ladder and tier ("": none)."""
+
+    price: np.ndarray  # int64
+    family: np.ndarray  # object (str)
+    ladder: np.ndarray
+    tier: np.ndarray
+
+
+def _group_codes(frame: pd.DataFrame, keys: list[str], member: np.ndarray) -> np.ndarray:
+    """Per row, the code of its group by ``keys`` among the ``member`` rows (-1: not a member)."""
+    codes = np.full(len(frame), -1, dtype=np.int64)
+    if member.any():
+        codes[member] = frame.loc[member, keys].groupby(keys, sort=True).ngroup().to_numpy()
+    return codes
+
+
+def _at_least_two(codes: np.ndarray) -> np.ndarray:
+    """Group codes with the groups of fewer than two rows left out (-1)."""
+    count = np.bincount(codes[codes >= 0], minlength=int(codes.max(initial=0)) + 1)
+    return np.where((codes >= 0) & (count[np.maximum(codes, 0)] >= 2), codes, -1)
+
+
+def _per_group(codes: np.ndarray, values: dict[str, tuple[np.ndarray, str]]) -> pd.DataFrame:
+    """Aggregates of per-row values by group code (rows with code -1 are left out)."""
+    use = codes >= 0
+    frame = pd.DataFrame({name: column[use] for name, (column, _) in values.items()})
+    return frame.groupby(codes[use], sort=True).agg({name: how for name, (_, how) in values.items()})
+
+
+def _settle(
+    price: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    family: np.ndarray,
+    ladder: np.ndarray,
+    size: np.ndarray,
+    rank: np.ndarray,
+    subset: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Move the ``subset`` rows' prices (in place) so their families and ladders hold.
+
+    Each price stays in [low, high]. A family takes its highest price (moved into every
+    member's bounds); a family whose bounds do not meet is dissolved. Ladders are settled size
+    by size (``rank``: the size's rank within its kind), smallest first: a SKU or family moves into
+    what the ladders' previous sizes leave open (more in total, less per unit), as little as
+    possible; a member that cannot leaves its ladder. Returns the family and ladder codes left.
+    """
+    family, ladder = family.copy(), ladder.copy()
+    family[~subset], ladder[~subset] = -1, -1
+    if (family >= 0).any():
+        bounds = _per_group(family, {"price": (price, "max"), "low": (low, "max"), "high": (high, "min")})
+        new, ok = _fit(bounds["price"].to_numpy(), bounds["low"].to_numpy(), bounds["high"].to_numpy())
+        new_of, ok_of = np.zeros(bounds.index.max() + 1, dtype=np.int64), np.zeros(bounds.index.max() + 1, dtype=bool)
+        new_of[bounds.index], ok_of[bounds.index] = new, ok
+        member = family >= 0
+        keep = member & ok_of[np.maximum(family, 0)]
+        price[keep] = new_of[family[keep]]
+        family[member & ~keep] = -1
+    # A node is what has one price: a family, or a SKU outside families.
+    node = np.where(family >= 0, family, family.max(initial=-1) + 1 + np.arange(len(price)))
+    n_ladders = int(ladder.max(initial=-1)) + 1
+    last_price, last_size = np.full(n_ladders, np.nan), np.full(n_ladders, np.nan)
+    for r in range(int(rank.max(initial=-1)) + 1):
+        rows = np.flatnonzero((ladder >= 0) & (rank == r))
+        if not len(rows):
+            continue
+        prev_price, prev_size = last_price[ladder[rows]], last_size[ladder[rows]]
+        first = np.isnan(prev_price)
+        row_low = np.where(first, 0, np.nan_to_num(prev_price) + 1)
+        per_unit = np.nan_to_num(prev_price * size[rows] / prev_size) * (1 - 1e-9)  # strictly less per unit
+        row_high = np.where(first, _NO_CAP, np.ceil(per_unit) - 1)
+        here = np.flatnonzero(subset & np.isin(node, node[rows]))  # every member of the nodes
+        both = np.concatenate([node[rows], node[here]])
+        bounds = pd.DataFrame(
+            {"low": np.concatenate([row_low, low[here]]), "high": np.concatenate([row_high, high[here]])}
+        ).groupby(both, sort=True).agg({"low": "max", "high": "min"})
+        current = pd.Series(price[here]).groupby(node[here], sort=True).first()
+        new, ok = _fit(current.to_numpy(), bounds["low"].to_numpy(), bounds["high"].to_numpy())
+        at = bounds.index.get_indexer(node[here])
+        price[here] = np.where(ok[at], new[at], price[here])
+        moved = price[rows]
+        holds = first | ((moved > prev_price) & (moved * prev_size < prev_price * size[rows]))
+        ladder[rows[~holds]] = -1
+        kept = rows[holds]
+        last_price[ladder[kept]], last_size[ladder[kept]] = price[kept], size[kept]
+    return family, _at_least_two(ladder)
+
+
+def _tier_references(
+    catalogue: pd.DataFrame, price: np.ndarray, private: np.ndarray, item: np.ndarray
+) -> np.ndarray:
+    """Per SKU, the position of its national-brand reference (-1: none).
+
+    A private-label SKU is priced against the cheapest national-brand item of its category, kind
+    and size, of the same variant where there is one (ties: the lowest SKU). ``item`` marks the
+    one SKU per item that can be a reference (so a large store's many copies of an item do not
+    make the reference the cheapest outlier).
+    """
+    items = catalogue[["category", "kind", "size", "variant"]].assign(price=price, pos=np.arange(len(price)))
+    national = items[~private & item].sort_values(["price", "pos"], kind="stable")
+    ref = np.full(len(price), -1, dtype=np.int64)
+    if not len(national) or not private.any():
+        return ref
+    mine = items[private]
+    for keys in (["category", "kind", "size"], ["category", "kind", "size", "variant"]):  # the latter wins
+        best = national.drop_duplicates(keys)[[*keys, "pos"]].rename(columns={"pos": "ref"})
+        found = mine[keys].merge(best, on=keys, how="left")["ref"].to_numpy()
+        ref[mine["pos"].to_numpy()] = np.where(np.isnan(found), ref[mine["pos"].to_numpy()], np.nan_to_num(found))
+    return ref
+
+
+def _group_ids(prefix: str, codes: np.ndarray, skus: np.ndarray) -> np.ndarray:
+    """Group codes as text ids: the prefix and the group's lowest SKU ("" outside groups)."""
+    ids = np.full(len(codes), "", dtype=object)
+    member = codes >= 0
+    if member.any():
+        lowest = pd.Series(skus[member]).groupby(codes[member]).transform("min").to_numpy(dtype=object)
+        ids[member] = prefix + lowest
+    return ids
+
+
+def _price_groups(
+    catalogue: pd.DataFrame, cost: np.ndarray, price: np.ndarray, rng: np.random.Generator
+) -> PriceGroups:
+    """Families, ladders and tiers, and current prices moved so that each of them holds.
+
+    Only one SKU per item (category, brand, variant, kind, size; the lowest SKU) joins a family
+    or ladder. A family: one item of a brand in 2+ variants (flavours), FAMILY_GROUP_SHARE of
+    those possible; it takes its highest price. A ladder: one line (brand, variant, kind) in 2+
+    sizes; the larger size moves until it costs more in total and less per unit. Per category the
+    PRIVATE_LABEL brand's SKUs get a tier (see _tier_references) and a price at least TIER_GAP
+    below it. Moved prices end in .49/.99 and stay >= cost * MIN_MARKUP; a group (or member)
+    that cannot hold that way is left out. National brands are settled first, as the tiers follow them.
+    """
+    n = len(catalogue)
+    skus = catalogue["sku"].to_numpy(dtype=object)
+    size = catalogue["size"].astype(float).to_numpy()
+    item = ~catalogue.duplicated(["category", "brand", "variant", "kind", "size"]).to_numpy()
+    family = _at_least_two(_group_codes(catalogue, ["category", "brand", "kind", "size"], item))
+    chosen = rng.random(int(family.max(initial=-1)) + 1) < FAMILY_GROUP_SHARE
+    member = family >= 0
+    family[member] = np.where(chosen[family[member]], family[member], -1)
+    ladder = _at_least_two(_group_codes(catalogue, ["category", "brand", "variant", "kind"], item))
+    rank = catalogue.assign(value=size).groupby(["category", "kind"])["value"].rank(method="dense")
+    rank = rank.to_numpy(dtype=np.int64) - 1
+    low = (cost.astype(np.int64) * round(MIN_MARKUP * 100) + 99) // 100
+    high = np.full(n, _NO_CAP, dtype=np.int64)
+    private = catalogue["brand"].to_numpy(dtype=object) == catalogue["category"].map(PRIVATE_LABEL).to_numpy(dtype=object)
+    price = price.astype(np.int64)  # a copy
+    fam_national, lad_national = _settle(price, low, high, family, ladder, size, rank, ~private)
+    ref = _tier_references(catalogue, price, private, item)
+    tiered = np.flatnonzero(ref >= 0)
+    high[tiered] = price[ref[tiered]] * round((1 - TIER_GAP) * 100) // 100
+    fitted, ok = _fit(price[tiered], low[tiered], high[tiered])
+    price[tiered[ok]] = fitted[ok]
+    high[tiered[~ok]] = _NO_CAP
+    ref[tiered[~ok]] = -1
+    fam_private, lad_private = _settle(price, low, high, family, ladder, size, rank, private)
+    family = np.where(private, fam_private, fam_national)
+    ladder = np.where(private, lad_private, lad_national)
+    tier = np.where(ref >= 0, skus[np.maximum(ref, 0)], "").astype(object)
+    return PriceGroups(price, _group_ids("F", family, skus), _group_ids("L", ladder, skus), tier)
+
+
+# ---- competitors --------------------------------------------------------------------------
+
+
+def _competitor_prices(
+    skus: np.ndarray, current: np.ndarray, end_date: date, days: int, rng: np.random.Generator
+) -> pd.DataFrame:
+    """competitors.csv rows: COMPETITOR_SHARE of SKUs seen at one or both COMPETITORS.
+
+    Each competitor sees a SKU 1..COMPETITOR_OBSERVATIONS times on distinct days of the last
+    COMPETITOR_DAYS of the history, around its current price (a level per competitor, a little
+    noise per observation), on prices ending in 9. Sorted by date, sku, competitor.
+    """
+    covered = np.flatnonzero(rng.random(len(skus)) < COMPETITOR_SHARE)
+    both = rng.random(len(covered)) < 0.5
+    alone = rng.integers(0, len(COMPETITORS), len(covered))  # who, when only one
+    sku_of = np.concatenate([covered, covered[both]])
+    competitor = np.concatenate([np.where(both, 0, alone), np.ones(int(both.sum()), dtype=np.int64)])
+    pairs = len(sku_of)
+    level = rng.normal(0, COMPETITOR_SIGMA[0], pairs)
+    window = min(COMPETITOR_DAYS, days)
+    most = min(COMPETITOR_OBSERVATIONS, window)
+    count = np.minimum(rng.integers(1, COMPETITOR_OBSERVATIONS + 1, pairs), most)
+    day_order = np.argsort(rng.random((pairs, window)), axis=1)[:, :most]  # distinct days
+    pair, slot = np.nonzero(np.arange(most)[None, :] < count[:, None])
+    noise = rng.normal(0, COMPETITOR_SIGMA[1], len(pair))
+    seen = current[sku_of[pair]] * np.exp(level[pair] + noise)
+    price = np.maximum(np.rint((seen + 1) / 10) * 10 - 1, 9).astype(np.int64)
+    day = np.datetime64(end_date, "D") - day_order[pair, slot].astype("timedelta64[D]")
+    frame = pd.DataFrame(
+        {
+            "date": np.datetime_as_string(day, unit="D").astype(object),
+            "sku": skus[sku_of[pair]],
+            "competitor": np.array(COMPETITORS, dtype=object)[competitor[pair]],
+            "price_cents": price,
+        },
+        columns=COMPETITOR_COLUMNS,
+    )
+    return frame.sort_values(["date", "sku", "competitor"], kind="stable").reset_index(drop=True)
 
 
 # ---- price history ------------------------------------------------------------------------
@@ -431,7 +697,9 @@ def _labels(skus: np.ndarray, store: str, gateways: int, rng: np.random.Generato
     )
 
 
-def _products(catalogue: pd.DataFrame, cost: np.ndarray, price: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+def _products(
+    catalogue: pd.DataFrame, cost: np.ndarray, groups: PriceGroups, rng: np.random.Generator
+) -> pd.DataFrame:
     """products.csv rows; about 0.5% (at least one from 200 SKUs) have no cost on file."""
     n = len(catalogue)
     missing = max(round(n * MISSING_COST_SHARE), 1 if n >= 200 else 0)
@@ -439,8 +707,9 @@ def _products(catalogue: pd.DataFrame, cost: np.ndarray, price: np.ndarray, rng:
     shown[rng.choice(n, missing, replace=False)] = pd.NA
     out = catalogue[["sku", "name", "category", "brand", "size", "unit"]].copy()
     out["cost_cents"] = shown
-    out["price_cents"] = price
-    return out[PRODUCT_COLUMNS]
+    out["price_cents"] = groups.price
+    out["family"], out["ladder"], out["tier"] = groups.family, groups.ladder, groups.tier
+    return out[PRODUCT_COLUMNS + PRODUCT_OPTIONAL]
 
 
 def generate_store(
@@ -463,10 +732,13 @@ def generate_store(
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rngs = np.random.default_rng(seed).spawn(7)
-    rng_catalogue, rng_truth, rng_prices, rng_promo, rng_sales, rng_labels, rng_stock = rngs
+    rngs = np.random.default_rng(seed).spawn(9)  # the first 7 as before the last two were added
+    rng_catalogue, rng_truth, rng_prices, rng_promo, rng_sales, rng_labels, rng_stock = rngs[:7]
+    rng_groups, rng_competitors = rngs[7:]
     catalogue = _draw_catalogue(skus, rng_catalogue)
-    cost, current = _current_prices(catalogue, rng_catalogue)
+    cost, drawn = _current_prices(catalogue, rng_catalogue)
+    groups = _price_groups(catalogue, cost, drawn, rng_groups)
+    current = groups.price
     sku = catalogue["sku"].to_numpy(dtype=object)
     category = catalogue["category"].to_numpy(dtype=object)
     start_date = end_date - timedelta(days=days - 1)
@@ -478,13 +750,16 @@ def generate_store(
     price, promo = _promotions(regular, dates, category, rng_promo, events=category_events)
     del regular
     sales = _draw_sales(market, sku, price, promo, dates, rng_sales, rng_stock)
-    products = _products(catalogue, cost, current, rng_catalogue)
+    products = _products(catalogue, cost, groups, rng_catalogue)
     labels = _labels(sku, store, gateways, rng_labels)
+    competitors = _competitor_prices(sku, current, end_date, days, rng_competitors)
 
-    paths = {name: out / name for name in (PRODUCTS_FILE, SALES_FILE, LABELS_FILE, STORE_FILE)}
+    names = (PRODUCTS_FILE, SALES_FILE, LABELS_FILE, COMPETITORS_FILE, STORE_FILE)
+    paths = {name: out / name for name in names}
     products.to_csv(paths[PRODUCTS_FILE], index=False, lineterminator="\n")
     rows = _write_sales(paths[SALES_FILE], store, sku, dates, sales, price, promo)
     labels.to_csv(paths[LABELS_FILE], index=False, lineterminator="\n")
+    competitors.to_csv(paths[COMPETITORS_FILE], index=False, lineterminator="\n")
     truth_path, cat_path = market.save(out)
     paths.update({truth_path.name: truth_path, cat_path.name: cat_path})
     gateway_ids = [f"gw-{g:02d}" for g in range(1, gateways + 1)]
@@ -511,6 +786,11 @@ def generate_store(
         end_date=end_date,
         short_days=sales.short_days,
         censored_rows=sales.censored,
+        family_skus=int((groups.family != "").sum()),
+        ladder_skus=int((groups.ladder != "").sum()),
+        tier_skus=int((groups.tier != "").sum()),
+        competitor_skus=int(competitors["sku"].nunique()),
+        competitor_rows=len(competitors),
         paths=paths,
         seconds=time.perf_counter() - started,
     )

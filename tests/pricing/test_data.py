@@ -11,8 +11,13 @@ import pytest
 
 from pricing import data
 from pricing.data import (
+    COMPETITOR_COLUMNS,
+    COMPETITORS_FILE,
     DataError,
     Reject,
+    competitor_reference,
+    empty_competitors,
+    load_competitors,
     load_labels,
     load_products,
     load_sales,
@@ -22,6 +27,8 @@ from pricing.data import (
 PRODUCTS_HEADER = "sku,name,category,brand,size,unit,cost_cents,price_cents"
 SALES_HEADER = "date,store,sku,units,price_cents,promo"
 LABELS_HEADER = "label_id,store,gateway,sku,tag_type"
+COMPETITORS_HEADER = "date,sku,competitor,price_cents"
+GROUPS_HEADER = PRODUCTS_HEADER + ",family,ladder,tier"
 
 
 def write(path: Path, header: str, *rows: str) -> Path:
@@ -211,6 +218,7 @@ def test_labels_good_and_bad_rows(tmp_path: Path) -> None:
         (load_products, "products.csv", "sku,name,category,brand,size,unit,price_cents", "cost_cents"),
         (load_sales, "sales.csv", "date,store,units,price_cents", "sku, promo"),
         (load_labels, "labels.csv", "label_id,store,sku,tag_type", "gateway"),
+        (load_competitors, "competitors.csv", "date,sku,price_cents", "competitor"),
     ],
 )
 def test_missing_column_is_a_data_error(tmp_path: Path, loader, name: str, header: str, missing: str) -> None:
@@ -222,7 +230,7 @@ def test_missing_column_is_a_data_error(tmp_path: Path, loader, name: str, heade
     assert message == f"{path}: missing column(s): {missing}"
 
 
-@pytest.mark.parametrize("loader", [load_products, load_sales, load_labels])
+@pytest.mark.parametrize("loader", [load_products, load_sales, load_labels, load_competitors])
 def test_missing_file_is_a_data_error(tmp_path: Path, loader) -> None:
     path = tmp_path / "nope.csv"
     with pytest.raises(DataError) as err:
@@ -505,3 +513,224 @@ def test_large_file_reports_injected_bad_rows_at_their_lines(tmp_path: Path, mon
     assert (sales["date"].to_numpy() == day.to_numpy()[good]).all()
     assert sorted(sales["sku"].cat.categories) == list(skus)  # "99999" was only in a rejected row
     assert list(sales["store"].cat.categories) == ["S1"]
+
+
+# -- families, ladders, tiers ----------------------------------------------------------------
+
+
+def test_family_ladder_and_tier_load_as_optional_text(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "products.csv", GROUPS_HEADER,
+        "0001,Cola 0.33,beverages,Fizz,0.33,l,20,79,,cola,",
+        "0002,Cola 1.5,beverages,Fizz,1.5,l,60,199, fizz-cola ,cola,",
+        "0003,Cherry Cola 1.5,beverages,Fizz,1.5,l,60,199,fizz-cola,,",
+        "0004,Store Cola 1.5,beverages,Own,1.5,l,40,149,,, 0002 ",  # tier text is stripped too
+    )
+    loaded = load_products(path)
+    assert loaded.rejects == []
+    frame = loaded.frame
+    for col in ("family", "ladder", "tier"):
+        assert frame[col].dtype == "string"
+    assert frame["family"].tolist() == [pd.NA, "fizz-cola", "fizz-cola", pd.NA]
+    assert frame["ladder"].tolist() == ["cola", "cola", pd.NA, pd.NA]
+    assert frame["tier"].tolist() == [pd.NA, pd.NA, pd.NA, "0002"]
+
+
+def test_ladder_needs_a_size_above_zero(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "products.csv", GROUPS_HEADER,
+        "A1,Small,snacks,B,150,g,50,99,,chips,",    # 2 good
+        "A2,No size,snacks,B,,g,50,99,,chips,",     # 3
+        "A3,Zero,snacks,B,0,g,50,99,,chips,",       # 4
+        "A4,Negative,snacks,B,-2,g,50,99,,chips,",  # 5
+        "A5,Infinite,snacks,B,inf,g,50,99,,chips,",  # 6
+        "A6,Text,snacks,B,big,g,50,99,,chips,",     # 7 not a number: that reason comes first
+        "A7,No ladder,snacks,B,,g,50,99,,,",        # 8 good: no ladder, no size needed
+        "A8,Bad price,snacks,B,,g,50,x,,chips,",    # 9 the price is the first problem
+        "A9,Same size,snacks,B,150,g,50,99,,chips,",  # 10 good: repeated sizes are the engine's to report
+        "B1,Other unit,snacks,B,0.2,kg,50,99,,chips,",  # 11 good: so are mixed units
+    )
+    loaded = load_products(path)
+    assert by_row(loaded.rejects) == {
+        3: "size is empty (ladder 'chips' needs a size > 0)",
+        4: "size must be finite and > 0 for ladder 'chips': '0'",
+        5: "size must be finite and > 0 for ladder 'chips': '-2'",
+        6: "size must be finite and > 0 for ladder 'chips': 'inf'",
+        7: "size is not a number: 'big'",
+        9: "price_cents is not a whole number: 'x'",
+    }
+    assert loaded.frame["sku"].tolist() == ["A1", "A7", "A9", "B1"]
+
+
+def test_tier_must_name_another_kept_product(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "products.csv", GROUPS_HEADER,
+        "N1,National,dairy,Big,1,l,80,149,,,",     # 2 good
+        "P1,Own,dairy,Own,1,l,60,119,,,N1",        # 3 good
+        "P2,Self,dairy,Own,1,l,60,119,,,P2",       # 4 names itself
+        "P3,Unknown,dairy,Own,1,l,60,119,,,9999",  # 5 no such sku
+        "N2,Broken,dairy,Big,1,l,80,x,,,",         # 6 rejected: bad price
+        "P4,Broken ref,dairy,Own,1,l,60,119,,,N2",  # 7 its reference was rejected
+        "P5,Chain,dairy,Own,1,l,60,119,,,P4",      # 8 ... and so, in turn, was this one's
+        "P6,Case,dairy,Own,1,l,60,119,,,n1",       # 9 SKUs are case-sensitive text
+        "N1,Duplicate,dairy,Big,1,l,80,149,,,",    # 10 duplicate: N1 (line 2) is still kept
+        "P7,Dup ref,dairy,Own,1,l,60,119,,,N1",    # 11 good: names the kept N1
+        "P8,Later,dairy,Own,1,l,60,119,,,N3",      # 12 good: the reference may come later
+        "N3,National 2,dairy,Big,1,l,80,149,,,",   # 13 good
+    )
+    loaded = load_products(path)
+    assert by_row(loaded.rejects) == {
+        4: "tier 'P2' is the product's own sku",
+        5: "tier '9999' is not in products.csv",
+        6: "price_cents is not a whole number: 'x'",
+        7: "tier 'N2' is not in products.csv",
+        8: "tier 'P4' is not in products.csv",
+        9: "tier 'n1' is not in products.csv",
+        10: "duplicate sku 'N1' (first occurrence kept)",
+    }
+    frame = loaded.frame
+    assert frame["sku"].tolist() == ["N1", "P1", "P7", "P8", "N3"]
+    assert set(frame["tier"].dropna()) <= set(frame["sku"])
+
+
+def test_products_without_the_optional_columns_have_none(tmp_path: Path) -> None:
+    frame = load_products(write(tmp_path / "products.csv", PRODUCTS_HEADER, "0001,Milk,dairy,B,1,l,50,99")).frame
+    assert not {"family", "ladder", "tier"} & set(frame.columns)
+
+
+# -- competitors ----------------------------------------------------------------------------
+
+
+def test_competitors_good_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "competitors.csv", COMPETITORS_HEADER,
+        "2026-10-01,0123,compA,95",
+        "2026-10-02, 0123 ,compB, 99 ",
+        "2026-10-02,0123,compA,109",
+    )
+    loaded = load_competitors(path)
+    assert loaded.rejects == []
+    frame = loaded.frame
+    assert list(frame.columns) == COMPETITOR_COLUMNS
+    assert frame["date"].dtype == "datetime64[ns]"
+    assert frame["sku"].dtype == "string" and frame["competitor"].dtype == "string"
+    assert frame["price_cents"].dtype == "int64"
+    assert frame["sku"].tolist() == ["0123"] * 3
+    assert frame["price_cents"].tolist() == [95, 99, 109]
+    assert list(frame.index) == [2, 3, 4] and frame.index.name == "row"
+
+
+def test_competitors_bad_rows_rejected_with_line_numbers(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "competitors.csv", COMPETITORS_HEADER,
+        "2026-10-01,0123,compA,95",     # 2 good
+        "2026-10-01,,compA,95",         # 3 empty sku
+        "2026-10-01,0123,,95",          # 4 empty competitor
+        "10/01/2026,0123,compB,95",     # 5 bad date
+        "2026-10-02,0123,compA,0",      # 6 price must be >= 1
+        "2026-10-02,0123,compA,0.95",   # 7 not cents
+        "2026-10-02,0123,compA,",       # 8 empty price
+        "2026-10-01,0123,compA,99",     # 9 the same observation again
+        "2026-10-01,0124,compA,99",     # 10 good: another sku
+        "2026-10-03,0123,compA,x",      # 11 bad price ...
+        "2026-10-03,0123,compA,97",     # 12 ... so this is the first good one of that day: kept
+        "2300-01-01,0123,compA,97",     # 13 outside the frame's dates
+    )
+    loaded = load_competitors(path)
+    assert by_row(loaded.rejects) == {
+        3: "sku is empty",
+        4: "competitor is empty",
+        5: "date is not YYYY-MM-DD: '10/01/2026'",
+        6: "price_cents must be >= 1",
+        7: "price_cents is not a whole number: '0.95'",
+        8: "price_cents is empty",
+        9: "duplicate observation of sku '0123' by competitor 'compA' on 2026-10-01 (first occurrence kept)",
+        11: "price_cents is not a whole number: 'x'",
+        13: "date is out of range: '2300-01-01'",
+    }
+    assert all(r.file == "competitors.csv" for r in loaded.rejects)
+    assert list(loaded.frame.index) == [2, 10, 12]
+    assert loaded.frame["price_cents"].tolist() == [95, 99, 97]
+
+
+def test_competitors_parquet_goes_through_the_same_checks(tmp_path: Path, monkeypatch) -> None:
+    table = pd.DataFrame({
+        "date": ["2026-10-01", "2026-10-02"],
+        "sku": ["0123", "0123"],
+        "competitor": ["compA", "compA"],
+        "price_cents": [95, -1],
+    })
+    monkeypatch.setattr(pd, "read_parquet", lambda path, **_: table.copy())
+    path = tmp_path / "competitors.parquet"
+    path.touch()
+    loaded = load_competitors(path)
+    assert by_row(loaded.rejects) == {3: "price_cents must be >= 1"}
+    assert loaded.frame["price_cents"].tolist() == [95]
+
+
+def store_files(directory: Path) -> None:
+    write(directory / "products.csv", PRODUCTS_HEADER, "0123,Milk,dairy,Farm,1,l,55,99", "0124,Bread,bakery,B,1,pc,,199")
+    write(directory / "sales.csv", SALES_HEADER, "2024-03-01,S1,0123,4,99,0")
+    write(directory / "labels.csv", LABELS_HEADER, "L1,S1,G1,0123,2.9")
+
+
+def test_load_store_without_competitors_has_an_empty_frame(tmp_path: Path) -> None:
+    store_files(tmp_path)
+    store = load_store(tmp_path)
+    assert store.rejects == []
+    frame = store.competitors
+    assert frame.empty and list(frame.columns) == COMPETITOR_COLUMNS
+    assert frame.dtypes.equals(empty_competitors().dtypes)
+    assert frame["date"].dtype == "datetime64[ns]" and frame["price_cents"].dtype == "int64"
+    assert competitor_reference(frame).empty
+
+
+def test_load_store_loads_competitors_and_rejects_unknown_skus(tmp_path: Path) -> None:
+    store_files(tmp_path)
+    write(
+        tmp_path / COMPETITORS_FILE, COMPETITORS_HEADER,
+        "2024-03-01,0123,compA,95",   # 2 good
+        "2024-03-01,123,compA,95",    # 3 "123" is not "0123"
+        "2024-03-01,0124,compB,0",    # 4 bad price (reported once, as bad price)
+        "2024-03-02,0124,compB,189",  # 5 good: a product without a cost is still a product
+    )
+    store = load_store(tmp_path)
+    assert {(r.file, r.row): r.reason for r in store.rejects} == {
+        ("competitors.csv", 3): "sku '123' is not in products.csv",
+        ("competitors.csv", 4): "price_cents must be >= 1",
+    }
+    assert store.competitors["sku"].tolist() == ["0123", "0124"]
+    assert list(store.competitors.index) == [2, 5]
+    # A header-only file loads like no file.
+    write(tmp_path / COMPETITORS_FILE, COMPETITORS_HEADER)
+    assert load_store(tmp_path).competitors.dtypes.equals(empty_competitors().dtypes)
+
+
+def test_competitor_reference_is_the_lowest_latest_price() -> None:
+    frame = pd.DataFrame(
+        [
+            ("2026-10-01", "0123", "compA", 90),   # older: replaced by compA's 10-05 price
+            ("2026-10-05", "0123", "compA", 120),
+            ("2026-10-03", "0123", "compB", 110),  # compB's latest: the lowest latest
+            ("2026-09-01", "0123", "compB", 80),
+            ("2026-10-02", "0042", "compA", 250),
+            ("2026-10-02", "0042", "compA", 240),  # the same date twice: the lower counts
+            ("2026-10-04", "7", "compB", 55),
+        ],
+        columns=COMPETITOR_COLUMNS,
+    ).assign(date=lambda f: pd.to_datetime(f["date"]))
+    reference = competitor_reference(frame.sample(frac=1, random_state=3))  # order does not matter
+    assert reference.dtype == "int64" and reference.index.name == "sku"
+    assert all(isinstance(sku, str) for sku in reference.index)
+    assert reference.to_dict() == {"0042": 240, "0123": 110, "7": 55}
+    assert list(reference.index) == sorted(reference.index)
+
+
+def test_competitor_reference_of_a_loaded_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "competitors.csv", COMPETITORS_HEADER,
+        "2026-10-05,0123,compA,129",
+        "2026-10-01,0123,compA,99",
+        "2026-10-02,0123,compB,119",
+    )
+    assert competitor_reference(load_competitors(path).frame).to_dict() == {"0123": 119}

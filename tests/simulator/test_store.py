@@ -12,15 +12,21 @@ import pandas as pd
 import pytest
 
 from pricing.data import (
+    COMPETITOR_COLUMNS,
     LABEL_COLUMNS,
     PRODUCT_COLUMNS,
+    PRODUCT_OPTIONAL,
     SALES_COLUMNS,
     TAG_TYPES,
+    competitor_reference,
     load_sales,
     load_store,
 )
 from simulator.market import Market
 from simulator.store import (
+    COMPETITOR_DAYS,
+    COMPETITORS,
+    PRIVATE_LABEL,
     StoreSummary,
     ceil_to_ending,
     floor_to_nine,
@@ -30,7 +36,9 @@ from simulator.store import (
 
 SKUS, DAYS, SEED, GATEWAYS = 200, 120, 11, 3
 END = date(2026, 11, 1)
-FILES = ("products.csv", "sales.csv", "labels.csv", "truth.csv", "truth_categories.csv", "store.json")
+FILES = (
+    "products.csv", "sales.csv", "labels.csv", "truth.csv", "truth_categories.csv", "store.json", "competitors.csv"
+)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +99,7 @@ def test_same_seed_same_bytes_other_seed_other_data(store: tuple[Path, StoreSumm
     for name in FILES:
         assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes(), name
     generate_store(tmp_path / "other", skus=SKUS, days=DAYS, seed=SEED + 1, gateways=GATEWAYS, end_date=END)
-    for name in ("products.csv", "sales.csv", "truth.csv"):
+    for name in ("products.csv", "sales.csv", "truth.csv", "competitors.csv"):
         assert (tmp_path / "other" / name).read_bytes() != (out / name).read_bytes(), name
 
 
@@ -113,6 +121,11 @@ def test_summary_and_store_json(store: tuple[Path, StoreSummary]) -> None:
         "gateways": ["gw-01", "gw-02", "gw-03"],
     }
     assert 0 < summary.censored_rows < summary.short_days < 0.05 * SKUS * DAYS
+    products = pd.read_csv(out / "products.csv", dtype=str, keep_default_na=False)
+    for col, count in (("family", summary.family_skus), ("ladder", summary.ladder_skus), ("tier", summary.tier_skus)):
+        assert count == (products[col] != "").sum() > 0, col
+    competitors = pd.read_csv(out / "competitors.csv", dtype=str)
+    assert (summary.competitor_skus, summary.competitor_rows) == (competitors["sku"].nunique(), len(competitors))
 
 
 def test_loads_through_the_data_contracts_without_rejects(store: tuple[Path, StoreSummary]) -> None:
@@ -120,12 +133,13 @@ def test_loads_through_the_data_contracts_without_rejects(store: tuple[Path, Sto
     data = load_store(out)
     assert data.rejects == []
     assert len(data.products) == SKUS and len(data.sales) == SKUS * DAYS and len(data.labels) == SKUS
+    assert len(data.competitors) == summary.competitor_rows > 0
     missing = data.products["cost_cents"].isna()
     assert 1 <= missing.sum() == summary.missing_cost <= max(1, round(SKUS * 0.01))
 
 
 def test_columns_and_integer_cents(raw: dict[str, pd.DataFrame]) -> None:
-    assert list(raw["products.csv"].columns) == PRODUCT_COLUMNS
+    assert list(raw["products.csv"].columns) == PRODUCT_COLUMNS + PRODUCT_OPTIONAL
     assert list(raw["sales.csv"].columns) == [*SALES_COLUMNS, "stock"]
     assert raw["sales.csv"]["stock"].str.fullmatch(r"0|[1-9][0-9]*").all()
     assert list(raw["labels.csv"].columns) == LABEL_COLUMNS
@@ -332,3 +346,93 @@ def test_tiny_and_invalid_sizes(tmp_path: Path) -> None:
         generate_store(tmp_path / "bad", skus=0)
     with pytest.raises(ValueError):
         generate_store(tmp_path / "bad", days=0)
+
+
+# -- price groups and competitors -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def products(store: tuple[Path, StoreSummary]) -> pd.DataFrame:
+    return load_store(store[0]).products.set_index("sku")
+
+
+def test_families_share_one_current_price(products: pd.DataFrame, raw: dict[str, pd.DataFrame]) -> None:
+    members = products.dropna(subset=["family"])
+    assert len(members) > 0
+    family = members.groupby("family")
+    assert (family.size() >= 2).all()
+    assert (family["price_cents"].nunique() == 1).all()
+    # One item of one brand in several variants (flavours): same category, brand, size, unit.
+    assert (family[["category", "brand", "size", "unit"]].nunique() == 1).all().all()
+    assert (family["name"].nunique() == family.size()).all()
+    # The history ends at the shared price.
+    sales = raw["sales"]
+    last = sales[sales["date"] == sales["date"].max()].set_index("sku")["price_cents"]
+    assert (last.reindex(members.index) == members["price_cents"]).all()
+
+
+def test_ladders_hold_on_current_prices(products: pd.DataFrame) -> None:
+    members = products.dropna(subset=["ladder"]).sort_values(["ladder", "size"])
+    assert len(members) > 0
+    for _, ladder in members.groupby("ladder"):
+        assert len(ladder) >= 2
+        assert ladder[["category", "brand", "unit"]].nunique().eq(1).all()
+        size = ladder["size"].to_numpy(dtype=float)
+        price = ladder["price_cents"].to_numpy()
+        assert (np.diff(size) > 0).all()  # distinct sizes
+        assert (np.diff(price) > 0).all()  # a larger pack costs more ...
+        assert (np.diff(price / size) < 0).all()  # ... and less per unit
+
+
+def test_private_label_tiers_are_at_least_ten_percent_cheaper(products: pd.DataFrame) -> None:
+    private = products["brand"] == products["category"].map(PRIVATE_LABEL)
+    tiered = products.dropna(subset=["tier"])
+    assert len(tiered) > 0
+    assert private[tiered.index].all()
+    reference = products.loc[tiered["tier"]]
+    assert not private[reference.index].any()  # national brands
+    for col in ("category", "size", "unit"):
+        assert (reference[col].to_numpy() == tiered[col].to_numpy()).all(), col
+    assert (tiered["price_cents"].to_numpy() * 10 <= reference["price_cents"].to_numpy() * 9).all()
+
+
+def test_moved_prices_keep_margin_and_endings(products: pd.DataFrame, raw: dict[str, pd.DataFrame]) -> None:
+    has_cost = products["cost_cents"].notna()
+    price, cost = products.loc[has_cost, "price_cents"], products.loc[has_cost, "cost_cents"].astype(int)
+    assert (price * 100 >= cost * 108).all()
+    grouped = products[["family", "ladder", "tier"]].notna().any(axis=1)
+    assert grouped.mean() >= 0.2
+    assert products.loc[grouped, "price_cents"].mod(100).isin([49, 99, 79, 29, 95]).all()
+
+
+def test_competitor_prices(store: tuple[Path, StoreSummary], products: pd.DataFrame) -> None:
+    out, summary = store
+    data = load_store(out)
+    frame = data.competitors
+    assert list(frame.columns) == COMPETITOR_COLUMNS
+    assert set(frame["competitor"]) <= set(COMPETITORS)
+    assert 0.25 <= frame["sku"].nunique() / SKUS <= 0.55
+    per_sku = frame.groupby("sku")["competitor"].nunique()
+    assert per_sku.between(1, 2).all() and (per_sku == 2).any() and (per_sku == 1).any()
+    per_pair = frame.groupby(["sku", "competitor"]).size()
+    assert per_pair.between(1, 4).all() and (per_pair == 4).any()
+    assert not frame.duplicated(["date", "sku", "competitor"]).any()
+    last = pd.Timestamp(summary.end_date)
+    assert frame["date"].between(last - pd.Timedelta(days=COMPETITOR_DAYS - 1), last).all()
+    assert (frame["price_cents"] % 10 == 9).all()
+    ratio = frame["price_cents"].to_numpy() / products.loc[frame["sku"], "price_cents"].to_numpy()
+    assert 0.95 <= np.median(ratio) <= 1.05 and 0.03 <= np.std(np.log(ratio)) <= 0.15
+    reference = competitor_reference(frame)
+    assert set(reference.index) == set(frame["sku"])
+
+
+def test_demand_truth_draws_do_not_depend_on_the_groups(market: Market, raw: dict[str, pd.DataFrame]) -> None:
+    """The groups move current (reference) prices only: elasticities and volumes are the same draws."""
+    products = raw["products.csv"]
+    rng_truth = np.random.default_rng(SEED).spawn(7)[1]
+    again = Market.draw(
+        products["sku"].to_numpy(dtype=object), products["category"].to_numpy(dtype=object),
+        np.ones(len(products), dtype=np.int64), rng_truth, brands=products["brand"].to_numpy(dtype=object),
+    )
+    assert np.array_equal(again.truth.elasticity, market.truth.elasticity)
+    assert np.array_equal(again.truth.base_units, market.truth.base_units)
