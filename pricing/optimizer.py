@@ -144,10 +144,16 @@ class OptimizerSolution:
 
 @dataclass
 class _Groups:
-    """The linked SKUs, split into tree groups (solved by DP) and the rest (CP-SAT)."""
+    """The reduced problem: SKUs of a hard price family with one shared candidate grid are one
+    node (their scores and change counts summed); nodes split into singles, tree groups (DP)
+    and the rest (CP-SAT). Indices below are node indices."""
 
-    single: np.ndarray  # SKUs linked to nothing
-    component: np.ndarray  # component id per SKU
+    label: np.ndarray  # node per SKU
+    first: np.ndarray  # a SKU per node
+    node_base: np.ndarray  # (m, k) summed scores, NEG where not a candidate
+    node_change: np.ndarray  # (m, k) how many of the node's SKUs change price
+    single: np.ndarray  # nodes linked to nothing
+    component: np.ndarray  # component id per node
     # tree DP, edges in BFS order: parent, child, level, (E, k, k) pair score parent x child
     roots: np.ndarray
     parent: np.ndarray
@@ -181,10 +187,34 @@ class PriceOptimizer:
 
     def _groups(self) -> _Groups:
         links = self.instance.links
+        inst = self.instance
         use = self.active
-        a, b = links.a[use], links.b[use]
-        pair = self._pair_scores()[use]
-        graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(self.n, self.n))
+        # Hard family links between SKUs with the same candidate row are exact equalities of
+        # columns: fuse those SKUs into one node (a family crossed with a size ladder then stays
+        # a tree instead of a cycle).
+        same_row = (inst.prices[links.a] == inst.prices[links.b]).all(axis=1) & (
+            inst.valid[links.a] == inst.valid[links.b]
+        ).all(axis=1)
+        # (only where a row's valid prices are distinct, so equal prices mean equal columns)
+        marked = np.where(inst.valid, inst.prices, -1 - np.arange(self.k))
+        distinct = (np.diff(np.sort(marked, axis=1), axis=1) != 0).all(axis=1)
+        fuse = use & links.hard & (links.kind == "family") & same_row & distinct[links.a]
+        fused = coo_matrix((np.ones(int(fuse.sum())), (links.a[fuse], links.b[fuse])), shape=(self.n, self.n))
+        m, label = connected_components(fused, directed=False)
+        node_base = np.zeros((m, self.k))
+        np.add.at(node_base, label, self.base)
+        node_change = np.zeros((m, self.k))
+        np.add.at(node_change, label, self.change)
+        first = np.zeros(m, dtype=np.int64)
+        first[label[::-1]] = np.arange(self.n)[::-1]
+        rest = use & ~fuse
+        a, b = label[links.a[rest]], label[links.b[rest]]
+        pair = self._pair_scores()[rest]
+        loop = a == b  # another link inside a fused family: only its diagonal can happen
+        for e in np.flatnonzero(loop):
+            node_base[a[e]] += np.diagonal(pair[e])
+        a, b, pair = a[~loop], b[~loop], pair[~loop]
+        graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(m, m))
         _, component = connected_components(graph, directed=False)
         sizes = np.bincount(component, minlength=component.max(initial=-1) + 1)
         single = np.flatnonzero(sizes[component] == 1)
@@ -224,6 +254,7 @@ class PriceOptimizer:
                         queue.append((other, depth + 1))
         k = self.k
         return _Groups(
+            label=label, first=first, node_base=node_base, node_change=node_change,
             single=single, component=component, roots=np.array(roots, dtype=np.int64),
             parent=np.array(parent, dtype=np.int64), child=np.array(child, dtype=np.int64),
             level=np.array(level, dtype=np.int64),
@@ -235,8 +266,8 @@ class PriceOptimizer:
         """Best choice per SKU maximising score - lam x changes. Returns the choice, the value per
         component, the sum of CP-SAT bounds minus objectives (0 when all proved), and whether all
         CP-SAT groups were proved optimal."""
-        node = self.base - lam * self.change
-        choice = np.full(self.n, -1, dtype=np.int64)
+        node = groups.node_base - lam * groups.node_change
+        choice = np.full(len(node), -1, dtype=np.int64)
         value = np.zeros(groups.component.max(initial=-1) + 1)
         s = groups.single
         choice[s] = node[s].argmax(axis=1)
@@ -245,14 +276,14 @@ class PriceOptimizer:
         slack, proved = 0.0, True
         started = time.perf_counter()
         for nodes, edges in groups.models:
-            picked, objective, bound, optimal = self._cpsat_group(nodes, edges, node)
+            picked, objective, bound, optimal = self._cpsat_group(nodes, edges, node, self.instance.hint[groups.first])
             choice[nodes] = picked
             value[groups.component[nodes[0]]] = objective
             slack += bound - objective
             proved &= optimal
         self.stats["cpsat_seconds"] = self.stats.get("cpsat_seconds", 0.0) + time.perf_counter() - started
-        value[groups.component[self.infeasible]] = 0.0  # not priced: neither in the objective nor its bound
-        return choice, value, slack, proved
+        value[groups.component[groups.label[self.infeasible]]] = 0.0  # not priced: not in objective or bound
+        return choice[groups.label], value, slack, proved
 
     def _tree_dp(self, groups: _Groups, node: np.ndarray, choice: np.ndarray, value: np.ndarray) -> None:
         if not len(groups.roots):
@@ -275,7 +306,7 @@ class PriceOptimizer:
             choice[groups.child[edges]] = best[edges, choice[groups.parent[edges]]]
 
     def _cpsat_group(
-        self, nodes: np.ndarray, edges: list[tuple[int, int, np.ndarray]], node_score: np.ndarray
+        self, nodes: np.ndarray, edges: list[tuple[int, int, np.ndarray]], node_score: np.ndarray, hints: np.ndarray
     ) -> tuple[np.ndarray, float, float, bool]:
         """One group as a small CP-SAT model: one Boolean per (SKU, candidate), exactly one per
         SKU, hard pairs forbidden, soft pairs paying their penalty."""
@@ -289,7 +320,7 @@ class PriceOptimizer:
                 terms.append(x[u, j])
                 coefficients.append(int(round(node_score[u, j] * SCALE)))
             model.add_exactly_one([x[u, j] for j in row])
-            hint = int(self.instance.hint[u])
+            hint = int(hints[u])
             if (u, hint) in x:
                 model.add_hint(x[u, hint], True)
         for u, v, pair in edges:
@@ -333,7 +364,7 @@ class PriceOptimizer:
             bad = np.flatnonzero(value <= _IMPOSSIBLE)
             if not len(bad):
                 return groups, infeasible
-            in_bad = np.isin(groups.component, bad)
+            in_bad = np.isin(groups.component[groups.label], bad)
             candidates = self.active & links.hard & in_bad[links.a]
             if not self.instance.relax or not candidates.any():
                 infeasible |= in_bad
@@ -341,7 +372,7 @@ class PriceOptimizer:
                 self.active &= ~in_bad[links.a]
                 continue
             for comp in bad.tolist():
-                mine = candidates & (groups.component[links.a] == comp)
+                mine = candidates & (groups.component[groups.label[links.a]] == comp)
                 if mine.any():
                     lowest = links.priority[mine].min()
                     self.active[mine & (links.priority == lowest)] = False
@@ -407,10 +438,11 @@ class PriceOptimizer:
         span = np.where(self.instance.valid, self.instance.score, np.nan)
         spread = np.nanmax(span, axis=1) - np.nanmin(span, axis=1)
         n_components = groups.component.max(initial=-1) + 1
-        reach = np.bincount(groups.component, weights=spread, minlength=n_components)
+        of_sku = groups.component[groups.label]
+        reach = np.bincount(of_sku, weights=spread, minlength=n_components)
         links = self.instance.links
         soft = self.active & ~links.hard
-        reach += np.bincount(groups.component[links.a[soft]], weights=links.penalty[soft], minlength=n_components)
+        reach += np.bincount(of_sku[links.a[soft]], weights=links.penalty[soft], minlength=n_components)
         high = float(reach.max(initial=0.0)) * 2 + 1.0
         if not budget.hard:
             high = min(high, budget.penalty)
@@ -423,33 +455,86 @@ class PriceOptimizer:
             # relaxed to what they force) or a soft budget's penalty is worth paying.
             bound = float(value_hi.sum()) + slack_hi + high * (forced if budget.hard else limit)
             return choice_hi, high, bound, budget.hard, proved and proved_hi
-        low = 0.0
+        low, choice_lo = 0.0, None
         for _ in range(_BISECTIONS):
             mid = (low + high) / 2
             choice, value, slack, ok = self._solve_at(groups, mid)
             best_bound = min(best_bound, float(value.sum()) + slack + mid * limit)
             if self._changes(choice, infeasible) > limit:
-                low = mid
+                low, choice_lo = mid, choice
             else:
                 high, choice_hi, proved_hi = mid, choice, ok
             if high - low <= 1e-6 * max(1.0, high):
                 break
-        choice = self._fill(choice_hi, groups, infeasible, limit)
+        if choice_lo is None:
+            choice_lo, _, _, _ = self._solve_at(groups, low)
+        choice = self._switch_groups(choice_hi, choice_lo, groups, infeasible, limit)
+        choice = self._fill(choice, groups, infeasible, limit)
         return choice, high, best_bound, False, proved and proved_hi
 
+    def _by_component(self, choice: np.ndarray, groups: _Groups, infeasible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Objective (soft links included) and price changes per component."""
+        of_sku = groups.component[groups.label]
+        count = groups.component.max(initial=-1) + 1
+        rows = np.flatnonzero(~infeasible)
+        value = np.bincount(of_sku[rows], weights=self.instance.score[rows, choice[rows]], minlength=count)
+        changes = np.bincount(of_sku[rows], weights=self.change[rows, choice[rows]], minlength=count)
+        links = self.instance.links
+        idx = np.flatnonzero(self.active & ~infeasible[links.a] & ~infeasible[links.b])
+        if len(idx):
+            pairs = self._pair_scores()[idx, choice[links.a[idx]], choice[links.b[idx]]]
+            value += np.bincount(of_sku[links.a[idx]], weights=pairs, minlength=count)
+        return value, changes
+
+    def _switch_groups(
+        self, choice_hi: np.ndarray, choice_lo: np.ndarray, groups: _Groups, infeasible: np.ndarray, limit: int
+    ) -> np.ndarray:
+        """Between the plan that fits the budget (price ``high``) and the one just over it (``low``)
+        the groups that differ are the ones at the margin: move the best of them, per change, to
+        their ``low`` plan while the budget lasts."""
+        room = limit - self._changes(choice_hi, infeasible)
+        if room <= 0:
+            return choice_hi
+        value_hi, changes_hi = self._by_component(choice_hi, groups, infeasible)
+        value_lo, changes_lo = self._by_component(choice_lo, groups, infeasible)
+        gain, cost = value_lo - value_hi, changes_lo - changes_hi
+        worth = np.flatnonzero((gain > 0) & (cost > 0))
+        choice = choice_hi.copy()
+        of_sku = groups.component[groups.label]
+        switch = []
+        for comp in worth[np.argsort(-gain[worth] / cost[worth], kind="stable")].tolist():
+            if cost[comp] <= room:
+                switch.append(comp)
+                room -= int(cost[comp])
+        moved = np.isin(of_sku, switch)
+        choice[moved] = choice_lo[moved]
+        return choice
+
     def _fill(self, choice: np.ndarray, groups: _Groups, infeasible: np.ndarray, limit: int) -> np.ndarray:
-        """Spend what the budget has left on the unlinked SKUs whose best change gains the most."""
+        """Spend what the budget has left on the unlinked SKUs (or fused families) that keep their
+        price, best gain per change first."""
         room = limit - self._changes(choice, infeasible)
-        s = groups.single[~infeasible[groups.single]]
+        s = groups.single[~infeasible[groups.first[groups.single]]]
         if room <= 0 or not len(s):
             return choice
-        score = self.base[s]
-        keep = np.where(self.change[s] == 0, score, NEG).max(axis=1)
-        move = np.where(self.change[s] == 1, score, NEG)
+        score, change = groups.node_base[s], groups.node_change[s]
+        keep = np.where(change == 0, score, NEG).max(axis=1)
+        move = np.where(change > 0, score, NEG)
+        best = move.argmax(axis=1)
         gain = move.max(axis=1) - keep
-        unchanged = self.change[s, choice[s]] == 0
-        order = np.argsort(-np.where(unchanged & (gain > 0), gain, -np.inf), kind="stable")[:room]
-        order = order[np.isfinite(gain[order]) & (gain[order] > 0) & unchanged[order]]
+        cost = change[np.arange(len(s)), best]
+        unchanged = groups.node_change[s, choice[groups.first[s]]] == 0
+        eligible = np.flatnonzero(unchanged & (keep > _IMPOSSIBLE) & (gain > 0))
+        picked = []
+        for e in eligible[np.argsort(-gain[eligible] / cost[eligible], kind="stable")].tolist():
+            if cost[e] <= room:
+                picked.append(e)
+                room -= int(cost[e])
+            if room <= 0:
+                break
+        node_choice = np.full(len(groups.node_base), -1, dtype=np.int64)
+        node_choice[s[picked]] = best[picked]
         choice = choice.copy()
-        choice[s[order]] = move[order].argmax(axis=1)
+        moved = np.isin(groups.label, s[picked])
+        choice[moved] = node_choice[groups.label[moved]]
         return choice
