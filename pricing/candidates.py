@@ -78,7 +78,8 @@ class Candidates:
     ``lo_rule``/``hi_rule`` name the rule that set each end; ``below``/``above`` are the allowed
     prices just outside it. ``penalty`` is what the soft rules a candidate breaks cost (cents
     per day) and ``violations`` their bits (names in RULE_BITS). ``relaxed`` lists the hard rules
-    relaxed per SKU. ``row`` is each SKU's position in the products frame.
+    relaxed per SKU. ``row`` is each SKU's position in the products frame. ``set_rule`` names
+    each SKU's price-set rule (endings or price_points).
     """
 
     skus: np.ndarray
@@ -98,6 +99,7 @@ class Candidates:
     relaxed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
     row: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     settings: dict[str, np.ndarray] = field(default_factory=dict)
+    set_rule: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=_RULE_DTYPE))
 
     @property
     def current_index(self) -> np.ndarray:
@@ -108,7 +110,10 @@ class Candidates:
     def broken_rules(self, i: int, j: int) -> list[str]:
         """The soft rules candidate j of SKU i breaks."""
         bits = int(self.violations[i, j])
-        return [name for b, name in enumerate(RULE_BITS) if bits >> b & 1]
+        names = [name for b, name in enumerate(RULE_BITS) if bits >> b & 1]
+        if len(self.set_rule):  # the price-set bit by the rule's own name: endings or price_points
+            names = [str(self.set_rule[i]) if name == "price_set" else name for name in names]
+        return names
 
 
 # -- allowed price sets ----------------------------------------------------------------------
@@ -231,7 +236,7 @@ def _scope_rules(
         np.where(uncertain, _ceil_scale(current, -tight), 0),
         none_lo if rules.max_change_abs_cents is None else current - rules.max_change_abs_cents,
         none_lo,
-        cost,
+        np.maximum(cost, 1),  # never below cost, and never free (a cost of 0 must not price at 0)
     ]
     upper = [
         none_hi,
@@ -449,6 +454,21 @@ def _grids(
     return out
 
 
+def _shared_set(active: list[PriceSet]) -> PriceSet | None:
+    """A price set to draw a family's shared prices from: the first explicit price points among
+    the members' hard sets (filtered by the others afterwards), else the endings they all allow
+    (None if they share none)."""
+    for price_set in active:
+        if price_set.points is not None:
+            return price_set
+    offsets = ANY_CENT.offsets
+    assert offsets is not None
+    for price_set in active:
+        assert price_set.offsets is not None
+        offsets = np.intersect1d(offsets, price_set.offsets)
+    return PriceSet(offsets=offsets) if len(offsets) else None
+
+
 def _family_grids(
     products: pd.DataFrame, r: _Rules, rng: _Range, sets: list[PriceSet], current: np.ndarray, k: int, held: np.ndarray
 ) -> tuple[dict[int, np.ndarray], dict[int, str]]:
@@ -468,16 +488,19 @@ def _family_grids(
         if len(rows) < 2:
             continue
         lo, hi = rng.lo[rows].max(), rng.hi[rows].min()
-        first = rows[0]
-        base = sets[r.set_id[first]] if rng.set_active[first] else ANY_CENT
-        start, stop = base.at_or_above(np.array([lo]))[0], base.at_or_below(np.array([hi]))[0]
+        base = _shared_set([sets[r.set_id[row]] for row in rows if rng.set_active[row]])
         prices = np.zeros(0, dtype=np.int64)
-        if lo <= hi and stop >= start:
-            scan = np.unique(np.rint(np.linspace(start, stop, min(_FAMILY_SCAN, stop - start + 1))).astype(np.int64))
-            prices = base.price(scan)
-            for row in rows[1:]:
-                if rng.set_active[row]:
-                    prices = prices[sets[r.set_id[row]].contains(prices)]
+        if base is not None and lo <= hi:
+            start, stop = base.at_or_above(np.array([lo]))[0], base.at_or_below(np.array([hi]))[0]
+            if stop >= start:
+                if base.points is not None:  # every point in range: a sample could miss the shared ones
+                    prices = base.points[start : stop + 1]
+                else:  # endings every member allows: any sample of them is shared
+                    scan = np.rint(np.linspace(start, stop, min(_FAMILY_SCAN, stop - start + 1))).astype(np.int64)
+                    prices = base.price(np.unique(scan))
+                for row in rows:
+                    if rng.set_active[row]:
+                        prices = prices[sets[r.set_id[row]].contains(prices)]
         if not len(prices):
             for row in rows:
                 conflicts[int(row)] = str(name)
@@ -594,4 +617,5 @@ def generate_candidates(
         cost=cost[ok], lo=rng.lo[ok], hi=rng.hi[ok], lo_rule=names[rng.lo_arg][ok], hi_rule=names[rng.hi_arg][ok],
         below=below[ok], above=above[ok], held=held, penalty=penalty[ok], violations=bits[ok],
         relaxed=relaxed_names[ok], row=priced_rows[ok], settings={key: v[ok] for key, v in r.settings.items()},
+        set_rule=set_names[ok],
     )

@@ -273,19 +273,20 @@ def _describe(value: Any) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _locate(data: CommentedMap, loc: tuple[Any, ...]) -> tuple[int, tuple[Any, ...], Any, bool]:
+def _locate(data: CommentedMap, loc: tuple[Any, ...]) -> tuple[int, tuple[Any, ...], Any, bool, int]:
     """Follow ``loc`` through the YAML data as far as it exists.
 
     Returns the 1-based line of the deepest node found (the key's line inside a mapping, the item's
-    line inside a list), the part of ``loc`` that was found, the node there, and whether the
-    whole of ``loc`` was found.
+    line inside a list), the part of ``loc`` that was found (without the ``value`` of a rule written
+    as its bare value), the node there, whether the whole of ``loc`` was found, and how many parts
+    of ``loc`` were followed.
     """
     line = data.lc.line
     node: Any = data
     found: list[Any] = []
-    for part in loc:
-        if part == "value" and not isinstance(node, CommentedMap):
-            continue  # a rule written as its bare value stands for {value: ...}
+    for index, part in enumerate(loc):
+        if part == "value" and not (isinstance(node, CommentedMap) and _has_key(node, "value")):
+            continue  # a rule written as its bare value (a mapping too, e.g. a band) stands for {value: ...}
         if isinstance(node, CommentedMap) and _has_key(node, part):
             key = _raw_key(node, part)
             try:
@@ -300,9 +301,9 @@ def _locate(data: CommentedMap, loc: tuple[Any, ...]) -> tuple[int, tuple[Any, .
                 pass
             node = node[part]
         else:
-            return line + 1, tuple(found), node, False
+            return line + 1, tuple(found), node, False, index
         found.append(part)
-    return line + 1, tuple(found), node, True
+    return line + 1, tuple(found), node, True, len(loc)
 
 
 def _has_key(node: CommentedMap, part: Any) -> bool:
@@ -418,8 +419,8 @@ def _problems_from_validation(
     rows: list[tuple[int, str]] = []
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])
-        line, found, node, found_all = _locate(data, loc)
-        path = found + ((loc[len(found)],) if error["type"] == "missing" and len(loc) > len(found) else ())
+        line, found, node, found_all, followed = _locate(data, loc)
+        path = found + ((loc[followed],) if error["type"] == "missing" and len(loc) > followed else ())
         message = _message(error, model_cls, node, found_all)
         prefix = f"{filename}:{line}: {_dotted(path)}: " if path else f"{filename}:{line}: "
         rows.append((line, prefix + message))

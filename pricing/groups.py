@@ -2,7 +2,8 @@
 
 - ``family``: SKUs with the same family share one price; linked as a chain of equalities.
 - ``ladder``: SKUs with the same ladder, ordered by ``size`` (one unit per ladder): each larger
-  pack costs more in total and less per unit than the next smaller one.
+  pack costs more in total and less per unit than the next smaller one (SKUs of the same size
+  are not ordered among themselves, but each is against the next smaller and larger sizes).
 - ``tier``: a private-label SKU names its national-brand reference; it costs at least the tier
   gap (rules ``tier``, %) less.
 
@@ -78,18 +79,20 @@ def build_links(products: pd.DataFrame, candidates: Candidates) -> tuple[Links, 
         for name in mixed:
             notes.append(f"ladder {name}: sizes in different units ({', '.join(sorted(set(frame.loc[frame.ladder == name, 'unit'])))}): not enforced")
         frame = frame[~frame["ladder"].isin(mixed) & (frame["size"] > 0)].sort_values(["ladder", "size", "row"])
-        ordered = frame["row"].to_numpy()
-        lad = frame["ladder"].to_numpy()
-        sizes = np.rint(frame["size"].to_numpy() * SIZE_SCALE).astype(np.int64)
-        pair = (lad[1:] == lad[:-1])
-        duplicate = pair & (sizes[1:] == sizes[:-1])
-        for name in sorted(set(lad[1:][duplicate])):
+        frame["size"] = np.rint(frame["size"].to_numpy() * SIZE_SCALE).astype(np.int64)
+        repeated = frame.duplicated(["ladder", "size"])
+        for name in sorted(set(frame.loc[repeated, "ladder"])):
             notes.append(f"ladder {name}: two SKUs of the same size: those two are not ordered")
-        pair &= ~duplicate
-        add("ladder", ordered[:-1][pair], ordered[1:][pair], ordered[:-1][pair],
-            size_a=sizes[:-1][pair], size_b=sizes[1:][pair])
+        # Every SKU is linked to every SKU of the next larger size in its ladder: a chain when the
+        # sizes differ; SKUs of one size are not ordered among themselves but are against the others.
+        frame["step"] = frame.groupby("ladder")["size"].rank(method="dense").astype(np.int64)
+        pairs = frame.merge(frame.assign(step=frame["step"] - 1), on=["ladder", "step"], suffixes=("_a", "_b"))
+        pairs = pairs.sort_values(["ladder", "step", "row_a", "row_b"])
+        first, second = pairs["row_a"].to_numpy(dtype=np.int64), pairs["row_b"].to_numpy(dtype=np.int64)
+        add("ladder", first, second, first, size_a=pairs["size_a"].to_numpy(dtype=np.int64),
+            size_b=pairs["size_b"].to_numpy(dtype=np.int64))
         linked = np.zeros(n, dtype=bool)
-        linked[ordered[:-1][pair]] = linked[ordered[1:][pair]] = True
+        linked[first] = linked[second] = True
         for i in np.flatnonzero(linked):
             label[i] = ("" if label[i] is None else label[i] + ", ") + f"ladder {ladder[i]}"
 
@@ -102,6 +105,7 @@ def build_links(products: pd.DataFrame, candidates: Candidates) -> tuple[Links, 
         add("tier", a, b, a, gap_bp=settings["tier_gap_bp"][a].astype(np.int64))
         for i, j in zip(a.tolist(), b.tolist()):
             label[i] = ("" if label[i] is None else label[i] + ", ") + f"tier below {candidates.skus[j]}"
+            label[j] = ("" if label[j] is None else label[j] + ", ") + f"tier above {candidates.skus[i]}"
 
     if not parts:
         return Links.empty(), label, notes

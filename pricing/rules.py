@@ -24,17 +24,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    ValidationInfo,
-    create_model,
-    field_validator,
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
     model_validator,
 )
 
@@ -110,11 +111,16 @@ class RuleSetting(_Strict):
 _SETTING_KEYS = frozenset(RuleSetting.model_fields)
 
 
-def _as_setting(raw: Any) -> Any:
-    """Shorthand: a plain value stands for ``{value: ...}``."""
+def _as_setting(raw: Any, *, value_is_mapping: bool = False) -> Any:
+    """Shorthand: a plain value stands for ``{value: ...}``.
+
+    A mapping is the long form (so a misspelt key such as ``hardd`` is reported as an unknown
+    key), unless the rule's value is itself a mapping: then only a mapping naming a setting key
+    (value, hard, priority, penalty) is the long form.
+    """
     if isinstance(raw, RuleSetting):
         return raw
-    if isinstance(raw, dict) and raw and set(raw) <= _SETTING_KEYS:
+    if isinstance(raw, dict) and raw and (not value_is_mapping or set(raw) & _SETTING_KEYS):
         return raw
     return {"value": raw}
 
@@ -128,7 +134,11 @@ def _rule(name: str, value_type: Any) -> Any:
         __doc__=f"{RuleSetting.__doc__} Value: see the rule.",
         value=(value_type | None, Field(default=None, title="Value", description="The rule's value.")),
     )
-    return Annotated[setting, BeforeValidator(_as_setting, json_schema_input_type=value_type | setting)]
+    mapping = isinstance(value_type, type) and issubclass(value_type, BaseModel)
+    return Annotated[
+        setting,
+        BeforeValidator(partial(_as_setting, value_is_mapping=mapping), json_schema_input_type=value_type | setting),
+    ]
 
 
 class CompetitorBand(_Strict):

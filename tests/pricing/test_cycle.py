@@ -21,7 +21,14 @@ from hypothesis import strategies as st
 from pricing.candidates import ending_offsets
 from pricing.cycle import run_pricing_cycle
 from pricing.plan import CSV_COLUMNS, PricePlan
-from pricing.rules import DefaultRules, RulesConfig, RuleValues, SolverConfig
+from pricing.rules import (
+    ApprovalBand,
+    ChangeBudget,
+    DefaultRules,
+    RulesConfig,
+    RuleValues,
+    SolverConfig,
+)
 
 NOW = datetime(2024, 3, 1, 6, 0, tzinfo=UTC)
 
@@ -223,13 +230,224 @@ def test_all_held_cycle() -> None:
     assert plan.expected_profit_delta_pct() == 0.0
 
 
-def test_no_allowed_price_is_held_with_the_reason() -> None:
-    rules = RulesConfig(default=DefaultRules(margin_floor_pct=Decimal(5), max_change_pct=Decimal(10), endings=[".99"]))
+def test_conflicting_rules_are_held_with_the_reason_when_told_to_hold() -> None:
+    # cost 10.00 + 5% = 10.50 at least, 9.99 + 10% = 10.98 at most: no price ends in .99 in between
+    rules = RulesConfig(
+        default=DefaultRules(margin_floor_pct=Decimal(5), max_change_pct=Decimal(10), endings=[".99"]),
+        on_conflict="hold",
+    )
     frame = products([("0001", "dairy", 1_000, 999)])
     plan = run_pricing_cycle(frame, FakeDemand({"0001": 2.0}), rules, store="S1", model_name="m", now=NOW)
     (line,) = plan.lines
     assert line.status == "held" and line.new_cents == 999
-    assert "no allowed price" in line.explanation and "margin_floor_pct" in line.explanation
+    assert "rules conflict" in line.explanation and "margin_floor_pct" in line.explanation
+
+
+def test_conflicting_rules_relax_the_lowest_priority_one() -> None:
+    rules = RulesConfig(default=DefaultRules(margin_floor_pct=Decimal(5), max_change_pct=Decimal(10), endings=[".99"]))
+    assert rules.on_conflict == "relax"  # the default
+    frame = products([("0001", "dairy", 1_000, 999)])
+    plan = run_pricing_cycle(frame, FakeDemand({"0001": 2.0}), rules, store="S1", model_name="m", now=NOW)
+    (line,) = plan.lines
+    # endings (priority 50) go before max_change_pct (60) and the margin floor (100)
+    assert line.status == "change" and 1_050 <= line.new_cents <= 1_098
+    assert line.relaxed_rules == ["endings"]
+
+
+def test_a_sku_without_cost_is_held_even_when_everything_is_relaxed() -> None:
+    rules = RulesConfig.model_validate(
+        {"default": {"margin_floor_pct": {"value": 0, "hard": False}, "min_price": {"value": "0.01", "priority": 0}}}
+    )
+    frame = products([("0001", "dairy", None, 199), ("0002", "dairy", 0, 199)])
+    plan = run_pricing_cycle(frame, FakeDemand({"0001": 2.0, "0002": 1.1}), rules, store="S1", model_name="m", now=NOW)
+    no_cost, free = plan.lines
+    assert no_cost.status == "held" and no_cost.new_cents == 199 and "no cost" in no_cost.explanation
+    assert free.status in ("change", "keep") and free.new_cents >= 1  # a cost of 0 is a cost: priced, never at 0
+
+
+# -- links, budget, approval, objective: end to end ---------------------------------------------
+
+LOOSE = RulesConfig.model_validate(
+    {"default": {"margin_floor_pct": 0, "max_change_pct": 50, "endings": [".x9"]}, "max_candidates": 60}
+)
+
+
+def linked(rows: list[tuple[str, str, int | None, int]], **columns: list[object]) -> pd.DataFrame:
+    frame = products(rows)
+    for name, values in columns.items():
+        frame[name] = pd.array(values, dtype="Float64" if name == "size" else "string")
+    return frame
+
+
+def cycle(frame: pd.DataFrame, elasticity: dict[str, float], rules: RulesConfig, **kwargs: object) -> PricePlan:
+    return run_pricing_cycle(frame, FakeDemand(elasticity), rules, store="S1", model_name="m", now=NOW, **kwargs)
+
+
+def test_a_family_shares_one_price() -> None:
+    # alone: a -> 2.99 (optimum 3.00), b -> 1.29 (optimum 1.33); together one price between
+    frame = linked([("a", "dairy", 100, 249), ("b", "dairy", 100, 249)], family=["F", "F"])
+    plan = cycle(frame, {"a": 1.5, "b": 4.0}, LOOSE)
+    a, b = plan.lines
+    assert a.new_cents == b.new_cents and 129 < a.new_cents < 299
+    assert a.group == b.group == "family F"
+    assert a.binding_rule == "family" and "priced with its group (family F)" in a.explanation
+
+
+def test_a_ladder_holds_total_and_unit_price() -> None:
+    # alone the larger pack (e=4) would be cheaper than the smaller (e=1.5)
+    frame = linked(
+        [("s", "dairy", 100, 249), ("l", "dairy", 100, 249)], ladder=["L", "L"], size=[1.0, 2.0], unit=["l", "l"]
+    )
+    plan = cycle(frame, {"s": 1.5, "l": 4.0}, LOOSE)
+    small, large = plan.lines
+    assert large.new_cents > small.new_cents
+    assert large.new_cents * 1 < small.new_cents * 2
+    assert small.group == large.group == "ladder L"
+
+
+def test_a_private_label_stays_the_tier_gap_below_its_reference() -> None:
+    frame = linked([("own", "dairy", 100, 249), ("nat", "dairy", 100, 249)], tier=["nat", None])
+    plan = cycle(frame, {"own": 1.5, "nat": 4.0}, LOOSE)
+    own, nat = plan.lines
+    assert own.new_cents * 100 <= nat.new_cents * 90  # the default gap: 10 %
+    assert own.group == "tier below nat" and nat.group == "tier above own"
+
+
+def test_conflicting_group_is_held_or_relaxed() -> None:
+    # within 10 % of today, the larger pack (2.00) cannot cost more than the smaller (5.00)
+    frame = linked(
+        [("s", "dairy", 100, 499), ("l", "dairy", 100, 199)], ladder=["L", "L"], size=[1.0, 2.0], unit=["l", "l"]
+    )
+    base = {"default": {"margin_floor_pct": 0, "max_change_pct": 10, "endings": [".x9"]}}
+    held = cycle(frame, {"s": 2.0, "l": 2.0}, RulesConfig.model_validate({**base, "on_conflict": "hold"}))
+    for line in held.lines:
+        assert line.status == "held" and line.new_cents == line.old_cents
+        assert line.explanation == "ladder L: the group's hard rules conflict: held at current price (on_conflict: hold)"
+    relaxed = cycle(frame, {"s": 2.0, "l": 2.0}, RulesConfig.model_validate(base))
+    for line in relaxed.lines:
+        assert line.status != "held" and line.relaxed_rules == ["ladder"]
+
+
+def test_family_without_a_shared_price_is_held_when_told_to_hold() -> None:
+    frame = linked([("a", "dairy", 10, 99), ("b", "dairy", 10, 499)], family=["F", "F"])
+    rules = {"default": {"margin_floor_pct": 0, "max_change_pct": 10, "endings": [".x9"]}}
+    held = cycle(frame, {"a": 2.0, "b": 2.0}, RulesConfig.model_validate({**rules, "on_conflict": "hold"}))
+    assert [line.explanation for line in held.lines] == ["family F: the members' rules share no allowed price: held"] * 2
+    relaxed = cycle(frame, {"a": 2.0, "b": 2.0}, RulesConfig.model_validate(rules))
+    assert [line.relaxed_rules for line in relaxed.lines] == [["family"], ["family"]]
+
+
+def test_change_budget_goes_to_the_biggest_gain() -> None:
+    rules = LOOSE.model_copy(update={"change_budget": ChangeBudget(max_changes=1)})
+    frame = products([("a", "dairy", 100, 249), ("b", "dairy", 100, 249), ("c", "dairy", 100, 249)])
+    free = cycle(frame, {"a": 1.5, "b": 1.8, "c": 4.0}, LOOSE)
+    assert [line.status for line in free.lines] == ["change", "change", "change"]
+    gains = {line.sku: line.profit_new_cents - line.profit_old_cents for line in free.lines}
+    plan = cycle(frame, {"a": 1.5, "b": 1.8, "c": 4.0}, rules)
+    assert [line.sku for line in plan.lines if line.status == "change"] == [max(gains, key=gains.get)] == ["c"]
+    assert plan.solver.changes == 1 and plan.solver.budget_price_cents > 0 and not plan.solver.budget_relaxed
+    for line in plan.lines[:2]:
+        assert line.status == "keep" and line.binding_rule == "change_budget"
+        assert "change budget" in line.explanation
+
+
+def test_change_budget_as_a_share() -> None:
+    rules = LOOSE.model_copy(update={"change_budget": ChangeBudget(max_share_pct=Decimal(50))})
+    frame = products([(s, "dairy", 100, 249) for s in ("a", "b", "c", "d")])
+    plan = cycle(frame, {"a": 1.5, "b": 1.8, "c": 4.0, "d": 3.0}, rules)
+    assert plan.solver.changes == 2  # 50 % of 4 priced SKUs
+
+
+def test_hard_budget_is_relaxed_when_the_rules_force_more_changes() -> None:
+    # today's prices end in .50, which the endings forbid: every SKU must change
+    rules = LOOSE.model_copy(update={"change_budget": ChangeBudget(max_changes=1)})
+    frame = products([(s, "dairy", 100, 250) for s in ("a", "b", "c")])
+    plan = cycle(frame, {"a": 1.5, "b": 1.8, "c": 4.0}, rules)
+    assert plan.solver.budget_relaxed and plan.solver.changes == 3
+    assert "change budget relaxed: the rules force 3 changes, more than the 1 allowed" in plan.notes
+
+
+def test_approval_band_holds_big_changes_for_approval() -> None:
+    rules = LOOSE.model_copy(update={"approval": ApprovalBand(max_change_pct=Decimal(10))})
+    frame = products([("small", "dairy", 100, 209), ("big", "dairy", 100, 249)])
+    plan = cycle(frame, {"small": 2.0, "big": 4.0}, rules)
+    small, big = plan.lines
+    assert small.status == "change" and small.new_cents == 199  # optimum 2.00; -4.8 %
+    assert big.status == "approval" and "needs approval" in big.explanation
+    assert plan.proposed_prices()["big"] == big.new_cents and "big" not in plan.new_prices()
+
+
+def test_objective_per_category() -> None:
+    rules = RulesConfig.model_validate(
+        {
+            "default": {"margin_floor_pct": 0, "max_change_pct": 50, "endings": [".x9"]},
+            "categories": {
+                "rev": {"objective": {"maximize": "revenue"}},
+                "mix": {"objective": {"maximize": "mix", "revenue_weight": "0.5"}},
+            },
+            "max_candidates": 60,
+        }
+    )
+    frame = products([("p", "dairy", 100, 249), ("r", "rev", 100, 249), ("m", "mix", 100, 249)])
+    plan = cycle(frame, {"p": 1.5, "r": 1.5, "m": 1.5}, rules)
+    profit, revenue, mix = plan.lines
+    assert profit.new_cents == 299  # the profit optimum 3.00
+    assert revenue.new_cents == 129  # revenue p^(1 - e) falls with the price: the lowest allowed (>= 1.245)
+    assert revenue.new_cents < mix.new_cents < profit.new_cents
+
+
+def test_drift_guard_keeps_prices_near_today() -> None:
+    rules = RulesConfig.model_validate(
+        {
+            "default": {
+                "margin_floor_pct": 0, "max_change_pct": 50, "endings": [".x9"],
+                "objective": {"drift_penalty_pct": 50},
+            },
+            "max_candidates": 60,
+        }
+    )
+    frame = products([("a", "dairy", 100, 249)])
+    assert cycle(frame, {"a": 1.5}, LOOSE).lines[0].new_cents == 299
+    (line,) = cycle(frame, {"a": 1.5}, rules).lines
+    assert line.status == "keep" and line.new_cents == 249
+
+
+@pytest.mark.parametrize(("penalty", "beyond"), [("0.01", True), ("1000.00", False)])
+def test_soft_rule_is_broken_only_when_it_pays(penalty: str, beyond: bool) -> None:
+    rules = RulesConfig.model_validate(
+        {
+            "default": {
+                "margin_floor_pct": 0, "max_change_abs": "2.00", "endings": [".x9"],
+                "max_change_pct": {"value": 5, "hard": False, "penalty": penalty},
+            },
+            "max_candidates": 60,
+        }
+    )
+    frame = products([("a", "dairy", 300, 399)])  # optimum 18.00, far above
+    (line,) = cycle(frame, {"a": 1.2}, rules).lines
+    if beyond:
+        assert line.new_cents == 599 and line.soft_rules_broken == ["max_change_pct"]
+        assert line.binding_rule == "max_change_abs"
+    else:
+        assert line.new_cents == 409 and line.soft_rules_broken == []  # the highest .x9 within +5 %
+    assert line.relaxed_rules == []
+
+
+def test_competitor_band_on_known_prices() -> None:
+    rules = RulesConfig.model_validate(
+        {
+            "default": {
+                "margin_floor_pct": 0, "max_change_pct": 50, "endings": [".x9"],
+                "competitor_index": {"min_pct": 90, "max_pct": 105},
+            },
+            "max_candidates": 60,
+        }
+    )
+    frame = products([("a", "dairy", 100, 249), ("b", "dairy", 100, 249)])
+    plan = cycle(frame, {"a": 1.5, "b": 1.5}, rules, competitor=pd.Series({"a": 250}))
+    a, b = plan.lines
+    assert a.new_cents == 259 and a.binding_rule == "competitor_index"  # <= 105 % of 2.50
+    assert b.new_cents == 299  # no competitor price known: the profit optimum
 
 
 def test_cycle_on_a_loaded_products_file(tmp_path: Path) -> None:
@@ -282,9 +500,9 @@ def test_random_cycles_obey_rules_and_never_lose_profit(case: tuple[pd.DataFrame
         if pd.isna(cost) or line.sku not in elasticity:
             assert line.status == "held" and line.new_cents == line.old_cents
             continue
-        if line.status == "held":  # no allowed price under the rules
-            assert "no allowed price" in line.explanation
-            continue
+        # every current price ends in an allowed ending and sits above the floor: nothing conflicts
+        assert line.status != "held", line.explanation
+        assert line.relaxed_rules == [] and line.soft_rules_broken == []
         resolved_ok(line, RULES)
         # the current price ends in an allowed ending and is above the floor, so it was a candidate
         assert line.profit_new_cents >= line.profit_old_cents - 1e-3
