@@ -381,7 +381,8 @@ def test_plan_json_and_table_show_approvals(tmp_path: Path, monkeypatch: pytest.
         gap_pct=1.25, changes=3, groups_dp=4, groups_cpsat=1,
     )
     store = types.SimpleNamespace(
-        products=pd.DataFrame({"sku": ["0001", "0002", "0003", "0004", "0005"]}), rejects=[], store_id="store-001"
+        products=pd.DataFrame({"sku": ["0001", "0002", "0003", "0004", "0005"]}), rejects=[], store_id="store-001",
+        competitors=pricing.data.empty_competitors(),
     )
     cycle = types.ModuleType("pricing.cycle")
     cycle.run_pricing_cycle = lambda *args, **kwargs: result  # type: ignore[attr-defined]
