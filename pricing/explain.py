@@ -94,9 +94,9 @@ def plan_lines(
         sku = str(sku)
         old = int(row["price_cents"])
         cost = None if pd.isna(row["cost_cents"]) else int(row["cost_cents"])
-        common: dict[str, Any] = dict(
-            sku=sku, name=str(row["name"]), category=str(row["category"]), old_cents=old, cost_cents=cost
-        )
+        common: dict[str, Any] = {
+            "sku": sku, "name": str(row["name"]), "category": str(row["category"]), "old_cents": old, "cost_cents": cost,
+        }
         i = position.get(sku)
         infeasible = i is not None and len(solution.infeasible) > 0 and bool(solution.infeasible[i])
         if i is None or infeasible:

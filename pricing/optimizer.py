@@ -230,7 +230,7 @@ class PriceOptimizer:
         roots, parent, child, level, pairs = [], [], [], [], []
         models: list[tuple[np.ndarray, list[tuple[int, int, np.ndarray]]]] = []
         use_dp = self.config.group_solver == "auto"
-        for comp, edges in by_component.items():
+        for edges in by_component.values():
             nodes = np.unique([x for u, v, _ in edges for x in (u, v)])
             if not use_dp or len(edges) != len(nodes) - 1:
                 models.append((nodes, edges))
@@ -318,7 +318,7 @@ class PriceOptimizer:
             for j in row:
                 x[u, j] = model.new_bool_var(f"x_{u}_{j}")
                 terms.append(x[u, j])
-                coefficients.append(int(round(node_score[u, j] * SCALE)))
+                coefficients.append(round(node_score[u, j] * SCALE))
             model.add_exactly_one([x[u, j] for j in row])
             hint = int(hints[u])
             if (u, hint) in x:
@@ -334,7 +334,7 @@ class PriceOptimizer:
                         both = model.new_bool_var(f"y_{u}_{i}_{v}_{j}")
                         model.add_bool_or([x[u, i].Not(), x[v, j].Not(), both])
                         terms.append(both)
-                        coefficients.append(int(round(pair[i, j] * SCALE)))
+                        coefficients.append(round(pair[i, j] * SCALE))
         model.maximize(cp_model.LinearExpr.weighted_sum(terms, coefficients))
         solver = cp_model.CpSolver()
         solver.parameters.max_time_in_seconds = self.config.time_limit_s
@@ -360,7 +360,7 @@ class PriceOptimizer:
         infeasible = self.infeasible  # updated in place
         while True:
             groups = self._groups()
-            choice, value, _, _ = self._solve_at(groups, 0.0)
+            _, value, _, _ = self._solve_at(groups, 0.0)
             bad = np.flatnonzero(value <= _IMPOSSIBLE)
             if not len(bad):
                 return groups, infeasible

@@ -191,13 +191,13 @@ _RULE_DOCS: dict[str, tuple[str, str]] = {
     "max_change_abs": ("Maximum change per cycle (amount)", "A price moves at most this amount from today's per cycle."),
     "uncertain_max_change_pct": (
         "Maximum change when demand is uncertain (%)",
-        "For a SKU whose price response the demand model cannot pin down, the price moves at most this many "
-        "percent per cycle.",
+        ("For a SKU whose price response the demand model cannot pin down, the price moves at most this many "
+        "percent per cycle."),
     ),
     "endings": (
         "Allowed price endings",
-        "The last two digits a price may end in, '.DD' with 'x' for any digit: '.99' allows 1.99 and 12.99; "
-        "'.x9' allows any price whose last digit is 9.",
+        ("The last two digits a price may end in, '.DD' with 'x' for any digit: '.99' allows 1.99 and 12.99; "
+        "'.x9' allows any price whose last digit is 9."),
     ),
     "price_points": (
         "Allowed price points",
@@ -206,13 +206,13 @@ _RULE_DOCS: dict[str, tuple[str, str]] = {
     "family": ("Price families", "SKUs of one family (products.csv `family`) share one price. Value: true or false."),
     "ladder": (
         "Size ladders",
-        "Within a ladder (products.csv `ladder`), a larger pack costs more in total and less per unit. "
-        "Value: true or false.",
+        ("Within a ladder (products.csv `ladder`), a larger pack costs more in total and less per unit. "
+        "Value: true or false."),
     ),
     "tier": (
         "Brand tier gap (%)",
-        "A private-label SKU (products.csv `tier` names its national-brand reference) costs at least this % "
-        "less than its reference.",
+        ("A private-label SKU (products.csv `tier` names its national-brand reference) costs at least this % "
+        "less than its reference."),
     ),
     "competitor_index": (
         "Competitor index",
