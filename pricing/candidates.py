@@ -23,7 +23,7 @@ them one price. A SKU with no cost is held, never priced.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -50,10 +50,9 @@ RULE_BITS = (*BOUND_RULES, "price_set")
 LOWER_RULES = ("min_price", "margin_floor_pct", "max_change_pct", "uncertain_max_change_pct", "max_change_abs",
                "competitor_index", "cost")
 UPPER_RULES = ("max_price", "max_change_pct", "uncertain_max_change_pct", "max_change_abs", "competitor_index")
-UNCERTAIN_RULE = "uncertain_max_change_pct"
 _NEVER = 10**9  # priority of the cost guard
 _RULE_DTYPE = "<U32"
-_FAMILY_SCAN = 400  # allowed prices of the first member scanned for a family's shared grid
+_FAMILY_SCAN = 400  # shared-ending prices sampled across a family's range before thinning to k
 
 # Per-SKU settings the optimizer needs, from the resolved rules.
 SETTINGS = (
@@ -94,12 +93,12 @@ class Candidates:
     below: np.ndarray
     above: np.ndarray
     held: list[Held]
-    penalty: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
-    violations: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int32))
-    relaxed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
-    row: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    settings: dict[str, np.ndarray] = field(default_factory=dict)
-    set_rule: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=_RULE_DTYPE))
+    penalty: np.ndarray
+    violations: np.ndarray
+    relaxed: np.ndarray
+    row: np.ndarray
+    settings: dict[str, np.ndarray]
+    set_rule: np.ndarray
 
     @property
     def current_index(self) -> np.ndarray:
@@ -110,10 +109,9 @@ class Candidates:
     def broken_rules(self, i: int, j: int) -> list[str]:
         """The soft rules candidate j of SKU i breaks."""
         bits = int(self.violations[i, j])
-        names = [name for b, name in enumerate(RULE_BITS) if bits >> b & 1]
-        if len(self.set_rule):  # the price-set bit by the rule's own name: endings or price_points
-            names = [str(self.set_rule[i]) if name == "price_set" else name for name in names]
-        return names
+        # the price-set bit by the rule's own name: endings or price_points
+        return [str(self.set_rule[i]) if name == "price_set" else name
+                for b, name in enumerate(RULE_BITS) if bits >> b & 1]
 
 
 # -- allowed price sets ----------------------------------------------------------------------
@@ -573,7 +571,7 @@ def generate_candidates(
     r, sets = _resolve_all(priced, rules, flags[priced_rows], reference)
     relax = rules.on_conflict == "relax"
     rng, relaxed, stuck = _relax(r, sets, relax=relax)
-    set_names = np.array([sets[s].name for s in r.set_id], dtype=_RULE_DTYPE) if n else np.zeros(0, dtype=_RULE_DTYPE)
+    set_names = np.array([s.name for s in sets] or [""], dtype=_RULE_DTYPE)[r.set_id]
     for i in np.flatnonzero(stuck):
         held.append(
             Held(

@@ -20,6 +20,7 @@ import pandas as pd
 from pricing.candidates import Candidates, generate_candidates
 from pricing.explain import Scored, plan_lines
 from pricing.groups import build_links
+from pricing.money import to_cents
 from pricing.optimizer import ChangeBudget, OptimizerInstance, PriceOptimizer
 from pricing.plan import PricePlan, SolverStats
 from pricing.rules import RulesConfig
@@ -84,7 +85,7 @@ def run_pricing_cycle(
         cb = rules.change_budget
         budget = ChangeBudget(
             max_changes=cb.limit(len(candidates.skus)), hard=cb.hard,
-            penalty=0.0 if cb.penalty is None else float(cb.penalty * 100),
+            penalty=0.0 if cb.penalty is None else float(to_cents(cb.penalty)),
         )
     instance = OptimizerInstance(
         prices=candidates.prices,
@@ -142,19 +143,18 @@ def score_candidates(candidates: Candidates, model: DemandPredictor, dates: Any)
     units = model.predict_grid(candidates.skus, full, current_prices_cents=current, dates=dates)
     profit = (full - candidates.cost[:, None]) * units
     revenue = full * units
-    weight = candidates.settings.get("revenue_weight", np.zeros(len(current)))[:, None]
+    weight = candidates.settings["revenue_weight"][:, None]
     value = (1 - weight) * profit + weight * revenue
     k = grid.shape[1]
-    drift = candidates.settings.get("drift_pct", np.zeros(len(current)))[:, None]
+    drift = candidates.settings["drift_pct"][:, None]
     moved_pct = np.abs(full / np.maximum(current[:, None], 1) - 1) * 100
     objective = value - drift / 100 * moved_pct * np.abs(value[:, k : k + 1])
-    penalty = candidates.penalty if candidates.penalty.size else np.zeros_like(grid, dtype=float)
     return Scored(
         units=units[:, :k],
         units_current=units[:, k],
         profit=profit[:, :k],
         profit_current=profit[:, k],
-        objective=objective[:, :k] - penalty,
+        objective=objective[:, :k] - candidates.penalty,
         objective_below=objective[:, k + 1],
         objective_above=objective[:, k + 2],
     )

@@ -56,20 +56,14 @@ def _bound_reason(i: int, j: int, candidates: Candidates, scored: Scored) -> tup
 class _LinkIndex:
     """Per SKU: its links, which were relaxed and which soft ones the plan breaks."""
 
-    def __init__(self, links: Links, candidates: Candidates, solution: OptimizerSolution) -> None:
+    def __init__(self, links: Links, solution: OptimizerSolution) -> None:
         self.by_sku: dict[int, list[int]] = {}
         for e, (a, b) in enumerate(zip(links.a.tolist(), links.b.tolist())):
             self.by_sku.setdefault(a, []).append(e)
             self.by_sku.setdefault(b, []).append(e)
         self.links = links
-        self.relaxed = solution.relaxed_links if len(solution.relaxed_links) else np.zeros(len(links), dtype=bool)
-        choice = solution.choice
-        self.broken = np.zeros(len(links), dtype=bool)
-        if len(links):
-            ok = (choice[links.a] >= 0) & (choice[links.b] >= 0)
-            allowed = links.allowed(candidates.prices)
-            e = np.flatnonzero(ok)
-            self.broken[e] = ~allowed[e, choice[links.a[e]], choice[links.b[e]]]
+        self.relaxed = solution.relaxed_links
+        self.broken = solution.broken_links
 
     def kinds(self, i: int, mask: np.ndarray) -> list[str]:
         return sorted({str(self.links.kind[e]) for e in self.by_sku.get(i, []) if mask[e]})
@@ -87,8 +81,7 @@ def plan_lines(
     info = products.set_index("sku")
     position = {str(sku): i for i, sku in enumerate(candidates.skus)}
     held = {h.sku: h.reason for h in candidates.held}
-    index = _LinkIndex(links, candidates, solution)
-    active = ~index.relaxed
+    index = _LinkIndex(links, solution)
     lines: list[PlanLine] = []
     for sku, row in info.iterrows():
         sku = str(sku)
@@ -98,7 +91,7 @@ def plan_lines(
             "sku": sku, "name": str(row["name"]), "category": str(row["category"]), "old_cents": old, "cost_cents": cost,
         }
         i = position.get(sku)
-        infeasible = i is not None and len(solution.infeasible) > 0 and bool(solution.infeasible[i])
+        infeasible = i is not None and bool(solution.infeasible[i])
         if i is None or infeasible:
             if i is None:
                 reason = held.get(sku, "no demand model for this SKU: held at current price")
@@ -116,7 +109,7 @@ def plan_lines(
         new = int(candidates.prices[i, j])
         rule, why = _reason(i, j, candidates, scored, solution, index, groups)
         relaxed = list(candidates.relaxed[i]) + index.kinds(i, index.relaxed)
-        broken = candidates.broken_rules(i, j) + index.kinds(i, index.broken & active & ~links.hard)
+        broken = candidates.broken_rules(i, j) + index.kinds(i, index.broken & ~links.hard)
         status: LineStatus = "change"
         if new == old:
             status = "keep"

@@ -60,7 +60,7 @@ def build_links(products: pd.DataFrame, candidates: Candidates) -> tuple[Links, 
             }
         )
 
-    on = settings.get("family_on", np.zeros(n)).astype(bool)
+    on = settings["family_on"].astype(bool)
     members = np.flatnonzero(on & pd.notna(family))
     if len(members):
         order = members[np.lexsort((candidates.skus[members].astype(str), family[members].astype(str)))]
@@ -69,7 +69,7 @@ def build_links(products: pd.DataFrame, candidates: Candidates) -> tuple[Links, 
         grouped = pd.Series(order).groupby(family[order].astype(str)).transform("size").to_numpy()
         label[order[grouped > 1]] = ["family " + str(f) for f in family[order[grouped > 1]]]
 
-    on = settings.get("ladder_on", np.zeros(n)).astype(bool)
+    on = settings["ladder_on"].astype(bool)
     members = np.flatnonzero(on & pd.notna(ladder))
     if len(members):
         frame = pd.DataFrame({"row": members, "ladder": ladder[members].astype(str), "size": size[members],

@@ -129,6 +129,7 @@ class OptimizerSolution:
     status: str
     seconds: float
     relaxed_links: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    broken_links: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # soft links the plan breaks
     infeasible: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     changes: int = 0
     budget_price: float = 0.0  # lam: the expected gain a change had to beat (0: budget not binding)
@@ -401,13 +402,16 @@ class PriceOptimizer:
         exact = proved and bound - objective <= 1e-9 * max(1.0, abs(objective))
         choice[infeasible] = -1
         self.stats["seconds"] = time.perf_counter() - started
+        links = inst.links
+        priced = ~infeasible[links.a] & ~infeasible[links.b]
+        broken = np.zeros(len(links), dtype=bool)
+        e = np.flatnonzero(priced)
+        broken[e] = ~self.link_allowed[e, choice[links.a[e]], choice[links.b[e]]]
         return OptimizerSolution(
             choice=choice, objective=objective, bound=bound, status="OPTIMAL" if exact else "FEASIBLE",
-            seconds=time.perf_counter() - started, relaxed_links=~self.active & ~np.isin(
-                np.arange(len(inst.links)), np.flatnonzero(infeasible[inst.links.a])
-            ) if len(inst.links) else np.zeros(0, dtype=bool),
-            infeasible=infeasible, changes=changes, budget_price=lam, budget_relaxed=relaxed_budget,
-            stats=dict(self.stats),
+            seconds=time.perf_counter() - started, relaxed_links=~self.active & ~infeasible[links.a],
+            broken_links=broken & self.active, infeasible=infeasible, changes=changes, budget_price=lam,
+            budget_relaxed=relaxed_budget, stats=dict(self.stats),
         )
 
     def _changes(self, choice: np.ndarray, infeasible: np.ndarray) -> int:
