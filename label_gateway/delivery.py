@@ -1,13 +1,30 @@
-"""Push label updates over MQTT and track each one until its label acknowledges it.
+"""Deliver the outbox to the labels and know that it got there.
 
-A change is done when the label says it is displayed, not at PUBACK. Each gateway has a bounded
-window of updates in flight, so a slow gateway is never flooded and the broker never has to
-queue more than the window for it (Mosquitto drops QoS 1 messages past max_queued_messages).
-An update with no ack within ``ack_timeout_s`` is failed with that reason.
+A change is done when the label says it is displayed (or, with ``effective_at``, that it holds
+it), never at PUBACK. The loop below owns the in-memory working set of one push:
+
+    pending ──(gateway online, window has room)──► sent ──ack displayed/unchanged──► confirmed
+       ▲                                            │  ├──ack scheduled───────────────► scheduled ──ack displayed──► confirmed
+       │                                            │  ├──ack rejected────────────────► failed (reason)
+       └──── retry after backoff ◄── no ack in time / ack unreachable (attempts < max) ─┘
+                                                    └── attempts exhausted ────────────► failed (reason)
+
+- Flow control: at most ``window_per_gateway`` updates in flight per gateway and
+  ``max_in_flight`` overall, so no broker queue for a gateway (or for the engine's acks) ever
+  nears Mosquitto's ``max_queued_messages`` (1000 by default), past which it drops QoS 1 messages.
+- Gateways are followed on their retained status topics (last will ``offline``): nothing is sent
+  to an offline gateway, its updates in flight go back to the queue without costing an attempt, and
+  when it is back everything it has not confirmed is sent again (reconciliation).
+- A lost broker connection pauses the push (paho reconnects); what was in flight is sent again.
+- State changes are written to the outbox in batches; see label_gateway/outbox.py for why a
+  crash in between loses nothing.
+- Malformed ack and status messages are counted and dropped.
 """
 
 from __future__ import annotations
 
+import heapq
+import random
 import threading
 import time
 from collections import deque
@@ -17,6 +34,7 @@ from datetime import datetime
 from typing import Literal
 
 import paho.mqtt.client as mqtt
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from label_gateway.broker import (
     BrokerAddress,
@@ -25,38 +43,536 @@ from label_gateway.broker import (
     disconnect,
     new_client,
 )
+from label_gateway.outbox import (
+    EnqueueResult,
+    LabelRow,
+    LabelUpdate,
+    Outbox,
+    from_us,
+    now_us,
+)
 from label_gateway.protocol import (
     QOS,
     DesiredState,
+    GatewayStatus,
     LabelAck,
     ProtocolError,
     Topics,
     parse,
+    parse_acks,
+    utc_now,
 )
+from pricing.money import to_decimal
+
+__all__ = [
+    "DeliveryReport",
+    "DeliverySettings",
+    "LabelDelivery",
+    "LabelUpdate",
+    "Outcome",
+    "push_prices",
+    "updates_for_prices",
+]
+
+
+class DeliverySettings(BaseModel):
+    """How a push paces itself and when it gives up on a label."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_per_gateway: int = Field(200, ge=1, le=900, description="Updates in flight per gateway at most.")
+    max_in_flight: int = Field(
+        800, ge=1, le=900,
+        description="Updates in flight over all gateways; keeps the engine's ack queue below the broker's limit.",
+    )
+    ack_timeout_s: float = Field(30.0, gt=0, description="Seconds a label has to acknowledge an update.")
+    max_attempts: int = Field(5, ge=1, description="Sends of one update before it is failed.")
+    backoff_base_s: float = Field(1.0, ge=0, description="First retry waits this long; each next one twice as long.")
+    backoff_max_s: float = Field(60.0, ge=0, description="Longest wait between retries.")
+    offline_grace_s: float = Field(
+        300.0, ge=0,
+        description="How long a push waits for an offline gateway before leaving its labels pending.",
+    )
+    broker_grace_s: float = Field(60.0, ge=0, description="How long a push waits for a lost broker to come back.")
+    flush_interval_s: float = Field(0.2, gt=0, description="How often state changes are written to the outbox.")
+    connect_timeout_s: float = Field(10.0, gt=0, description="Seconds to wait for the broker's CONNACK/SUBACK.")
+    low_battery_mv: int = Field(2450, ge=0, description="Labels at or below this battery level are reported.")
+
+    @model_validator(mode="after")
+    def _backoff(self) -> DeliverySettings:
+        if self.backoff_max_s < self.backoff_base_s:
+            raise ValueError("backoff_max_s must be >= backoff_base_s")
+        return self
+
+
+OutcomeState = Literal["confirmed", "scheduled", "failed", "waiting"]
 
 
 @dataclass(frozen=True)
-class LabelUpdate:
-    """One label's new desired state, as the plan decided it."""
-
+class Outcome:
     label_id: str
     gateway: str
-    sku: str
     price_cents: int
-    version: int
-    currency: str
-    correlation: str
-    effective_at: datetime | None = None
+    state: OutcomeState
+    detail: str
+    attempts: int
 
-    def desired_state(self) -> DesiredState:
-        return DesiredState.build(
-            label=self.label_id,
-            sku=self.sku,
-            version=self.version,
-            price_cents=self.price_cents,
-            currency=self.currency,
-            correlation=self.correlation,
-            effective_at=self.effective_at,
+
+@dataclass
+class DeliveryReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    enqueued: EnqueueResult | None = None
+    seconds: float = 0.0
+    sent: int = 0
+    retries: int = 0
+    malformed_acks: int = 0
+    malformed_status: int = 0
+    unmatched_acks: int = 0
+    late_acks: int = 0
+    version_bumps: int = 0
+    reconnects: int = 0
+    broker_lost: bool = False
+    gateways_offline: list[str] = field(default_factory=list)
+    low_battery: int = 0
+
+    def _in(self, state: OutcomeState) -> list[Outcome]:
+        return [o for o in self.outcomes if o.state == state]
+
+    @property
+    def confirmed(self) -> list[Outcome]:
+        return self._in("confirmed")
+
+    @property
+    def scheduled(self) -> list[Outcome]:
+        return self._in("scheduled")
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return self._in("failed")
+
+    @property
+    def waiting(self) -> list[Outcome]:
+        return self._in("waiting")
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "labels": len(self.outcomes),
+            "confirmed": len(self.confirmed),
+            "scheduled": len(self.scheduled),
+            "failed": len(self.failed),
+            "waiting": len(self.waiting),
+            "already_shown": self.enqueued.already_shown if self.enqueued else 0,
+            "sent": self.sent,
+            "retries": self.retries,
+            "malformed_acks": self.malformed_acks,
+            "malformed_status": self.malformed_status,
+            "unmatched_acks": self.unmatched_acks,
+            "reconnects": self.reconnects,
+            "gateways_offline": self.gateways_offline,
+            "low_battery": self.low_battery,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class LabelDelivery:
+    """Pushes a store's outbox over MQTT until every open label is confirmed, scheduled or failed."""
+
+    def __init__(
+        self,
+        address: BrokerAddress,
+        topics: Topics,
+        outbox: Outbox,
+        settings: DeliverySettings | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.address = address
+        self.topics = topics
+        self.outbox = outbox
+        self.settings = settings or DeliverySettings()
+        self._rng = rng or random.Random()
+        self._inbox: deque[mqtt.MQTTMessage] = deque()
+        self._wake = threading.Event()
+        self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self._connects = 0
+
+    # -- MQTT callbacks (network thread): hand over to the loop, nothing else ----------------
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: mqtt.ReasonCode,
+                    props: object) -> None:
+        if reason.is_failure:
+            return
+        self._connects += 1
+        self._connected.set()
+        client.subscribe([(self.topics.ack_filter, QOS), (self.topics.status_filter, QOS)])
+
+    def _on_subscribe(self, *args: object) -> None:
+        self._subscribed.set()
+        self._wake.set()
+
+    def _on_disconnect(self, *args: object) -> None:
+        self._connected.clear()
+        self._subscribed.clear()
+        self._wake.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        self._inbox.append(message)
+        self._wake.set()
+
+    # -- the push ------------------------------------------------------------------------------
+    def run(
+        self,
+        *,
+        deadline_s: float | None = None,
+        stop: threading.Event | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> DeliveryReport:
+        """Deliver every open row of the outbox; return when each is confirmed, scheduled or
+        failed, or when only offline gateways (past ``offline_grace_s``), a lost broker (past
+        ``broker_grace_s``), ``deadline_s`` or ``stop`` hold up the rest (those stay pending)."""
+        started = time.monotonic()
+        client = new_client("engine")
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(1, 2)
+        connect(client, self.address, timeout=self.settings.connect_timeout_s)
+        try:
+            if not self._subscribed.wait(self.settings.connect_timeout_s):
+                raise BrokerError(f"MQTT broker at {self.address.url} did not confirm the ack subscription")
+            push = _Push(self, client, self.outbox.open_rows(), started)
+            report = push.loop(deadline_s=deadline_s, stop=stop, progress=progress)
+        finally:
+            disconnect(client)
+        report.seconds = time.monotonic() - started
+        return report
+
+
+class _Push:
+    """The working set of one run: plain dictionaries and queues, used from one thread."""
+
+    def __init__(self, owner: LabelDelivery, client: mqtt.Client, rows: Sequence[LabelRow], started: float) -> None:
+        self.owner = owner
+        self.settings = owner.settings
+        self.topics = owner.topics
+        self.client = client
+        self.report = DeliveryReport()
+        self.rows: dict[str, LabelRow] = {row.label_id: row for row in rows}
+        self.due: dict[str, deque[str]] = {}
+        self.retry: list[tuple[float, str, int]] = []
+        self.inflight: dict[str, float] = {}
+        self.inflight_by_gateway: dict[str, int] = {}
+        self.online: dict[str, bool] = {}
+        self.offline_since: dict[str, float] = {}
+        self.dirty: dict[str, LabelRow] = {}
+        self.last_flush = started
+        self.disconnected_since: float | None = None
+        self.connects_seen = owner._connects
+        wall = now_us()
+        for row in rows:
+            self.inflight_by_gateway.setdefault(row.gateway, 0)
+            self.due.setdefault(row.gateway, deque())
+            if row.state == "scheduled" and (row.effective_at_us or 0) > wall:
+                continue  # the label holds it; it switches by itself
+            if row.state == "scheduled":
+                # Its instant has passed and no displayed ack was recorded: ask again (no refresh).
+                row.state = "pending"
+            if row.state == "pending" and row.next_attempt_us > wall:
+                heapq.heappush(self.retry, (time.monotonic() + (row.next_attempt_us - wall) / 1e6, row.label_id, row.version))
+                continue
+            row.state = "pending"  # "sent" before a restart: its ack may be lost, send again
+            self.due[row.gateway].append(row.label_id)
+        self.open = sum(1 for row in rows if row.state in ("pending", "sent"))
+
+    # -- main loop ---------------------------------------------------------------------------
+    def loop(
+        self,
+        *,
+        deadline_s: float | None,
+        stop: threading.Event | None,
+        progress: Callable[[int, int], None] | None,
+    ) -> DeliveryReport:
+        total = len(self.rows)
+        wake = self.owner._wake
+        end = None if deadline_s is None else time.monotonic() + deadline_s
+        while True:
+            wake.clear()
+            now = time.monotonic()
+            self._drain_inbox(now)
+            self._follow_connection(now)
+            if self.disconnected_since is None:
+                self._expire(now)
+                self._release_retries(now)
+                self._send(now)
+            if now - self.last_flush >= self.settings.flush_interval_s:
+                self._flush(now)
+            if progress is not None:
+                progress(total - self.open, total)
+            if self.open == 0 or self._only_blocked(now):
+                break
+            if (end is not None and now >= end) or (stop is not None and stop.is_set()):
+                break
+            wake.wait(0.02)
+        self._flush(time.monotonic())
+        self._finish()
+        return self.report
+
+    def _only_blocked(self, now: float) -> bool:
+        """Everything still open waits on something outside our control that has lasted too long."""
+        if self.disconnected_since is not None:
+            if now - self.disconnected_since >= self.settings.broker_grace_s:
+                self.report.broker_lost = True
+                return True
+            return False
+        grace = self.settings.offline_grace_s
+        late = {gw for gw, since in self.offline_since.items() if now - since >= grace}
+        if not late:
+            return False
+        return all(
+            row.gateway in late for row in self.rows.values() if row.state in ("pending", "sent")
+        )
+
+    # -- inbound ------------------------------------------------------------------------------
+    def _drain_inbox(self, now: float) -> None:
+        inbox = self.owner._inbox
+        while inbox:
+            message = inbox.popleft()
+            if message.topic.endswith("/ack"):
+                self._on_acks(message.payload, now)
+            elif message.topic.endswith("/status"):
+                self._on_status(message.topic, message.payload, now)
+
+    def _on_acks(self, payload: bytes, now: float) -> None:
+        try:
+            batch = parse_acks(payload)
+        except ProtocolError:
+            self.report.malformed_acks += 1
+            return
+        self.report.malformed_acks += batch.malformed
+        for ack in batch.acks:
+            self._on_ack(ack, now)
+
+    def _on_ack(self, ack: LabelAck, now: float) -> None:
+        row = self.rows.get(ack.label)
+        if row is None:
+            self.report.unmatched_acks += 1
+            return
+        if ack.battery_mv is not None and ack.battery_mv != row.battery_mv:
+            row.battery_mv = ack.battery_mv
+            self.dirty[row.label_id] = row
+        if ack.status == "stale" and ack.shown_version >= row.version:
+            # The label shows a version the outbox never issued (a restored database, another
+            # engine): issue ours above it and send again.
+            self.report.version_bumps += 1
+            self._settle(row)
+            row.version = ack.shown_version + 1
+            self._requeue(row, front=True)
+            return
+        if ack.version != row.version:
+            if ack.version < row.version:
+                self.report.late_acks += 1
+            else:
+                self.report.unmatched_acks += 1
+            return
+        if row.state in ("confirmed", "failed"):
+            self.report.unmatched_acks += 1  # a duplicate, or a retained state applied again
+            return
+        if ack.status in ("displayed", "unchanged"):
+            if ack.content_hash is not None and ack.content_hash != row.content_hash:
+                self._settle(row)
+                self._fail(row, f"label reports content {ack.content_hash} for version {row.version}")
+                return
+            self._settle(row)
+            self._confirm(row)
+        elif ack.status == "scheduled":
+            if row.state != "scheduled":
+                self._settle(row)
+                row.state = "scheduled"
+                self.open -= 1
+                self._touch(row)
+        elif ack.status == "rejected":
+            self._settle(row)
+            self._fail(row, f"rejected by the label: {ack.reason or 'no reason given'}")
+        elif ack.status == "unreachable":
+            self._settle(row)
+            self._attempt_failed(row, f"label unreachable: {ack.reason or 'no answer on the radio'}", now)
+
+    def _on_status(self, topic: str, payload: bytes, now: float) -> None:
+        if not payload:
+            return  # a cleared retained status
+        try:
+            status = parse(GatewayStatus, payload)
+        except ProtocolError:
+            self.report.malformed_status += 1
+            return
+        if topic != self.topics.status(status.gateway):
+            self.report.malformed_status += 1  # a status naming another gateway than its topic
+            return
+        gateway = status.gateway
+        was_online = self.online.get(gateway, True)
+        self.online[gateway] = status.state == "online"
+        if status.state == "offline" and was_online:
+            self.offline_since[gateway] = now
+            for label in [label for label in self.inflight if self.rows[label].gateway == gateway]:
+                self._unsend(self.rows[label])
+        elif status.state == "online":
+            self.offline_since.pop(gateway, None)
+
+    # -- connection ----------------------------------------------------------------------------
+    def _follow_connection(self, now: float) -> None:
+        owner = self.owner
+        if not owner._subscribed.is_set():
+            if self.disconnected_since is None:
+                self.disconnected_since = now
+                for label in list(self.inflight):
+                    self._unsend(self.rows[label])
+            return
+        if self.disconnected_since is not None:
+            self.disconnected_since = None
+        if owner._connects != self.connects_seen:
+            self.report.reconnects += owner._connects - self.connects_seen
+            self.connects_seen = owner._connects
+
+    # -- outbound -----------------------------------------------------------------------------
+    def _send(self, now: float) -> None:
+        window = self.settings.window_per_gateway
+        room = self.settings.max_in_flight - len(self.inflight)
+        if room <= 0:
+            return
+        for gateway, queue in self.due.items():
+            if not queue or not self.online.get(gateway, True):
+                continue
+            free = window - self.inflight_by_gateway[gateway]
+            while queue and free > 0 and room > 0:
+                row = self.rows[queue.popleft()]
+                if row.state != "pending" or row.label_id in self.inflight:
+                    continue  # confirmed meanwhile (e.g. from its retained state)
+                self._publish(row)
+                row.state = "sent"
+                row.attempts += 1
+                if row.attempts > 1:
+                    self.report.retries += 1
+                self.inflight[row.label_id] = now
+                self.inflight_by_gateway[gateway] += 1
+                free -= 1
+                room -= 1
+            if room <= 0:
+                return
+
+    def _publish(self, row: LabelRow) -> None:
+        state = DesiredState.model_construct(
+            label=row.label_id, sku=row.sku, version=row.version, price=str(to_decimal(row.price_cents)),
+            price_cents=row.price_cents, currency=row.currency, content_hash=row.content_hash,
+            effective_at=from_us(row.effective_at_us), correlation=row.correlation, issued_at=utc_now(),
+        )
+        self.client.publish(self.topics.desired(row.gateway, row.label_id), state.to_json(), qos=QOS, retain=True)
+        self.report.sent += 1
+
+    def _expire(self, now: float) -> None:
+        timeout = self.settings.ack_timeout_s
+        late = [label for label, sent in self.inflight.items() if now - sent > timeout]
+        for label in late:
+            row = self.rows[label]
+            if not self.online.get(row.gateway, True):
+                continue
+            self._settle(row)
+            self._attempt_failed(row, f"no ack within {timeout:g}s", now)
+
+    def _release_retries(self, now: float) -> None:
+        while self.retry and self.retry[0][0] <= now:
+            _, label, version = heapq.heappop(self.retry)
+            row = self.rows[label]
+            if row.state == "pending" and row.version == version:
+                self.due[row.gateway].append(label)
+
+    # -- transitions --------------------------------------------------------------------------
+    def _settle(self, row: LabelRow) -> None:
+        """Take the row out of flight (if it is)."""
+        if self.inflight.pop(row.label_id, None) is not None:
+            self.inflight_by_gateway[row.gateway] -= 1
+
+    def _unsend(self, row: LabelRow) -> None:
+        """A send that never had a chance (broker or gateway went away): queue it again, free."""
+        self._settle(row)
+        row.attempts = max(0, row.attempts - 1)
+        row.state = "pending"
+        self.due[row.gateway].appendleft(row.label_id)
+
+    def _requeue(self, row: LabelRow, *, front: bool = False) -> None:
+        if row.state not in ("pending", "sent"):
+            self.open += 1
+        row.state = "pending"
+        row.next_attempt_us = 0
+        (self.due[row.gateway].appendleft if front else self.due[row.gateway].append)(row.label_id)
+        self._touch(row)
+
+    def _attempt_failed(self, row: LabelRow, reason: str, now: float) -> None:
+        row.last_error = reason
+        if row.attempts >= self.settings.max_attempts:
+            self._fail(row, f"{reason} (after {row.attempts} attempts)")
+            return
+        delay = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** (row.attempts - 1))
+        delay *= 0.5 + self._jitter()
+        row.state = "pending"
+        row.next_attempt_us = now_us() + int(delay * 1e6)
+        heapq.heappush(self.retry, (now + delay, row.label_id, row.version))
+        self._touch(row)
+
+    def _jitter(self) -> float:
+        return self.owner._rng.random() * 0.5
+
+    def _confirm(self, row: LabelRow) -> None:
+        if row.state in ("pending", "sent"):
+            self.open -= 1
+        row.state = "confirmed"
+        row.confirmed_version = row.version
+        row.confirmed_price_cents = row.price_cents
+        row.confirmed_hash = row.content_hash
+        row.confirmed_us = now_us()
+        row.last_error = None
+        self._touch(row)
+
+    def _fail(self, row: LabelRow, reason: str) -> None:
+        if row.state in ("pending", "sent"):
+            self.open -= 1
+        row.state = "failed"
+        row.last_error = reason
+        self._touch(row)
+
+    def _touch(self, row: LabelRow) -> None:
+        row.updated_us = now_us()
+        self.dirty[row.label_id] = row
+
+    def _flush(self, now: float) -> None:
+        if self.dirty:
+            self.owner.outbox.save(list(self.dirty.values()))
+            self.dirty.clear()
+        self.last_flush = now
+
+    def _finish(self) -> None:
+        report = self.report
+        offline = sorted(gw for gw, up in self.online.items() if not up)
+        report.gateways_offline = offline
+        for row in self.rows.values():
+            if row.state in ("pending", "sent"):
+                if row.gateway in offline:
+                    detail = f"gateway {row.gateway} offline"
+                elif report.broker_lost:
+                    detail = "broker unreachable"
+                else:
+                    detail = row.last_error or "not yet acknowledged"
+                state: OutcomeState = "waiting"
+            elif row.state == "scheduled":
+                state, detail = "scheduled", f"switches at {from_us(row.effective_at_us)}"
+            elif row.state == "confirmed":
+                state, detail = "confirmed", "displayed"
+            else:
+                state, detail = "failed", row.last_error or "failed"
+            report.outcomes.append(Outcome(row.label_id, row.gateway, row.price_cents, state, detail, row.attempts))
+        report.low_battery = sum(
+            1 for row in self.rows.values()
+            if row.battery_mv is not None and row.battery_mv <= self.settings.low_battery_mv
         )
 
 
@@ -64,7 +580,6 @@ def updates_for_prices(
     prices: Mapping[str, int],
     labels: Iterable[tuple[str, str, str]],
     *,
-    version: int,
     currency: str,
     correlation: str,
     effective_at: datetime | None = None,
@@ -72,176 +587,10 @@ def updates_for_prices(
     """One update per label whose SKU has a new price. ``labels`` are (label_id, gateway, sku);
     a SKU may sit on several labels (shelf and end cap)."""
     return [
-        LabelUpdate(label_id, gateway, sku, prices[sku], version, currency, correlation, effective_at)
+        LabelUpdate(label_id, gateway, sku, prices[sku], currency, correlation, effective_at)
         for label_id, gateway, sku in labels
         if sku in prices
     ]
-
-
-def version_now() -> int:
-    """A label version from the wall clock in microseconds: later plans get higher versions
-    without any shared counter."""
-    return time.time_ns() // 1000
-
-
-@dataclass(frozen=True)
-class Outcome:
-    update: LabelUpdate
-    state: Literal["confirmed", "failed"]
-    detail: str
-    seconds: float
-
-
-@dataclass
-class DeliveryReport:
-    outcomes: list[Outcome] = field(default_factory=list)
-    seconds: float = 0.0
-    malformed_acks: int = 0
-    unmatched_acks: int = 0
-
-    @property
-    def confirmed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.state == "confirmed"]
-
-    @property
-    def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.state == "failed"]
-
-
-@dataclass
-class _InFlight:
-    update: LabelUpdate
-    sent_at: float
-
-
-class LabelPusher:
-    """Publishes desired states and waits for acks, with a bounded window per gateway."""
-
-    def __init__(
-        self,
-        address: BrokerAddress,
-        topics: Topics,
-        *,
-        window_per_gateway: int = 200,
-        ack_timeout_s: float = 15.0,
-        connect_timeout_s: float = 10.0,
-    ) -> None:
-        if window_per_gateway < 1:
-            raise ValueError("window_per_gateway must be >= 1")
-        self.address = address
-        self.topics = topics
-        self.window = window_per_gateway
-        self.ack_timeout_s = ack_timeout_s
-        self.connect_timeout_s = connect_timeout_s
-        self._lock = threading.Condition()
-        self._inflight: dict[tuple[str, int], _InFlight] = {}
-        self._per_gateway: dict[str, int] = {}
-        self._report = DeliveryReport()
-        self._subscribed = threading.Event()
-
-    def push(
-        self,
-        updates: Sequence[LabelUpdate],
-        progress: Callable[[int, int], None] | None = None,
-    ) -> DeliveryReport:
-        """Deliver every update; return once each is confirmed or failed."""
-        self._check_unique(updates)
-        self._report = DeliveryReport()
-        self._subscribed.clear()
-        started = time.monotonic()
-        client = new_client("engine")
-        client.on_message = self._on_message
-        client.on_subscribe = lambda *args: self._subscribed.set()
-        connect(client, self.address, timeout=self.connect_timeout_s)
-        try:
-            client.subscribe(self.topics.ack_filter, qos=QOS)
-            if not self._subscribed.wait(self.connect_timeout_s):
-                raise BrokerError(f"MQTT broker at {self.address.url} did not confirm the ack subscription")
-            self._run(client, updates, progress)
-        finally:
-            disconnect(client)
-        self._report.seconds = time.monotonic() - started
-        return self._report
-
-    @staticmethod
-    def _check_unique(updates: Sequence[LabelUpdate]) -> None:
-        labels = [u.label_id for u in updates]
-        if len(set(labels)) != len(labels):
-            raise ValueError("a push holds at most one update per label")
-
-    def _run(
-        self,
-        client: mqtt.Client,
-        updates: Sequence[LabelUpdate],
-        progress: Callable[[int, int], None] | None,
-    ) -> None:
-        queues: dict[str, deque[LabelUpdate]] = {}
-        for update in updates:
-            queues.setdefault(update.gateway, deque()).append(update)
-        total = len(updates)
-        with self._lock:
-            self._per_gateway = {gateway: 0 for gateway in queues}
-        while True:
-            with self._lock:
-                self._expire(time.monotonic())
-                sendable = self._take_sendable(queues)
-                done = len(self._report.outcomes)
-            for update in sendable:
-                payload = update.desired_state().to_json()
-                client.publish(self.topics.desired(update.gateway, update.label_id), payload, qos=QOS, retain=True)
-            if progress is not None:
-                progress(done, total)
-            if done == total:
-                return
-            with self._lock:
-                if len(self._report.outcomes) == done:
-                    self._lock.wait(0.05)
-
-    def _take_sendable(self, queues: dict[str, deque[LabelUpdate]]) -> list[LabelUpdate]:
-        """Move updates into flight up to each gateway's window. Caller holds the lock."""
-        now = time.monotonic()
-        out: list[LabelUpdate] = []
-        for gateway, queue in queues.items():
-            while queue and self._per_gateway[gateway] < self.window:
-                update = queue.popleft()
-                self._inflight[(update.label_id, update.version)] = _InFlight(update, now)
-                self._per_gateway[gateway] += 1
-                out.append(update)
-        return out
-
-    def _expire(self, now: float) -> None:
-        """Fail what has waited longer than the ack timeout. Caller holds the lock."""
-        late = [key for key, item in self._inflight.items() if now - item.sent_at > self.ack_timeout_s]
-        for key in late:
-            self._finish(key, "failed", f"no ack within {self.ack_timeout_s:g}s", now)
-
-    def _finish(self, key: tuple[str, int], state: Literal["confirmed", "failed"], detail: str, now: float) -> None:
-        item = self._inflight.pop(key)
-        self._per_gateway[item.update.gateway] -= 1
-        self._report.outcomes.append(Outcome(item.update, state, detail, now - item.sent_at))
-        self._lock.notify_all()
-
-    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        try:
-            ack = parse(LabelAck, message.payload)
-        except ProtocolError:
-            with self._lock:
-                self._report.malformed_acks += 1
-            return
-        now = time.monotonic()
-        with self._lock:
-            key = (ack.label, ack.version)
-            item = self._inflight.get(key)
-            if item is None:
-                self._report.unmatched_acks += 1
-                return
-            if ack.status in ("displayed", "unchanged"):
-                self._finish(key, "confirmed", ack.status, now)
-            elif ack.status == "stale":
-                # The label shows a newer version than this one: this update was superseded.
-                self._finish(key, "failed", f"superseded: label shows version {ack.shown_version}", now)
-            else:
-                self._finish(key, "failed", f"rejected by label: {ack.reason or 'no reason given'}", now)
 
 
 def push_prices(
@@ -249,12 +598,18 @@ def push_prices(
     labels: Iterable[tuple[str, str, str]],
     address: BrokerAddress,
     topics: Topics,
+    outbox: Outbox,
     *,
     currency: str,
     correlation: str,
-    ack_timeout_s: float = 30.0,
+    effective_at: datetime | None = None,
+    settings: DeliverySettings | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> DeliveryReport:
-    """Send new prices (sku -> cents) to every label showing those SKUs; wait for the acks."""
-    updates = updates_for_prices(prices, labels, version=version_now(), currency=currency, correlation=correlation)
-    return LabelPusher(address, topics, ack_timeout_s=ack_timeout_s).push(updates, progress=progress)
+    """Record new prices (sku -> cents) for every label showing those SKUs in the outbox, then
+    deliver everything the outbox holds open (this plan and anything left from before)."""
+    updates = updates_for_prices(prices, labels, currency=currency, correlation=correlation, effective_at=effective_at)
+    enqueued = outbox.enqueue(updates)
+    report = LabelDelivery(address, topics, outbox, settings).run(progress=progress)
+    report.enqueued = enqueued
+    return report

@@ -4,18 +4,22 @@ MQTT 3.1.1, so every broker and gateway works; what MQTT 5 properties would carr
 version, correlation) travels in the JSON payload. Topics, zigbee2mqtt style::
 
     {prefix}/{store}/gateway/{gateway}/label/{label}/desired   engine -> gateway  QoS 1, retained
-    {prefix}/{store}/gateway/{gateway}/ack                     gateway -> engine  QoS 1
+    {prefix}/{store}/gateway/{gateway}/ack                     gateway -> engine  QoS 1 (batches of acks)
     {prefix}/{store}/gateway/{gateway}/status                  gateway, retained, last will "offline"
 
 A desired state is versioned and content-hashed: a label ignores a version <= the one it shows.
+A gateway reports label outcomes in batches (``GatewayAcks``): one message per flush carries up to
+``MAX_ACKS_PER_MESSAGE`` acks, so acks cost the engine and the broker a fraction of the updates.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -97,15 +101,20 @@ class DesiredState(_Message):
         )
 
 
-AckStatus = Literal["displayed", "unchanged", "stale", "rejected"]
+AckStatus = Literal["displayed", "unchanged", "scheduled", "stale", "rejected", "unreachable"]
+#: Outcomes that mean the label shows (or, for ``scheduled``, holds) the version.
+DELIVERED: frozenset[str] = frozenset({"displayed", "unchanged", "scheduled"})
+MAX_ACKS_PER_MESSAGE = 500
 
 
 class LabelAck(_Message):
     """A gateway's answer for one desired state.
 
     displayed: the label now shows ``version``. unchanged: it already showed the same content, so
-    it took the version without a refresh. stale: it shows ``shown_version`` >= ``version`` and
-    ignored this one. rejected: it cannot display it (``reason`` says why).
+    it took the version without a refresh. scheduled: the label holds ``version`` and switches to
+    it at its ``effective_at`` (a ``displayed`` ack follows then). stale: it shows
+    ``shown_version`` >= ``version`` and ignored this one. rejected: it can never display it
+    (``reason`` says why). unreachable: the label did not answer the radio this time (transient).
     """
 
     v: Literal[1] = PROTOCOL_VERSION
@@ -116,17 +125,58 @@ class LabelAck(_Message):
     content_hash: str | None = None
     reason: str | None = None
     correlation: str | None = None
+    battery_mv: int | None = Field(default=None, ge=0, le=10_000, description="Label battery after this update.")
     at: datetime
+
+
+class GatewayAcks(_Message):
+    """One batch of acks from one gateway. Entries are validated one by one (``parse_acks``), so a
+    bad entry is counted and dropped without losing the good ones next to it."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    gateway: str = Field(min_length=1)
+    acks: list[dict[str, Any]] = Field(max_length=MAX_ACKS_PER_MESSAGE)
+    at: datetime | None = None
+
+    @classmethod
+    def of(cls, gateway: str, acks: Sequence[LabelAck]) -> GatewayAcks:
+        return cls(gateway=gateway, acks=[a.model_dump(mode="json", exclude_none=True) for a in acks], at=utc_now())
+
+
+@dataclass(frozen=True)
+class ParsedAcks:
+    gateway: str
+    acks: list[LabelAck]
+    malformed: int  # entries that did not validate
+
+
+def parse_acks(payload: bytes | bytearray) -> ParsedAcks:
+    """Decode an ack batch. A payload that is not a batch at all raises ProtocolError; bad entries
+    inside a good batch are counted in ``malformed``."""
+    batch = parse(GatewayAcks, payload)
+    good: list[LabelAck] = []
+    bad = 0
+    for entry in batch.acks:
+        try:
+            good.append(LabelAck.model_validate(entry))
+        except ValidationError:
+            bad += 1
+    return ParsedAcks(batch.gateway, good, bad)
 
 
 GatewayState = Literal["online", "offline"]
 
 
 class GatewayStatus(_Message):
+    """Retained per gateway; the broker publishes ``offline`` as the gateway's last will. An online
+    gateway republishes it now and then with fresh label counts (a heartbeat)."""
+
     v: Literal[1] = PROTOCOL_VERSION
-    gateway: str
+    gateway: str = Field(min_length=1)
     state: GatewayState
-    labels: int | None = None
+    labels: int | None = Field(default=None, ge=0)
+    low_battery: int | None = Field(default=None, ge=0, description="Labels reporting a low battery.")
+    failed_labels: int | None = Field(default=None, ge=0, description="Labels that no longer answer the radio.")
     at: datetime | None = None
 
 

@@ -3,15 +3,12 @@ the last line of stdout. Exit codes: 0 ok, 1 failure, 2 user error (config, data
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -24,11 +21,27 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from label_gateway.broker import BrokerError, BrokerUrlError
 from label_gateway.protocol import DEFAULT_PREFIX
-from pricing.config_loader import ConfigError, validate_config_file
-from pricing.data import DataError
-from pricing.model_store import ModelLoadError
+from pricing.cli_support import (
+    EXIT_FAILURE,
+    EXIT_USER_ERROR,
+    emit_json,
+    err,
+    fail,
+    user_errors,
+)
+from pricing.config_loader import validate_config_file
+from pricing.delivery_cli import (
+    AckTimeoutOption,
+    AttemptsOption,
+    BrokerOption,
+    DbOption,
+    DeadlineOption,
+    PrefixOption,
+    WindowOption,
+    apply_plan,
+    outbox_app,
+)
 
 if TYPE_CHECKING:
     from pricing.data import Reject
@@ -48,38 +61,9 @@ config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True
 simulate_app = typer.Typer(help="The store simulator: sample data, gateways and labels.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(simulate_app, name="simulate")
-
-err = Console(stderr=True)
-
-EXIT_FAILURE = 1
-EXIT_USER_ERROR = 2
+app.add_typer(outbox_app, name="outbox")
 
 DEFAULT_RULES = Path("config/rules.yaml")
-
-
-def fail(message: str, code: int = EXIT_USER_ERROR) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn errors a user can cause into one line and an exit code, never a traceback."""
-    try:
-        yield
-    except ConfigError as exc:
-        for problem in exc.problems:
-            err.print(problem, highlight=False, soft_wrap=True, markup=False)
-        raise typer.Exit(EXIT_USER_ERROR) from None
-    except (DataError, ModelLoadError, BrokerUrlError) as exc:
-        fail(str(exc))
-    except BrokerError as exc:
-        fail(str(exc), EXIT_FAILURE)
-
-
-def emit_json(payload: dict[str, object]) -> None:
-    sys.stdout.write(json.dumps(payload, default=str, sort_keys=True) + "\n")
-    sys.stdout.flush()
 
 
 def _resolve_rules(path: Path | None) -> Path | None:
@@ -384,56 +368,27 @@ def plan(
 def apply(
     plan_file: Annotated[Path, typer.Argument(help="A plan JSON written by esl-pricing plan.")],
     data: Annotated[Path, typer.Option(help="Store data directory (labels.csv maps SKUs to labels).")],
-    broker: Annotated[str, typer.Option(help="MQTT broker, mqtt://HOST:PORT.")] = "mqtt://127.0.0.1:1883",
-    prefix: Annotated[str, typer.Option(help="Topic prefix.")] = DEFAULT_PREFIX,
-    ack_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for a label's ack.")] = 30.0,
+    db: DbOption = None,
+    broker: BrokerOption = "mqtt://127.0.0.1:1883",
+    prefix: PrefixOption = DEFAULT_PREFIX,
+    ack_timeout: AckTimeoutOption = 30.0,
+    max_attempts: AttemptsOption = 5,
+    window: WindowOption = 200,
+    effective_at: Annotated[
+        str | None,
+        typer.Option(help="ISO 8601 instant with time zone at which the labels switch (push ahead; registers switch too)."),
+    ] = None,
+    deadline: DeadlineOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
 ) -> None:
     """Push a saved plan's changed prices (approved ones included) to the labels and wait for their acks.
 
-    Changes still awaiting approval (esl-pricing approve) and rejected ones are not pushed."""
-    from label_gateway.broker import BrokerAddress
-    from label_gateway.delivery import push_prices
-    from label_gateway.protocol import Topics
-    from pricing.data import label_rows, load_labels
-
-    saved = _read_plan(plan_file)
-    prices = saved.new_prices()
-    waiting = len(saved.awaiting_approval)
-    summary: dict[str, object] = {
-        "plan": saved.plan_id, "prices": len(prices), "awaiting_approval": waiting,
-        "labels_confirmed": 0, "labels_failed": 0, "seconds": 0.0,
-    }
-    if not prices:
-        err.print(f"nothing to push: plan {saved.plan_id} has no approved price changes", highlight=False, markup=False)
-        _print_still_waiting(plan_file, waiting)
-        if as_json:
-            emit_json(summary)
-        return
-    with user_errors():
-        labels = load_labels(data / "labels.csv")
-        _report_rejects(labels.rejects)
-        rows = label_rows(labels.frame)
-        address = BrokerAddress.parse(broker)
-        with _stage_progress() as progress:
-            report = push_prices(
-                prices, rows, address, Topics(saved.store, prefix=prefix),
-                currency=saved.currency, correlation=saved.plan_id, ack_timeout_s=ack_timeout,
-                progress=lambda done, total: progress("push + acks", done, total),
-            )
-    err.print(
-        f"{len(prices)} prices: labels confirmed {len(report.confirmed)}, failed {len(report.failed)} "
-        f"in {report.seconds:.2f}s"
-    )
-    for outcome in report.failed[:10]:
-        err.print(f"  failed label {outcome.update.label_id}: {outcome.detail}", highlight=False)
-    _print_still_waiting(plan_file, waiting)
-    if as_json:
-        summary.update(labels_confirmed=len(report.confirmed), labels_failed=len(report.failed),
-                       seconds=round(report.seconds, 3))
-        emit_json(summary)
-    if report.failed:
-        raise typer.Exit(EXIT_FAILURE)
+    The new prices are first recorded in the engine database's outbox; a label's change is done
+    when the label acknowledges it displays it. Changes still awaiting approval (esl-pricing
+    approve) and rejected ones are not pushed. If the push is interrupted, `esl-pricing outbox
+    resume` finishes it."""
+    apply_plan(plan_file, data, db, broker, prefix, ack_timeout, max_attempts, window, effective_at, deadline,
+               as_json, _stage_progress)
 
 
 def _print_still_waiting(plan_file: Path, waiting: int) -> None:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from label_gateway.broker import BrokerAddress
-from label_gateway.delivery import DeliveryReport, push_prices
+from label_gateway.delivery import DeliveryReport, DeliverySettings, push_prices
 from label_gateway.embedded_broker import EmbeddedBroker
+from label_gateway.outbox import Outbox
 from label_gateway.protocol import DEFAULT_PREFIX, Topics
 from pricing.config_loader import load_rules
 from pricing.cycle import run_pricing_cycle
@@ -79,6 +80,13 @@ def _no_progress(stage: str, done: int | None, total: int | None) -> None:
     return None
 
 
+def _fresh_database(path: Path) -> Path:
+    """The demo's labels start blank each run (a new simulator), so its outbox starts empty too."""
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    return path
+
+
 def run_demo(options: DemoOptions, progress: Progress = _no_progress) -> DemoResult:
     timer = StageTimer()
     data_dir = options.workdir / "data"
@@ -121,16 +129,17 @@ def run_demo(options: DemoOptions, progress: Progress = _no_progress) -> DemoRes
             progress("start gateways", None, None)
             simulator = stack.enter_context(SimulatedGateways(address, topics, label_rows))
         with timer.stage("push + acks"):
+            outbox = Outbox.open(_fresh_database(options.workdir / "engine.db"), store.store_id)
             delivery = push_prices(
-                plan.new_prices(), label_rows, address, topics, currency=plan.currency,
-                correlation=plan.plan_id, ack_timeout_s=options.ack_timeout_s,
+                plan.new_prices(), label_rows, address, topics, outbox, currency=plan.currency,
+                correlation=plan.plan_id, settings=DeliverySettings(ack_timeout_s=options.ack_timeout_s),
                 progress=lambda done, total: progress("push + acks", done, total),
             )
         shown = simulator.displayed()
     mismatched = [
-        o.update.label_id
+        o.label_id
         for o in delivery.confirmed
-        if shown.get(o.update.label_id) is None or shown[o.update.label_id].price_cents != o.update.price_cents
+        if shown.get(o.label_id) is None or shown[o.label_id].price_cents != o.price_cents
     ]
     return DemoResult(
         store, plan, delivery, shown, mismatched, broker_name, timer, plan_files, model_path, training.metrics

@@ -104,3 +104,42 @@ def topics(mqtt_broker: Broker) -> Iterator[Topics]:
 def pytest_report_header(config: pytest.Config) -> str:
     wanted = "the real Mosquitto (required)" if IN_CI else "Mosquitto if found, else the embedded amqtt broker"
     return f"CI={'true' if IN_CI else 'false'}: broker tests use {wanted}"
+
+
+# -- databases ------------------------------------------------------------------------------------
+POSTGRES_URL = os.environ.get("ESL_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a schema of its own, dropped after the session.
+
+    Skipped when PostgreSQL does not answer, except with CI=true, where that fails the run."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    schema = f"esl_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        message = f"PostgreSQL at {POSTGRES_URL} does not answer: {str(exc.orig).strip().splitlines()[0]}"
+        if IN_CI:
+            pytest.exit(f"CI=true needs PostgreSQL: {message}", returncode=3)
+        pytest.skip(message)
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The engine database, on SQLite always and on PostgreSQL when it answers."""
+    if request.param == "sqlite":
+        return str(tmp_path / "engine.db")
+    return str(request.getfixturevalue("postgres_url"))
