@@ -241,7 +241,7 @@ class LabelDelivery:
         try:
             if not self._subscribed.wait(self.settings.connect_timeout_s):
                 raise BrokerError(f"MQTT broker at {self.address.url} did not confirm the ack subscription")
-            push = _Push(self, client, self.outbox.open_rows(), started)
+            push = DeliveryRun(self, client, self.outbox.open_rows(), started)
             report = push.loop(deadline_s=deadline_s, stop=stop, progress=progress)
         finally:
             disconnect(client)
@@ -249,7 +249,7 @@ class LabelDelivery:
         return report
 
 
-class _Push:
+class DeliveryRun:
     """The working set of one run: plain dictionaries and queues, used from one thread."""
 
     def __init__(self, owner: LabelDelivery, client: mqtt.Client, rows: Sequence[LabelRow], started: float) -> None:
@@ -299,23 +299,33 @@ class _Push:
         while True:
             wake.clear()
             now = time.monotonic()
-            self._drain_inbox(now)
-            self._follow_connection(now)
-            if self.disconnected_since is None:
-                self._expire(now)
-                self._release_retries(now)
-                self._send(now)
-            if now - self.last_flush >= self.settings.flush_interval_s:
-                self._flush(now)
+            self.tick(now)
             if progress is not None:
                 progress(total - self.open, total)
-            if self.open == 0 or self._only_blocked(now):
+            if self.done(now):
                 break
             if (end is not None and now >= end) or (stop is not None and stop.is_set()):
                 break
             wake.wait(0.02)
+        return self.finish()
+
+    def tick(self, now: float) -> None:
+        """One turn: take in acks and statuses, expire and retry, send what the windows allow."""
+        self._drain_inbox(now)
+        self._follow_connection(now)
+        if self.disconnected_since is None:
+            self._expire(now)
+            self._release_retries(now)
+            self._send(now)
+        if now - self.last_flush >= self.settings.flush_interval_s:
+            self._flush(now)
+
+    def done(self, now: float) -> bool:
+        return self.open == 0 or self._only_blocked(now)
+
+    def finish(self) -> DeliveryReport:
         self._flush(time.monotonic())
-        self._finish()
+        self._report_outcomes()
         return self.report
 
     def _only_blocked(self, now: float) -> bool:
@@ -550,7 +560,7 @@ class _Push:
             self.dirty.clear()
         self.last_flush = now
 
-    def _finish(self) -> None:
+    def _report_outcomes(self) -> None:
         report = self.report
         offline = sorted(gw for gw, up in self.online.items() if not up)
         report.gateways_offline = offline
