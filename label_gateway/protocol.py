@@ -19,6 +19,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -230,3 +231,37 @@ class Topics:
     @property
     def everything(self) -> str:
         return f"{self.base}/#"
+
+
+PAYLOADS: tuple[type[_Message], ...] = (DesiredState, GatewayAcks, LabelAck, GatewayStatus)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of every payload (committed under docs/protocol/; a test checks they are current).
+    A batch's entries are described by the LabelAck schema, though they are validated one by one."""
+    schemas: dict[str, dict[str, Any]] = {}
+    for model in PAYLOADS:
+        schema = model.model_json_schema()
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        if model is GatewayAcks:
+            schema["properties"]["acks"]["items"] = {"$ref": "LabelAck.schema.json"}
+        schemas[model.__name__] = schema
+    return schemas
+
+
+def write_schemas(directory: str) -> list[str]:
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in json_schemas().items():
+        target = out / f"{name}.schema.json"
+        target.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        written.append(str(target))
+    return written
+
+
+if __name__ == "__main__":
+    import sys
+
+    for path in write_schemas(sys.argv[1] if len(sys.argv) > 1 else "docs/protocol"):
+        print(f"wrote {path}")

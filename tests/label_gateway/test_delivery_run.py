@@ -14,7 +14,14 @@ import pytest
 from label_gateway.broker import BrokerAddress
 from label_gateway.delivery import DeliveryRun, DeliverySettings, LabelDelivery
 from label_gateway.outbox import LabelUpdate, Outbox
-from label_gateway.protocol import DesiredState, GatewayAcks, GatewayStatus, LabelAck, Topics, utc_now
+from label_gateway.protocol import (
+    DesiredState,
+    GatewayAcks,
+    GatewayStatus,
+    LabelAck,
+    Topics,
+    utc_now,
+)
 
 TOPICS = Topics("store-1", prefix="t")
 
@@ -212,7 +219,7 @@ def test_lost_broker_pauses_and_resends_what_was_in_flight(tmp_path) -> None:
 
 
 def test_broker_gone_too_long_ends_the_push_with_labels_waiting(tmp_path) -> None:
-    run, client, _ = _run(tmp_path, labels=2, broker_grace_s=10.0)
+    run, _, _ = _run(tmp_path, labels=2, broker_grace_s=10.0)
     run.tick(0.0)
     run.owner._subscribed.clear()
     run.tick(1.0)

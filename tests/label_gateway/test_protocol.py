@@ -1,4 +1,6 @@
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -76,3 +78,27 @@ def test_topics() -> None:
     assert topics.status("gw-01") == "esl/store-1/gateway/gw-01/status"
     with pytest.raises(ValueError):
         Topics("store/+", prefix="esl")
+
+
+def test_committed_payload_schemas_are_current() -> None:
+    from label_gateway.protocol import json_schemas
+
+    directory = Path(__file__).resolve().parents[2] / "docs" / "protocol"
+    for name, schema in json_schemas().items():
+        committed = (directory / f"{name}.schema.json").read_text(encoding="utf-8")
+        assert committed == json.dumps(schema, indent=2, sort_keys=True) + "\n", (
+            f"docs/protocol/{name}.schema.json is out of date; run `python -m label_gateway.protocol docs/protocol`"
+        )
+
+
+def test_ack_batch_keeps_good_entries_and_counts_bad_ones() -> None:
+    from label_gateway.protocol import GatewayAcks, parse_acks, utc_now
+
+    good = LabelAck(label="L1", version=3, status="displayed", shown_version=3, at=utc_now())
+    batch = GatewayAcks.of("gw-01", [good]).model_dump(mode="json")
+    batch["acks"].append({"label": "L2", "version": -1})
+    parsed = parse_acks(json.dumps(batch).encode())
+    assert parsed.gateway == "gw-01" and parsed.acks == [good] and parsed.malformed == 1
+    for payload in (b"", b"{", b"[]", b'{"gateway":"g"}', b'{"gateway":"g","acks":[],"extra":1}'):
+        with pytest.raises(ProtocolError):
+            parse_acks(payload)
