@@ -126,7 +126,9 @@ def clear_retained(address: BrokerAddress, topic_filter: str, *, settle_s: float
     client.on_message = on_message
     connect(client, address)
     try:
-        client.subscribe(topic_filter, qos=1)
+        # QoS 0: Mosquitto queues at most max_queued_messages (1000) QoS 1 messages for a client
+        # and drops the rest, so a QoS 1 subscription would miss retained topics past that.
+        client.subscribe(topic_filter, qos=0)
         threading.Event().wait(settle_s)  # retained messages arrive right after SUBACK
         client.unsubscribe(topic_filter)
         with lock:

@@ -42,6 +42,7 @@ from pricing.delivery_cli import (
     apply_plan,
     outbox_app,
 )
+from simulator.cli import simulate_app
 
 if TYPE_CHECKING:
     from pricing.data import Reject
@@ -58,7 +59,6 @@ app = typer.Typer(
     add_completion=False,
 )
 config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
-simulate_app = typer.Typer(help="The store simulator: sample data, gateways and labels.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(outbox_app, name="outbox")
@@ -181,62 +181,6 @@ def _print_demo(result: DemoResult, summary: dict[str, object]) -> None:
 
 
 # -- simulator ----------------------------------------------------------------------------------
-@simulate_app.command("generate")
-def simulate_generate(
-    out: Annotated[Path, typer.Option(help="Directory for products.csv, sales.csv, labels.csv, truth.")],
-    skus: Annotated[int, typer.Option(min=1, max=199_999, help="Number of SKUs.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 7,
-    days: Annotated[int, typer.Option(min=7, max=3660, help="Days of sales history.")] = 365,
-    gateways: Annotated[int, typer.Option(min=1, max=64, help="Label gateways.")] = 2,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
-) -> None:
-    """Generate a deterministic sample store with known demand (the truth is saved alongside)."""
-    from simulator.store import generate_store
-
-    summary = generate_store(out, skus=skus, seed=seed, days=days, gateways=gateways)
-    err.print(
-        f"wrote {summary.skus} SKUs, {summary.sales_rows} sales rows, {summary.labels} labels to {out} "
-        f"in {summary.seconds:.2f}s"
-    )
-    if as_json:
-        emit_json({"skus": summary.skus, "sales_rows": summary.sales_rows, "labels": summary.labels,
-                   "seconds": round(summary.seconds, 3), "out": str(out)})
-
-
-@simulate_app.command("gateways")
-def simulate_gateways(
-    data: Annotated[Path, typer.Option(help="Store data directory (labels.csv).")],
-    broker: Annotated[str, typer.Option(help="MQTT broker, mqtt://HOST:PORT.")] = "mqtt://127.0.0.1:1883",
-    prefix: Annotated[str, typer.Option(help="Topic prefix.")] = DEFAULT_PREFIX,
-    radio_seconds: Annotated[float, typer.Option(min=0, help="Radio time per label update (0 = fast).")] = 0.0,
-) -> None:
-    """Run the store's gateways and labels as MQTT clients until interrupted (Ctrl-C)."""
-    import signal
-    import threading
-
-    from label_gateway.broker import BrokerAddress
-    from label_gateway.protocol import Topics
-    from pricing.data import label_rows, load_labels
-    from simulator.gateways import SimulatedGateways
-
-    with user_errors():
-        labels = load_labels(data / "labels.csv")
-        _report_rejects(labels.rejects)
-        rows = label_rows(labels.frame)
-        store = str(labels.frame["store"].iloc[0]) if len(labels.frame) else "store-001"
-        address = BrokerAddress.parse(broker)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with SimulatedGateways(address, Topics(store, prefix=prefix), rows, radio_seconds=radio_seconds) as sim:
-            err.print(f"{len(sim.gateways)} gateways, {len(rows)} labels on {address.url}; Ctrl-C stops")
-            try:
-                while not stop.wait(0.5):
-                    pass
-            except KeyboardInterrupt:
-                pass
-            err.print(f"stopping; labels showing a price: {len(sim.displayed())}")
-
-
 # -- engine stages ------------------------------------------------------------------------------
 @app.command()
 def train(

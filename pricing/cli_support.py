@@ -33,15 +33,16 @@ def fail(message: str, code: int = EXIT_USER_ERROR) -> NoReturn:
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn errors a user can cause into one line and an exit code, never a traceback."""
+def user_errors(*also: type[Exception]) -> Iterator[None]:
+    """Turn errors a user can cause into one line and an exit code, never a traceback.
+    ``also``: more exception types that mean a user error (exit 2)."""
     try:
         yield
     except ConfigError as exc:
         for problem in exc.problems:
             err.print(problem, highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(EXIT_USER_ERROR) from None
-    except (DataError, ModelLoadError, BrokerUrlError) as exc:
+    except (DataError, ModelLoadError, BrokerUrlError, *also) as exc:
         fail(str(exc))
     except (BrokerError, OutboxError) as exc:
         fail(str(exc), EXIT_FAILURE)

@@ -42,6 +42,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.scalarfloat import ScalarFloat
 
 from pricing.rules import RulesConfig
+from simulator.scenario import Scenario
 
 __all__ = [
     "CONFIG_KINDS",
@@ -490,6 +491,12 @@ CONFIG_KINDS: dict[str, ConfigKind] = {
         model=RulesConfig,
         detect=_looks_like(RulesConfig),
         title="ESL pricing rules (config/rules.yaml)",
+    ),
+    "scenario": ConfigKind(
+        name="scenario",
+        model=Scenario,
+        detect=_looks_like(Scenario),
+        title="ESL store simulator scenario (config/scenario.yaml)",
     ),
 }
 DEFAULT_KIND = "rules"

@@ -1,10 +1,12 @@
-"""LabelPusher through a real broker, against emulated gateways."""
+"""Delivery through a real broker, against the simulator's gateways: outbox -> MQTT -> labels -> acks."""
 
 from __future__ import annotations
 
 import threading
+import time
+from datetime import timedelta
+from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from label_gateway.broker import (
@@ -14,119 +16,153 @@ from label_gateway.broker import (
     disconnect,
     new_client,
 )
-from label_gateway.delivery import (
-    LabelPusher,
-    LabelUpdate,
-    updates_for_prices,
-    version_now,
-)
-from label_gateway.protocol import QOS, Topics
+from label_gateway.delivery import DeliverySettings, LabelDelivery, push_prices
+from label_gateway.outbox import LabelUpdate, Outbox
+from label_gateway.protocol import QOS, Topics, utc_now
 from simulator.gateways import SimulatedGateways
 
 pytestmark = pytest.mark.integration
 
 LABELS = [(f"L{i:04d}", f"gw-{i % 3 + 1:02d}", f"{i:06d}") for i in range(300)]
+PRICES = {sku: 100 + i for i, (_, _, sku) in enumerate(LABELS)}
+FAST = DeliverySettings(ack_timeout_s=2.0, backoff_base_s=0.1, backoff_max_s=0.5, max_attempts=3)
 
 
-def _updates(version: int, prices: dict[str, int] | None = None) -> list[LabelUpdate]:
-    prices = prices or {sku: 100 + i for i, (_, _, sku) in enumerate(LABELS)}
-    return updates_for_prices(prices, LABELS, version=version, currency="EUR", correlation="plan-test")
+def _outbox(tmp_path: Path, name: str = "engine.db") -> Outbox:
+    return Outbox.open(tmp_path / name, "store-test")
 
 
-def test_every_label_confirmed_and_displayed(mqtt_broker, topics: Topics) -> None:
+def _push(broker: BrokerAddress, topics: Topics, outbox: Outbox, prices: dict[str, int], labels=LABELS, **kw):
+    return push_prices(prices, labels, broker, topics, outbox, currency="EUR", correlation="plan-test",
+                       settings=kw.pop("settings", FAST), **kw)
+
+
+def _wait_for(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_every_label_confirmed_displayed_and_recorded(mqtt_broker, topics: Topics, tmp_path: Path) -> None:
+    outbox = _outbox(tmp_path)
     with SimulatedGateways(mqtt_broker.address, topics, LABELS) as sim:
-        updates = _updates(version_now())
-        report = LabelPusher(mqtt_broker.address, topics, window_per_gateway=16).push(updates)
-        assert len(report.confirmed) == len(updates) and not report.failed
+        settings = FAST.model_copy(update={"window_per_gateway": 16})
+        report = _push(mqtt_broker.address, topics, outbox, PRICES, settings=settings)
         shown = sim.displayed()
-        assert {u.label_id: u.price_cents for u in updates} == {k: v.price_cents for k, v in shown.items()}
+    assert len(report.confirmed) == 300 and not report.failed and not report.waiting
+    assert {label: shown[label].price_cents for label, _, _ in LABELS} == {
+        label: PRICES[sku] for label, _, sku in LABELS
+    }
+    rows = outbox.rows()
+    assert all(r.state == "confirmed" and r.confirmed_price_cents == r.price_cents for r in rows)
+    assert all(r.battery_mv is not None for r in rows)  # labels report their battery
 
 
-def test_repeat_push_is_idempotent_and_costs_no_refresh(mqtt_broker, topics: Topics) -> None:
+def test_pushing_what_labels_show_sends_nothing(mqtt_broker, topics: Topics, tmp_path: Path) -> None:
+    outbox = _outbox(tmp_path)
+    with SimulatedGateways(mqtt_broker.address, topics, LABELS[:30]):
+        _push(mqtt_broker.address, topics, outbox, PRICES, labels=LABELS[:30])
+        again = _push(mqtt_broker.address, topics, outbox, PRICES, labels=LABELS[:30])
+    assert again.enqueued is not None and again.enqueued.already_shown == 30
+    assert again.sent == 0 and again.outcomes == []
+
+
+def test_resending_shown_content_costs_the_label_no_refresh(mqtt_broker, topics: Topics, tmp_path: Path) -> None:
+    """The engine lost its database: it sends everything again, and the labels answer unchanged."""
     with SimulatedGateways(mqtt_broker.address, topics, LABELS[:30]) as sim:
-        first = updates_for_prices({"000001": 555}, LABELS, version=version_now(), currency="EUR", correlation="a")
-        LabelPusher(mqtt_broker.address, topics).push(first)
-        again = updates_for_prices({"000001": 555}, LABELS, version=version_now(), currency="EUR", correlation="b")
-        report = LabelPusher(mqtt_broker.address, topics).push(again)
-        assert [o.detail for o in report.confirmed] == ["unchanged"]
-        gateway = next(g for g in sim.gateways if "L0001" in g.labels)
-        assert gateway.counters.applied == 1 and gateway.counters.unchanged == 1
+        _push(mqtt_broker.address, topics, _outbox(tmp_path, "a.db"), PRICES, labels=LABELS[:30])
+        refreshes = sum(g.counters.applied for g in sim.gateways)
+        report = _push(mqtt_broker.address, topics, _outbox(tmp_path, "b.db"), PRICES, labels=LABELS[:30])
+        assert len(report.confirmed) == 30
+        assert sum(g.counters.applied for g in sim.gateways) == refreshes
+        assert sum(g.counters.unchanged for g in sim.gateways) == 30
 
 
-def test_older_version_is_never_applied_and_is_reported(mqtt_broker, topics: Topics) -> None:
-    with SimulatedGateways(mqtt_broker.address, topics, LABELS[:30]) as sim:
-        newer = version_now()
-        LabelPusher(mqtt_broker.address, topics).push(
-            updates_for_prices({"000002": 700}, LABELS, version=newer, currency="EUR", correlation="new")
-        )
-        report = LabelPusher(mqtt_broker.address, topics).push(
-            updates_for_prices({"000002": 600}, LABELS, version=newer - 10, currency="EUR", correlation="old")
-        )
-        assert report.failed and "superseded" in report.failed[0].detail
-        assert sim.displayed()["L0002"].price_cents == 700
+def test_no_gateway_means_retries_then_failed_with_reason(mqtt_broker, topics: Topics, tmp_path: Path) -> None:
+    settings = DeliverySettings(ack_timeout_s=0.3, backoff_base_s=0.05, backoff_max_s=0.1, max_attempts=2)
+    report = _push(mqtt_broker.address, topics, _outbox(tmp_path), PRICES, labels=LABELS[:5], settings=settings)
+    assert len(report.failed) == 5 and report.retries == 5
+    assert {o.detail for o in report.failed} == {"no ack within 0.3s (after 2 attempts)"}
 
 
-def test_no_gateway_means_timeout_failure(mqtt_broker, topics: Topics) -> None:
-    updates = _updates(version_now())[:5]
-    report = LabelPusher(mqtt_broker.address, topics, ack_timeout_s=0.5).push(updates)
-    assert len(report.failed) == 5
-    assert all("no ack within" in o.detail for o in report.failed)
-
-
-def test_a_gateway_that_starts_late_gets_the_retained_state(mqtt_broker, topics: Topics) -> None:
-    """Desired states are retained: a gateway that (re)connects receives what it missed."""
-    updates = _updates(version_now())[:12]
-    LabelPusher(mqtt_broker.address, topics, ack_timeout_s=0.3).push(updates)
+def test_a_gateway_that_starts_late_gets_the_retained_state(mqtt_broker, topics: Topics, tmp_path: Path) -> None:
+    settings = DeliverySettings(ack_timeout_s=0.3, backoff_base_s=0.05, backoff_max_s=0.1, max_attempts=1)
+    _push(mqtt_broker.address, topics, _outbox(tmp_path), PRICES, labels=LABELS[:12], settings=settings)
     with SimulatedGateways(mqtt_broker.address, topics, LABELS[:12]) as sim:
-        deadline = threading.Event()
-        for _ in range(100):
-            if len(sim.displayed()) == 12:
-                break
-            deadline.wait(0.05)
-        assert {k: v.price_cents for k, v in sim.displayed().items()} == {u.label_id: u.price_cents for u in updates}
+        assert _wait_for(lambda: len(sim.displayed()) == 12)
+        assert {k: v.price_cents for k, v in sim.displayed().items()} == {
+            label: PRICES[sku] for label, _, sku in LABELS[:12]
+        }
 
 
-def test_malformed_acks_are_counted_not_fatal(mqtt_broker, topics: Topics) -> None:
+def test_malformed_acks_and_statuses_are_counted_not_fatal(mqtt_broker, topics: Topics, tmp_path: Path) -> None:
     with SimulatedGateways(mqtt_broker.address, topics, LABELS[:30]):
         noise = new_client("noise")
         connect(noise, mqtt_broker.address)
-        pusher = LabelPusher(mqtt_broker.address, topics)
         stop = threading.Event()
 
         def spam() -> None:
             while not stop.is_set():
                 noise.publish(topics.ack("gw-01"), b"{garbage", qos=QOS)
-                noise.publish(topics.ack("gw-02"), b'{"label":"L0001","version":1}', qos=QOS)
+                noise.publish(topics.ack("gw-02"), b'{"v":1,"gateway":"gw-02","acks":[{"label":"L0001"}]}', qos=QOS)
+                noise.publish(topics.status("gw-03"), b'{"v":1,"gateway":"gw-01","state":"offline"}', qos=QOS)
                 stop.wait(0.01)
 
         spammer = threading.Thread(target=spam)
         spammer.start()
         try:
-            report = pusher.push(_updates(version_now())[:30])
+            report = _push(mqtt_broker.address, topics, _outbox(tmp_path), PRICES, labels=LABELS[:30])
         finally:
             stop.set()
             spammer.join()
             disconnect(noise)
-        assert len(report.confirmed) == 30
-        assert report.malformed_acks > 0
+    assert len(report.confirmed) == 30
+    assert report.malformed_acks > 0 and report.malformed_status > 0
 
 
-def test_unreachable_broker_is_one_clear_error(topics: Topics) -> None:
+def test_effective_at_switches_every_label_at_the_instant(mqtt_broker, topics: Topics, tmp_path: Path) -> None:
+    outbox = _outbox(tmp_path)
+    labels = LABELS[:60]
+    with SimulatedGateways(mqtt_broker.address, topics, labels) as sim:
+        _push(mqtt_broker.address, topics, outbox, PRICES, labels=labels)
+        before = {k: v.price_cents for k, v in sim.displayed().items()}
+        instant = utc_now() + timedelta(seconds=2)
+        later = {sku: cents + 50 for sku, cents in PRICES.items()}
+        report = _push(mqtt_broker.address, topics, outbox, later, labels=labels, effective_at=instant)
+        assert len(report.scheduled) == 60 and not report.failed
+        assert {k: v.price_cents for k, v in sim.displayed().items()} == before  # not yet
+        assert _wait_for(lambda: all(v.price_cents == before[k] + 50 for k, v in sim.displayed().items()), 10)
+        switched = [entry for entries in sim.history().values() for entry in entries[1:]]
+        assert len(switched) == 60
+        assert all(entry.applied_at >= instant for entry in switched)
+        # The labels' displayed acks arrive while nobody listens; a reconcile run records them.
+        resume = LabelDelivery(mqtt_broker.address, topics, outbox, FAST)
+        assert outbox.reopen() == 60
+        assert len(resume.run().confirmed) == 60
+    assert all(r.state == "confirmed" and r.confirmed_price_cents == r.price_cents for r in outbox.rows())
+
+
+def test_label_ahead_of_a_restored_database_is_brought_to_the_plan(mqtt_broker, topics: Topics, tmp_path: Path) -> None:
+    labels = LABELS[:3]
+    with SimulatedGateways(mqtt_broker.address, topics, labels) as sim:
+        newer = _outbox(tmp_path, "newer.db")
+        newer.enqueue([LabelUpdate(lbl, gw, sku, 999, "EUR", "p", version=10**17) for lbl, gw, sku in labels])
+        LabelDelivery(mqtt_broker.address, topics, newer, FAST).run()
+        restored = _outbox(tmp_path, "restored.db")  # an older backup: its versions are lower
+        report = _push(mqtt_broker.address, topics, restored, {sku: 150 for _, _, sku in labels}, labels=labels)
+        assert len(report.confirmed) == 3 and report.version_bumps == 3
+        assert {v.price_cents for v in sim.displayed().values()} == {150}
+
+
+def test_unreachable_broker_is_one_clear_error(topics: Topics, tmp_path: Path) -> None:
     from label_gateway.embedded_broker import free_port
 
     address = BrokerAddress("127.0.0.1", free_port())
+    outbox = _outbox(tmp_path)
+    outbox.enqueue([LabelUpdate("L1", "gw-01", "000001", 100, "EUR", "p")])
     with pytest.raises(BrokerError, match=f"cannot reach MQTT broker at mqtt://127.0.0.1:{address.port}"):
-        LabelPusher(address, topics, connect_timeout_s=2).push(_updates(1)[:1])
-
-
-def test_broker_url_parsing() -> None:
-    assert BrokerAddress.parse("mqtt://h:1884") == BrokerAddress("h", 1884)
-    assert BrokerAddress.parse("h") == BrokerAddress("h", 1883)
-    for bad in ("http://h", "mqtt://user:pw@h", "mqtt://h:notaport", "mqtt://"):
-        with pytest.raises(BrokerError):
-            BrokerAddress.parse(bad)
-
-
-def test_paho_client_speaks_mqtt_311() -> None:
-    client = new_client("x")
-    assert client.protocol == mqtt.MQTTv311
+        LabelDelivery(address, topics, outbox, DeliverySettings(connect_timeout_s=2)).run()
+    assert [r.state for r in outbox.rows()] == ["pending"]  # nothing lost: it waits in the outbox

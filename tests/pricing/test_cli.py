@@ -23,9 +23,11 @@ def _run(*args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture(autouse=True)
-def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rich sizes tables to the terminal; a wide one keeps cells on one line for the asserts."""
+def _wide_console(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Rich sizes tables to the terminal; a wide one keeps cells on one line for the asserts.
+    Each test gets its own engine database (the default would be ./esl-engine.db)."""
     monkeypatch.setattr(cli, "err", Console(stderr=True, width=250))
+    monkeypatch.setenv("ESL_DATABASE", str(tmp_path / "engine.db"))
 
 
 def _line(sku: str, status: str, old: int = 200, new: int = 260, **extra: object) -> PlanLine:

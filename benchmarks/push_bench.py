@@ -1,0 +1,205 @@
+"""Push throughput against the broker's raw ceiling, in one run.
+
+1. Ceiling: a bare paho QoS 1 publisher (this process) -> the broker -> a bare paho subscriber (a
+   second process), N messages the size of a real desired state, timed from the first publish to
+   the last message received. Measured before and after the engine; the higher one is used.
+2. Engine: the simulator's gateways run in a second process (`esl-pricing simulate run`, fast
+   mode); this process records N changed prices in a fresh outbox (SQLite) and delivers them until
+   every label has acknowledged, timed from the enqueue to the last ack.
+3. Lost: labels whose displayed price (the simulator's state file after it stops) is not the price
+   the outbox holds, plus labels the engine did not confirm.
+
+    python benchmarks/push_bench.py --labels 20000 --json
+
+Last stdout line, JSON: labels, confirmed, lost, engine_per_s, ceiling_per_s, ratio (+ details).
+Bars against Mosquitto: lost == 0, ratio >= 0.6.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from label_gateway.broker import (
+    BrokerAddress,
+    broker_version,
+    clear_retained,
+    connect,
+    disconnect,
+    new_client,
+)
+from label_gateway.delivery import DeliverySettings, LabelDelivery
+from label_gateway.outbox import LabelUpdate, Outbox
+from label_gateway.protocol import DesiredState, Topics
+from simulator.scenario import load_scenario
+
+STORE = "bench"
+
+
+def sample_payload() -> bytes:
+    return DesiredState.build(
+        label="L000123", sku="000123", version=time.time_ns() // 1000, price_cents=299, currency="EUR",
+        correlation="plan-20261122T140000Z-1a2b3c",
+    ).to_json()
+
+
+def _ceiling_subscriber(address: BrokerAddress, topic: str, n: int, ready: mp.Event, out: mp.Queue) -> None:
+    client = new_client("ceiling-sub")
+    received = 0
+    done = threading.Event()
+
+    def on_message(c: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        nonlocal received
+        received += 1
+        if received == n:
+            out.put(time.time())
+            done.set()
+
+    client.on_message = on_message
+    client.on_subscribe = lambda *args: ready.set()
+    connect(client, address)
+    client.subscribe(f"{topic}/#", qos=1)
+    if not done.wait(300):
+        out.put(None)
+    disconnect(client)
+
+
+def measure_ceiling(address: BrokerAddress, n: int) -> float:
+    topic = f"ceiling-{uuid.uuid4().hex[:8]}"
+    payload = sample_payload()
+    ready, out = mp.Event(), mp.Queue()
+    sub = mp.Process(target=_ceiling_subscriber, args=(address, topic, n, ready, out), daemon=True)
+    sub.start()
+    if not ready.wait(15):
+        raise SystemExit("ceiling subscriber did not subscribe")
+    client = new_client("ceiling-pub")
+    connect(client, address)
+    started = time.time()
+    for i in range(n):
+        client.publish(f"{topic}/gw/label/L{i}/desired", payload, qos=1)
+    ended = out.get(timeout=300)
+    sub.join(10)
+    disconnect(client)
+    if ended is None:
+        raise SystemExit("ceiling subscriber did not receive every message")
+    return n / (ended - started)
+
+
+def write_scenario(directory: Path, labels: int, gateways: int) -> Path:
+    per_gateway = -(-labels // gateways)
+    path = directory / "scenario.yaml"
+    path.write_text(
+        f"store: {STORE}\nlabels:\n  gateways: {gateways}\n  per_gateway: {per_gateway}\nseed: 1\nfast: true\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def start_simulator(scenario: Path, broker: str, prefix: str, state: Path) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "pricing.cli", "simulate", "run", "--scenario", str(scenario), "--broker",
+               broker, "--prefix", prefix, "--state", str(state), "--json"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line or not json.loads(line).get("ready"):
+        proc.kill()
+        raise SystemExit(f"simulator did not become ready: {line!r}")
+    return proc
+
+
+def stop_simulator(proc: subprocess.Popen[str]) -> dict[str, object]:
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    lines = [line for line in out.splitlines() if line.strip()]
+    return json.loads(lines[-1]) if lines else {}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--labels", type=int, default=20_000)
+    parser.add_argument("--gateways", type=int, default=20)
+    parser.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    parser.add_argument("--window", type=int, default=DeliverySettings().window_per_gateway)
+    parser.add_argument("--max-in-flight", type=int, default=DeliverySettings().max_in_flight)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", action="store_true", help="print the JSON result as the last stdout line")
+    args = parser.parse_args()
+
+    address = BrokerAddress.parse(args.broker)
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    work = Path(tempfile.mkdtemp(prefix="push-bench-"))
+    scenario_path = write_scenario(work, args.labels, args.gateways)
+    rows = load_scenario(scenario_path).label_rows(work)[: args.labels]
+    rng = random.Random(args.seed)
+    updates = [LabelUpdate(label, gateway, sku, rng.randint(49, 9_999), "EUR", "plan-bench")
+               for label, gateway, sku in rows]
+
+    ceiling_before = measure_ceiling(address, len(updates))
+    simulator = start_simulator(scenario_path, args.broker, prefix, work / "sim-state.json")
+    try:
+        outbox = Outbox.open(work / "engine.db", STORE)
+        settings = DeliverySettings(window_per_gateway=args.window, max_in_flight=args.max_in_flight,
+                                    ack_timeout_s=30)
+        started = time.monotonic()
+        outbox.enqueue(updates)
+        enqueued = time.monotonic()
+        report = LabelDelivery(address, Topics(STORE, prefix=prefix), outbox, settings).run(deadline_s=600)
+        seconds = time.monotonic() - started
+    finally:
+        sim_summary = stop_simulator(simulator)
+    ceiling_after = measure_ceiling(address, len(updates))
+
+    state = json.loads((work / "sim-state.json").read_text())
+    shown = {label: record.get("price_cents") for label, record in state["labels"].items()}
+    desired = {row.label_id: row.price_cents for row in outbox.rows()}
+    wrong = sum(1 for label, cents in desired.items() if shown.get(label) != cents)
+    confirmed = len(report.confirmed)
+    lost = max(wrong, len(updates) - confirmed)
+    ceiling = max(ceiling_before, ceiling_after)
+    engine_per_s = len(updates) / seconds
+    clear_retained(address, f"{prefix}/#", settle_s=2.0)
+    result = {
+        "labels": len(updates),
+        "confirmed": confirmed,
+        "lost": lost,
+        "engine_per_s": round(engine_per_s, 1),
+        "ceiling_per_s": round(ceiling, 1),
+        "ratio": round(engine_per_s / ceiling, 3),
+        "ceiling_before_per_s": round(ceiling_before, 1),
+        "ceiling_after_per_s": round(ceiling_after, 1),
+        "engine_seconds": round(seconds, 3),
+        "enqueue_seconds": round(enqueued - started, 3),
+        "sent": report.sent,
+        "retries": report.retries,
+        "gateways": args.gateways,
+        "window_per_gateway": args.window,
+        "max_in_flight": args.max_in_flight,
+        "simulator": {k: sim_summary.get(k) for k in ("applied", "regressions", "malformed")},
+        "broker": broker_version(address) or args.broker,
+        "cpus": os.cpu_count(),
+    }
+    print(
+        f"ceiling {ceiling:,.0f}/s, engine {engine_per_s:,.0f}/s (ratio {result['ratio']}), "
+        f"{confirmed}/{len(updates)} confirmed, lost {lost}",
+        file=sys.stderr,
+    )
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    return 0 if lost == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
