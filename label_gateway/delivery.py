@@ -24,6 +24,7 @@ it), never at PUBACK. The loop below owns the in-memory working set of one push:
 from __future__ import annotations
 
 import heapq
+import json
 import random
 import threading
 import time
@@ -39,8 +40,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from label_gateway.broker import (
     BrokerAddress,
     BrokerError,
-    connect,
-    disconnect,
     new_client,
 )
 from label_gateway.outbox import (
@@ -52,8 +51,8 @@ from label_gateway.outbox import (
     now_us,
 )
 from label_gateway.protocol import (
+    PROTOCOL_VERSION,
     QOS,
-    DesiredState,
     GatewayStatus,
     LabelAck,
     ProtocolError,
@@ -192,32 +191,69 @@ class LabelDelivery:
         self.settings = settings or DeliverySettings()
         self._rng = rng or random.Random()
         self._inbox: deque[mqtt.MQTTMessage] = deque()
-        self._wake = threading.Event()
-        self._connected = threading.Event()
         self._subscribed = threading.Event()
         self._connects = 0
+        self._refused: str | None = None
+        self._reconnect_at = 0.0
 
-    # -- MQTT callbacks (network thread): hand over to the loop, nothing else ----------------
+    # -- MQTT callbacks (run inside client.loop(), on the delivery thread) -------------------
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: mqtt.ReasonCode,
                     props: object) -> None:
         if reason.is_failure:
+            self._refused = str(reason)
             return
         self._connects += 1
-        self._connected.set()
         client.subscribe([(self.topics.ack_filter, QOS), (self.topics.status_filter, QOS)])
 
     def _on_subscribe(self, *args: object) -> None:
         self._subscribed.set()
-        self._wake.set()
 
     def _on_disconnect(self, *args: object) -> None:
-        self._connected.clear()
         self._subscribed.clear()
-        self._wake.set()
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         self._inbox.append(message)
-        self._wake.set()
+
+    # -- the network, driven from the delivery loop's own thread ------------------------------
+    def _connect(self, client: mqtt.Client) -> None:
+        """Connect and subscribe; one BrokerError line when the broker cannot be used."""
+        url = self.address.url
+        try:
+            client.connect(self.address.host, self.address.port, keepalive=30)
+        except OSError as exc:
+            raise BrokerError(f"cannot reach MQTT broker at {url}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise BrokerError(f"cannot connect to MQTT broker at {url}: {exc}") from None
+        deadline = time.monotonic() + self.settings.connect_timeout_s
+        while not self._subscribed.is_set():
+            if self._refused is not None:
+                raise BrokerError(f"MQTT broker at {url} refused the connection: {self._refused}")
+            if time.monotonic() > deadline:
+                raise BrokerError(
+                    f"MQTT broker at {url} did not accept the connection and subscription within "
+                    f"{self.settings.connect_timeout_s:g}s"
+                )
+            client.loop(0.05)
+
+    def _pump(self, client: mqtt.Client, timeout: float) -> None:
+        """Wait up to ``timeout`` for the network and handle what came (callbacks run here).
+
+        One thread does the network and the bookkeeping: with paho's own network thread the two
+        spent much of their time handing the GIL to each other. A lost connection is retried
+        after 1 s, then every 2 s, as paho's loop_start() would."""
+        if client.socket() is not None:
+            client.loop(timeout)
+            return
+        now = time.monotonic()
+        if now < self._reconnect_at:
+            time.sleep(min(timeout, self._reconnect_at - now))
+            return
+        try:
+            client.reconnect()
+        except (OSError, ValueError):
+            self._reconnect_at = now + (1.0 if self._reconnect_at == 0.0 else 2.0)
+            return
+        self._reconnect_at = 0.0
 
     # -- the push ------------------------------------------------------------------------------
     def run(
@@ -236,15 +272,18 @@ class LabelDelivery:
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.reconnect_delay_set(1, 2)
-        connect(client, self.address, timeout=self.settings.connect_timeout_s)
+        self._refused = None
+        self._reconnect_at = 0.0
         try:
-            if not self._subscribed.wait(self.settings.connect_timeout_s):
-                raise BrokerError(f"MQTT broker at {self.address.url} did not confirm the ack subscription")
+            self._connect(client)
             push = DeliveryRun(self, client, self.outbox.open_rows(), started)
-            report = push.loop(deadline_s=deadline_s, stop=stop, progress=progress)
+            report = push.loop(
+                deadline_s=deadline_s, stop=stop, progress=progress, pump=lambda t: self._pump(client, t)
+            )
         finally:
-            disconnect(client)
+            if client.socket() is not None:
+                client.disconnect()
+                client.loop(0.1)
         report.seconds = time.monotonic() - started
         return report
 
@@ -292,12 +331,12 @@ class DeliveryRun:
         deadline_s: float | None,
         stop: threading.Event | None,
         progress: Callable[[int, int], None] | None,
+        pump: Callable[[float], None],
     ) -> DeliveryReport:
+        """Turn until done; ``pump(timeout)`` waits for and handles network traffic."""
         total = len(self.rows)
-        wake = self.owner._wake
         end = None if deadline_s is None else time.monotonic() + deadline_s
         while True:
-            wake.clear()
             now = time.monotonic()
             self.tick(now)
             if progress is not None:
@@ -306,7 +345,7 @@ class DeliveryRun:
                 break
             if (end is not None and now >= end) or (stop is not None and stop.is_set()):
                 break
-            wake.wait(0.02)
+            pump(0.02)
         return self.finish()
 
     def tick(self, now: float) -> None:
@@ -450,6 +489,7 @@ class DeliveryRun:
         room = self.settings.max_in_flight - len(self.inflight)
         if room <= 0:
             return
+        issued_at = utc_now().isoformat()
         for gateway, queue in self.due.items():
             if not queue or not self.online.get(gateway, True):
                 continue
@@ -458,7 +498,7 @@ class DeliveryRun:
                 row = self.rows[queue.popleft()]
                 if row.state != "pending" or row.label_id in self.inflight:
                     continue  # confirmed meanwhile (e.g. from its retained state)
-                self._publish(row)
+                self._publish(row, issued_at)
                 row.state = "sent"
                 row.attempts += 1
                 if row.attempts > 1:
@@ -470,18 +510,20 @@ class DeliveryRun:
             if room <= 0:
                 return
 
-    def _publish(self, row: LabelRow) -> None:
-        state = DesiredState.model_construct(
-            label=row.label_id, sku=row.sku, version=row.version, price=str(to_decimal(row.price_cents)),
-            price_cents=row.price_cents, currency=row.currency, content_hash=row.content_hash,
-            effective_at=from_us(row.effective_at_us), correlation=row.correlation, issued_at=utc_now(),
-        )
-        self.client.publish(self.topics.desired(row.gateway, row.label_id), state.to_json(), qos=QOS, retain=True)
+    def _publish(self, row: LabelRow, issued_at: str) -> None:
+        # The DesiredState JSON, written directly: the row was validated when it was enqueued, and
+        # building a model per label cost more than the MQTT publish (a test checks both agree).
+        payload = desired_state_json(row, issued_at)
+        self.client.publish(self.topics.desired(row.gateway, row.label_id), payload, qos=QOS, retain=True)
         self.report.sent += 1
 
     def _expire(self, now: float) -> None:
         timeout = self.settings.ack_timeout_s
-        late = [label for label, sent in self.inflight.items() if now - sent > timeout]
+        late = []
+        for label, sent in self.inflight.items():  # in the order they were sent
+            if now - sent <= timeout:
+                break
+            late.append(label)
         for label in late:
             row = self.rows[label]
             if not self.online.get(row.gateway, True):
@@ -584,6 +626,20 @@ class DeliveryRun:
             1 for row in self.rows.values()
             if row.battery_mv is not None and row.battery_mv <= self.settings.low_battery_mv
         )
+
+
+def desired_state_json(row: LabelRow, issued_at: str) -> bytes:
+    """The DesiredState payload of a row, as label_gateway.protocol.DesiredState would write it."""
+    fields: dict[str, object] = {
+        "v": PROTOCOL_VERSION, "label": row.label_id, "sku": row.sku, "version": row.version,
+        "price": str(to_decimal(row.price_cents)), "price_cents": row.price_cents, "currency": row.currency,
+        "content_hash": row.content_hash, "correlation": row.correlation, "issued_at": issued_at,
+    }
+    if row.effective_at_us is not None:
+        effective = from_us(row.effective_at_us)
+        assert effective is not None
+        fields["effective_at"] = effective.isoformat()
+    return json.dumps(fields, separators=(",", ":")).encode()
 
 
 def updates_for_prices(

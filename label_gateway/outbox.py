@@ -33,7 +33,6 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    bindparam,
     create_engine,
     event,
     func,
@@ -240,10 +239,10 @@ class Outbox:
             query = query.where(label_state.c.state.in_(list(states)))
         with self.engine.connect() as conn:
             if labels is None:
-                return [LabelRow(**row._asdict()) for row in conn.execute(query.order_by(label_state.c.label_id))]
+                return [LabelRow(*row) for row in conn.execute(query.order_by(label_state.c.label_id))]
             out: list[LabelRow] = []
             for chunk in _chunks(list(labels)):
-                out.extend(LabelRow(**r._asdict()) for r in conn.execute(query.where(label_state.c.label_id.in_(chunk))))
+                out.extend(LabelRow(*row) for row in conn.execute(query.where(label_state.c.label_id.in_(chunk))))
             return out
 
     def open_rows(self) -> list[LabelRow]:
@@ -326,20 +325,16 @@ class Outbox:
                 self._write(conn, rows)
 
     def _write(self, conn: Any, rows: Sequence[LabelRow]) -> None:
+        """UPDATE by primary key through the driver's executemany: the delivery loop writes every
+        label once or twice per push, and SQLAlchemy's per-row parameter handling cost a third of
+        the engine's time at 20,000 labels."""
         if not rows:
             return
-        c = label_state.c
-        statement = (
-            update(label_state)
-            .where(and_(c.store == bindparam("k_store"), c.label_id == bindparam("k_label")))
-            .values({name: bindparam(name) for name in _MUTABLE})
-        )
-        params = [
-            {"k_store": row.store, "k_label": row.label_id} | {name: getattr(row, name) for name in _MUTABLE}
-            for row in rows
-        ]
-        for chunk in _chunks(params):
-            conn.execute(statement, list(chunk))
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        sets = ", ".join(f"{name} = {mark}" for name in _MUTABLE)
+        sql = f"UPDATE {label_state.name} SET {sets} WHERE store = {mark} AND label_id = {mark}"
+        params = [(*(getattr(row, name) for name in _MUTABLE), row.store, row.label_id) for row in rows]
+        conn.exec_driver_sql(sql, params)
 
     def reopen(self, *, gateway: str | None = None, include_failed: bool = True, at_us: int | None = None) -> int:
         """Reconciliation: every label whose confirmed version differs from its desired version

@@ -338,3 +338,19 @@ def test_scheduled_row_past_its_instant_is_asked_again(tmp_path) -> None:
     run = DeliveryRun(owner, client, outbox.open_rows(), 0.0)  # type: ignore[arg-type]
     run.tick(0.0)
     assert [s.label for s in client.take()] == ["L0"]
+
+
+def test_the_desired_state_written_directly_is_what_the_protocol_model_accepts(tmp_path) -> None:
+    from label_gateway.delivery import desired_state_json
+
+    outbox = Outbox.open(tmp_path / "e.db", "store-1")
+    when = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    outbox.enqueue([LabelUpdate("L0", "gw-0", "0007", 1999, "EUR", "plan-9"),
+                    LabelUpdate("L1", "gw-0", "0008", 5, "EUR", "plan-9", when)])
+    for row in outbox.rows():
+        issued = utc_now()
+        state = DesiredState.model_validate_json(desired_state_json(row, issued.isoformat()))
+        expected = DesiredState.build(label=row.label_id, sku=row.sku, version=row.version,
+                                      price_cents=row.price_cents, currency="EUR", correlation="plan-9",
+                                      effective_at=None if row.label_id == "L0" else when)
+        assert state == expected.model_copy(update={"issued_at": issued})
