@@ -111,6 +111,17 @@ def measure_ceiling(address: BrokerAddress, n: int) -> tuple[float, int]:
     return received / (last - started), n - received
 
 
+def _cpu_seconds() -> float:
+    usage = os.times()
+    return usage.user + usage.system
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of another process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def write_scenario(directory: Path, labels: int, gateways: int) -> Path:
     per_gateway = -(-labels // gateways)
     path = directory / "scenario.yaml"
@@ -162,15 +173,19 @@ def main() -> int:
 
     ceiling_before, lost_before = measure_ceiling(address, len(updates))
     simulator = start_simulator(scenario_path, args.broker, prefix, work / "sim-state.json")
+    sim_cpu_at_start = _process_cpu_seconds(simulator.pid)
     try:
         outbox = Outbox.open(work / "engine.db", STORE)
         settings = DeliverySettings(window_per_gateway=args.window, max_in_flight=args.max_in_flight,
                                     ack_timeout_s=30)
+        cpu_before = _cpu_seconds()
         started = time.monotonic()
         outbox.enqueue(updates)
         enqueued = time.monotonic()
         report = LabelDelivery(address, Topics(STORE, prefix=prefix), outbox, settings).run(deadline_s=600)
         seconds = time.monotonic() - started
+        engine_cpu = _cpu_seconds() - cpu_before
+        sim_cpu_at_end = _process_cpu_seconds(simulator.pid)
     finally:
         sim_summary = stop_simulator(simulator)
     ceiling_after, lost_after = measure_ceiling(address, len(updates))
@@ -196,6 +211,8 @@ def main() -> int:
         "ceiling_lost": [lost_before, lost_after],
         "engine_seconds": round(seconds, 3),
         "enqueue_seconds": round(enqueued - started, 3),
+        "engine_cpu_us_per_label": round(engine_cpu / len(updates) * 1e6, 1),
+        "simulator_cpu_us_per_label": round((sim_cpu_at_end - sim_cpu_at_start) / len(updates) * 1e6, 1),
         "sent": report.sent,
         "retries": report.retries,
         "gateways": args.gateways,

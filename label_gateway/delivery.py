@@ -24,7 +24,6 @@ it), never at PUBACK. The loop below owns the in-memory working set of one push:
 from __future__ import annotations
 
 import heapq
-import json
 import random
 import threading
 import time
@@ -51,6 +50,7 @@ from label_gateway.outbox import (
     now_us,
 )
 from label_gateway.protocol import (
+    COMPACT_JSON,
     PROTOCOL_VERSION,
     QOS,
     GatewayStatus,
@@ -639,7 +639,7 @@ def desired_state_json(row: LabelRow, issued_at: str) -> bytes:
         effective = from_us(row.effective_at_us)
         assert effective is not None
         fields["effective_at"] = effective.isoformat()
-    return json.dumps(fields, separators=(",", ":")).encode()
+    return COMPACT_JSON.encode(fields).encode()
 
 
 def updates_for_prices(

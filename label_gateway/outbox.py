@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -278,8 +279,11 @@ class Outbox:
         labels = [u.label_id for u in updates]
         if len(set(labels)) != len(labels):
             raise ValueError("a plan holds at most one update per label")
-        existing = {row.label_id: row for row in self.rows(labels=labels)}
-        inserts: list[dict[str, Any]] = []
+        # A large plan touches most of the store: one scan beats many IN (...) lookups.
+        lookup = self.rows() if len(labels) > 2_000 else self.rows(labels=labels)
+        wanted = set(labels)
+        existing = {row.label_id: row for row in lookup if row.label_id in wanted}
+        inserts: list[LabelRow] = []
         changes: list[LabelRow] = []
         shown = waiting = 0
         for item in updates:
@@ -298,23 +302,18 @@ class Outbox:
             # Even when the label shows this content, a newer version is needed if another one was
             # sent after it (it may sit retained on the broker); the label answers "unchanged".
             version = max(item.version or at, (old.version + 1) if old else 1)
-            fields: dict[str, Any] = {
-                "store": self.store, "label_id": item.label_id, "gateway": item.gateway, "sku": item.sku,
-                "version": version, "price_cents": item.price_cents, "currency": item.currency,
-                "content_hash": digest, "effective_at_us": effective, "correlation": item.correlation,
-                "state": "pending", "attempts": 0, "next_attempt_us": 0, "sent_us": None, "last_error": None,
-                "updated_us": at,
+            desired = {
+                "gateway": item.gateway, "sku": item.sku, "version": version, "price_cents": item.price_cents,
+                "currency": item.currency, "content_hash": digest, "effective_at_us": effective,
+                "correlation": item.correlation, "state": "pending", "attempts": 0, "next_attempt_us": 0,
+                "sent_us": None, "last_error": None, "updated_us": at,
             }
             if old is None:
-                inserts.append(fields | {
-                    "confirmed_version": None, "confirmed_price_cents": None, "confirmed_hash": None,
-                    "confirmed_us": None, "battery_mv": None,
-                })
+                inserts.append(LabelRow(store=self.store, label_id=item.label_id, **desired))
             else:
-                changes.append(replace(old, **{k: v for k, v in fields.items() if k not in ("store", "label_id")}))
+                changes.append(replace(old, **desired))
         with self.engine.begin() as conn:
-            for chunk in _chunks(inserts):
-                conn.execute(label_state.insert(), list(chunk))
+            self._insert(conn, inserts)
             self._write(conn, changes)
         return EnqueueResult(len(inserts) + len(changes), shown, waiting)
 
@@ -324,16 +323,29 @@ class Outbox:
             with self.engine.begin() as conn:
                 self._write(conn, rows)
 
-    def _write(self, conn: Any, rows: Sequence[LabelRow]) -> None:
-        """UPDATE by primary key through the driver's executemany: the delivery loop writes every
-        label once or twice per push, and SQLAlchemy's per-row parameter handling cost a third of
-        the engine's time at 20,000 labels."""
+    # Writes go through the driver's executemany with plain tuples: a push writes every label
+    # once or twice, and SQLAlchemy's per-row parameter handling cost a third of the engine's
+    # time at 20,000 labels.
+    @property
+    def _mark(self) -> str:
+        return "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+
+    def _insert(self, conn: Any, rows: Sequence[LabelRow]) -> None:
         if not rows:
             return
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        names = [column.name for column in label_state.columns]
+        sql = f"INSERT INTO {label_state.name} ({', '.join(names)}) VALUES ({', '.join([self._mark] * len(names))})"
+        values = attrgetter(*names)
+        conn.exec_driver_sql(sql, [values(row) for row in rows])
+
+    def _write(self, conn: Any, rows: Sequence[LabelRow]) -> None:
+        if not rows:
+            return
+        mark = self._mark
         sets = ", ".join(f"{name} = {mark}" for name in _MUTABLE)
         sql = f"UPDATE {label_state.name} SET {sets} WHERE store = {mark} AND label_id = {mark}"
-        params = [(*(getattr(row, name) for name in _MUTABLE), row.store, row.label_id) for row in rows]
+        values = attrgetter(*_MUTABLE, "store", "label_id")
+        params = [values(row) for row in rows]
         conn.exec_driver_sql(sql, params)
 
     def reopen(self, *, gateway: str | None = None, include_failed: bool = True, at_us: int | None = None) -> int:

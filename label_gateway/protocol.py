@@ -46,9 +46,13 @@ class _Message(BaseModel):
         return self.model_dump_json(exclude_none=True).encode()
 
 
+#: Compact JSON, made once: json.dumps() with separators builds a new encoder on every call.
+COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def content_hash(label: str, sku: str, price_cents: int, currency: str) -> str:
     """Hash of what the label displays; equal hashes mean an update would change nothing visible."""
-    canonical = json.dumps([label, sku, price_cents, currency], separators=(",", ":"))
+    canonical = COMPACT_JSON.encode([label, sku, price_cents, currency])
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -151,9 +155,23 @@ class ParsedAcks:
     malformed: int  # entries that did not validate
 
 
+class _ValidAcks(_Message):
+    """A batch whose entries are all valid: decoded in one pass (the common case)."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    gateway: str = Field(min_length=1)
+    acks: list[LabelAck] = Field(max_length=MAX_ACKS_PER_MESSAGE)
+    at: datetime | None = None
+
+
 def parse_acks(payload: bytes | bytearray) -> ParsedAcks:
     """Decode an ack batch. A payload that is not a batch at all raises ProtocolError; bad entries
     inside a good batch are counted in ``malformed``."""
+    try:
+        valid = _ValidAcks.model_validate_json(payload)
+        return ParsedAcks(valid.gateway, valid.acks, 0)
+    except ValidationError:
+        pass
     batch = parse(GatewayAcks, payload)
     good: list[LabelAck] = []
     bad = 0
