@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -115,34 +116,51 @@ def disconnect(client: mqtt.Client) -> None:
     client.loop_stop()
 
 
-def clear_retained(address: BrokerAddress, topic_filter: str, *, settle_s: float = 0.5) -> int:
+def clear_retained(address: BrokerAddress, topic_filter: str, *, settle_s: float = 0.5, passes: int = 20) -> int:
     """Delete every retained message under ``topic_filter`` (e.g. a store being decommissioned,
-    or a test's prefix). Returns how many topics were cleared."""
+    or a test's prefix). Returns how many topics were cleared.
+
+    Mosquitto hands a new subscriber its retained messages in one burst and drops what does not
+    fit its queue for that client (seen: thousands of 20,000), so this subscribes again after each
+    round of deletions until a round finds nothing."""
     client = new_client("cleaner")
     found: set[str] = set()
     lock = threading.Lock()
+    arrived = [0.0]
 
     def on_message(c: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         if message.retain and message.payload:
             with lock:
                 found.add(message.topic)
+                arrived[0] = time.monotonic()
 
     client.on_message = on_message
     connect(client, address)
+    cleared: set[str] = set()
     try:
-        # QoS 0: Mosquitto queues at most max_queued_messages (1000) QoS 1 messages for a client
-        # and drops the rest, so a QoS 1 subscription would miss retained topics past that.
-        client.subscribe(topic_filter, qos=0)
-        threading.Event().wait(settle_s)  # retained messages arrive right after SUBACK
-        client.unsubscribe(topic_filter)
-        with lock:
-            topics = sorted(found)
-        infos = [client.publish(topic, b"", qos=1, retain=True) for topic in topics]
-        for info in infos:
-            info.wait_for_publish(10)
+        for _ in range(passes):
+            with lock:
+                found.clear()
+            started = time.monotonic()
+            client.subscribe(topic_filter, qos=0)
+            while True:  # retained messages arrive right after SUBACK; wait until they stop
+                time.sleep(min(settle_s, 0.2))
+                with lock:
+                    last = arrived[0]
+                if time.monotonic() - max(last, started) >= settle_s:
+                    break
+            client.unsubscribe(topic_filter)
+            with lock:
+                topics = sorted(found - cleared)
+            if not topics:
+                break
+            infos = [client.publish(topic, b"", qos=1, retain=True) for topic in topics]
+            for info in infos:
+                info.wait_for_publish(30)
+            cleared.update(topics)
     finally:
         disconnect(client)
-    return len(topics)
+    return len(cleared)
 
 
 def broker_version(address: BrokerAddress, *, timeout: float = 3.0) -> str | None:

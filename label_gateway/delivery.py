@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import random
+import select
 import threading
 import time
 from collections import deque
@@ -195,6 +196,7 @@ class LabelDelivery:
         self._connects = 0
         self._refused: str | None = None
         self._reconnect_at = 0.0
+        self._next_misc = 0.0
 
     # -- MQTT callbacks (run inside client.loop(), on the delivery thread) -------------------
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: mqtt.ReasonCode,
@@ -233,17 +235,34 @@ class LabelDelivery:
                     f"MQTT broker at {url} did not accept the connection and subscription within "
                     f"{self.settings.connect_timeout_s:g}s"
                 )
-            client.loop(0.05)
+            self._pump(client, 0.05)
 
     def _pump(self, client: mqtt.Client, timeout: float) -> None:
         """Wait up to ``timeout`` for the network and handle what came (callbacks run here).
 
-        One thread does the network and the bookkeeping: with paho's own network thread the two
-        spent much of their time handing the GIL to each other. A lost connection is retried
-        after 1 s, then every 2 s, as paho's loop_start() would."""
-        if client.socket() is not None:
-            client.loop(timeout)
+        One thread does the network and the bookkeeping, through paho's external-loop calls:
+        with paho's own thread the two spent much of their time handing the GIL to each other,
+        and ``client.loop()`` adds a wake-up socket write to every publish. A lost connection is
+        retried after 1 s, then every 2 s, as paho's loop_start() would."""
+        sock = client.socket()
+        if sock is None:
+            self._reconnect(client, timeout)
             return
+        writing = [sock] if client.want_write() else []
+        try:
+            readable, writable, _ = select.select([sock], writing, [], timeout)
+        except (OSError, ValueError):  # the socket closed under us
+            readable, writable = [sock], []
+        if readable:
+            client.loop_read()
+        if writable and client.socket() is not None:
+            client.loop_write()
+        now = time.monotonic()
+        if now >= self._next_misc:
+            client.loop_misc()  # keepalive pings; notices a dead connection
+            self._next_misc = now + 1.0
+
+    def _reconnect(self, client: mqtt.Client, timeout: float) -> None:
         now = time.monotonic()
         if now < self._reconnect_at:
             time.sleep(min(timeout, self._reconnect_at - now))
@@ -283,7 +302,6 @@ class LabelDelivery:
         finally:
             if client.socket() is not None:
                 client.disconnect()
-                client.loop(0.1)
         report.seconds = time.monotonic() - started
         return report
 
