@@ -77,6 +77,17 @@ def new_client(role: str) -> mqtt.Client:
     return client
 
 
+def open_socket(client: mqtt.Client, address: BrokerAddress, *, keepalive: int = 30) -> None:
+    """Open the TCP connection and send CONNECT (no network loop started); one BrokerError line
+    when the broker cannot be reached."""
+    try:
+        client.connect(address.host, address.port, keepalive=keepalive)
+    except OSError as exc:
+        raise BrokerError(f"cannot reach MQTT broker at {address.url}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise BrokerError(f"cannot connect to MQTT broker at {address.url}: {exc}") from None
+
+
 def connect(client: mqtt.Client, address: BrokerAddress, *, timeout: float = 10.0, keepalive: int = 30) -> None:
     """Connect and start the network loop; return once the broker accepted us (CONNACK).
 
@@ -93,12 +104,7 @@ def connect(client: mqtt.Client, address: BrokerAddress, *, timeout: float = 10.
             previous(c, userdata, flags, reason, props)
 
     client.on_connect = on_connect
-    try:
-        client.connect(address.host, address.port, keepalive=keepalive)
-    except OSError as exc:
-        raise BrokerError(f"cannot reach MQTT broker at {address.url}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise BrokerError(f"cannot connect to MQTT broker at {address.url}: {exc}") from None
+    open_socket(client, address, keepalive=keepalive)
     client.loop_start()
     if not accepted.wait(timeout):
         client.loop_stop()

@@ -41,6 +41,7 @@ from label_gateway.broker import (
     BrokerAddress,
     BrokerError,
     new_client,
+    open_socket,
 )
 from label_gateway.outbox import (
     EnqueueResult,
@@ -220,12 +221,7 @@ class LabelDelivery:
     def _connect(self, client: mqtt.Client) -> None:
         """Connect and subscribe; one BrokerError line when the broker cannot be used."""
         url = self.address.url
-        try:
-            client.connect(self.address.host, self.address.port, keepalive=30)
-        except OSError as exc:
-            raise BrokerError(f"cannot reach MQTT broker at {url}: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise BrokerError(f"cannot connect to MQTT broker at {url}: {exc}") from None
+        open_socket(client, self.address)
         deadline = time.monotonic() + self.settings.connect_timeout_s
         while not self._subscribed.is_set():
             if self._refused is not None:

@@ -17,7 +17,7 @@ Works on SQLite (default: a file) and PostgreSQL (by URL) through SQLAlchemy 2 C
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -46,7 +46,6 @@ from label_gateway.protocol import content_hash
 
 RowState = Literal["pending", "sent", "scheduled", "confirmed", "failed"]
 OPEN_STATES: tuple[RowState, ...] = ("pending", "sent", "scheduled")
-STATES: tuple[RowState, ...] = ("pending", "sent", "scheduled", "confirmed", "failed")
 
 
 class OutboxError(Exception):
@@ -368,7 +367,3 @@ class Outbox:
                 .values(state="pending", attempts=0, next_attempt_us=0, last_error=None, updated_us=at)
             )
         return int(result.rowcount or 0)
-
-    def label_prices(self) -> Mapping[str, tuple[int, int | None]]:
-        """label -> (desired price, confirmed price) for every label of the store."""
-        return {row.label_id: (row.price_cents, row.confirmed_price_cents) for row in self.rows()}

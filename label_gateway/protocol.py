@@ -107,8 +107,6 @@ class DesiredState(_Message):
 
 
 AckStatus = Literal["displayed", "unchanged", "scheduled", "stale", "rejected", "unreachable"]
-#: Outcomes that mean the label shows (or, for ``scheduled``, holds) the version.
-DELIVERED: frozenset[str] = frozenset({"displayed", "unchanged", "scheduled"})
 MAX_ACKS_PER_MESSAGE = 500
 
 

@@ -48,6 +48,7 @@ DeadlineOption = Annotated[
     float | None, typer.Option(min=0, help="Stop waiting after this many seconds (what is left stays in the outbox).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")]
+StoreOption = Annotated[str | None, typer.Option(help="Store id (needed when the database holds several).")]
 
 
 def database_target(db: str | None) -> str:
@@ -191,7 +192,7 @@ def apply_plan(
 @outbox_app.command("status")
 def outbox_status(
     db: DbOption = None,
-    store: Annotated[str | None, typer.Option(help="Store id (needed when the database holds several).")] = None,
+    store: StoreOption = None,
     failed: Annotated[int, typer.Option(min=0, help="List up to this many failed labels with their reason.")] = 10,
     as_json: JsonOption = False,
 ) -> None:
@@ -248,7 +249,7 @@ def _deliver_command(
 @outbox_app.command("resume")
 def outbox_resume(
     db: DbOption = None,
-    store: Annotated[str | None, typer.Option(help="Store id (needed when the database holds several).")] = None,
+    store: StoreOption = None,
     broker: BrokerOption = "mqtt://127.0.0.1:1883",
     prefix: PrefixOption = DEFAULT_PREFIX,
     ack_timeout: AckTimeoutOption = 30.0,
@@ -265,7 +266,7 @@ def outbox_resume(
 @outbox_app.command("reconcile")
 def outbox_reconcile(
     db: DbOption = None,
-    store: Annotated[str | None, typer.Option(help="Store id (needed when the database holds several).")] = None,
+    store: StoreOption = None,
     gateway: Annotated[str | None, typer.Option(help="Only this gateway's labels.")] = None,
     broker: BrokerOption = "mqtt://127.0.0.1:1883",
     prefix: PrefixOption = DEFAULT_PREFIX,

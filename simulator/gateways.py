@@ -49,7 +49,7 @@ from typing import Any, Literal, NamedTuple, Protocol, Self
 import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from label_gateway.broker import BrokerAddress, BrokerError, new_client
+from label_gateway.broker import BrokerAddress, BrokerError, new_client, open_socket
 from label_gateway.protocol import (
     COMPACT_JSON,
     MAX_ACKS_PER_MESSAGE,
@@ -574,13 +574,7 @@ class GatewayEmulator:
         self._subscribed.clear()
         self._connack.clear()
         self._subscribe_error = None
-        url = self.address.url
-        try:
-            client.connect(self.address.host, self.address.port, keepalive=30)
-        except OSError as exc:
-            raise BrokerError(f"cannot reach MQTT broker at {url}: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise BrokerError(f"cannot connect to MQTT broker at {url}: {exc}") from None
+        open_socket(client, self.address)
         with self._client_lock:
             self._client = client
         self._loop.add(client)
