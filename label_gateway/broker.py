@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import threading
 import time
 import uuid
@@ -75,6 +77,38 @@ def new_client(role: str) -> mqtt.Client:
     client.max_inflight_messages_set(0)
     client.max_queued_messages_set(0)
     return client
+
+
+def batch_writes(client: mqtt.Client) -> None:
+    """Make ``client`` queue what it sends until ``flush_writes``, for callers that drive the
+    network themselves (loop_read/loop_write). Without an external-loop hook, paho writes each
+    packet the moment it is queued (a publish, or the PUBACK for each message read): one TCP
+    segment per message, and on loopback the broker pays a wake-up and a read for each."""
+    client.on_socket_register_write = _wait_for_flush
+
+
+def _wait_for_flush(client: mqtt.Client, userdata: object, sock: object) -> None:
+    """paho's register-write hook: nothing to do, the owner's loop calls flush_writes."""
+
+
+def flush_writes(client: mqtt.Client) -> None:
+    """Write what ``client`` queued, corked (Linux) so many small packets leave as few segments;
+    what the socket cannot take now stays queued (``want_write()`` stays true)."""
+    sock = client.socket()
+    if sock is None or not client.want_write():
+        return
+    cork = getattr(socket, "TCP_CORK", None)
+    if cork is None or not isinstance(sock, socket.socket):
+        client.loop_write()
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
+    try:
+        client.loop_write()
+    finally:
+        with contextlib.suppress(OSError):
+            if sock.fileno() >= 0:
+                sock.setsockopt(socket.IPPROTO_TCP, cork, 0)
 
 
 def open_socket(client: mqtt.Client, address: BrokerAddress, *, keepalive: int = 30) -> None:

@@ -40,6 +40,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from label_gateway.broker import (
     BrokerAddress,
     BrokerError,
+    batch_writes,
+    flush_writes,
     new_client,
     open_socket,
 )
@@ -240,19 +242,19 @@ class LabelDelivery:
         with paho's own thread the two spent much of their time handing the GIL to each other,
         and ``client.loop()`` adds a wake-up socket write to every publish. A lost connection is
         retried after 1 s, then every 2 s, as paho's loop_start() would."""
+        flush_writes(client)  # what the last turn published, as few TCP segments
         sock = client.socket()
         if sock is None:
             self._reconnect(client, timeout)
             return
         writing = [sock] if client.want_write() else []
         try:
-            readable, writable, _ = select.select([sock], writing, [], timeout)
+            readable, _, _ = select.select([sock], writing, [], timeout)
         except (OSError, ValueError):  # the socket closed under us
-            readable, writable = [sock], []
+            readable = [sock]
         if readable:
             client.loop_read()
-        if writable and client.socket() is not None:
-            client.loop_write()
+        flush_writes(client)  # PUBACKs for what was read, and what the socket had no room for
         now = time.monotonic()
         if now >= self._next_misc:
             client.loop_misc()  # keepalive pings; notices a dead connection
@@ -283,6 +285,7 @@ class LabelDelivery:
         ``broker_grace_s``), ``deadline_s`` or ``stop`` hold up the rest (those stay pending)."""
         started = time.monotonic()
         client = new_client("engine")
+        batch_writes(client)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
@@ -298,6 +301,7 @@ class LabelDelivery:
         finally:
             if client.socket() is not None:
                 client.disconnect()
+                flush_writes(client)
         report.seconds = time.monotonic() - started
         return report
 

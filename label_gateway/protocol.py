@@ -46,13 +46,17 @@ class _Message(BaseModel):
         return self.model_dump_json(exclude_none=True).encode()
 
 
+_json_string = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str
 #: Compact JSON, made once: json.dumps() with separators builds a new encoder on every call.
 COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 def content_hash(label: str, sku: str, price_cents: int, currency: str) -> str:
-    """Hash of what the label displays; equal hashes mean an update would change nothing visible."""
-    canonical = COMPACT_JSON.encode([label, sku, price_cents, currency])
+    """Hash of what the label displays; equal hashes mean an update would change nothing visible.
+
+    The hashed text is the compact JSON array ``[label, sku, price_cents, currency]``, written
+    string by string (every label checks this on every update; a whole-list encode was slower)."""
+    canonical = f"[{_json_string(label)},{_json_string(sku)},{int(price_cents)},{_json_string(currency)}]"
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, Inexact, localcontext
 
 CENT = Decimal("0.01")
+#: The common spelling ("2.99", "3", "-0.5"), parsed without Decimal: every desired state a
+#: label receives is checked with to_cents, so this is on the delivery hot path.
+_PLAIN = re.compile(r"(-?)([0-9]{1,15})(?:\.([0-9]{1,2}))?")
 
 
 def to_cents(value: Decimal | str | int) -> int:
@@ -14,6 +18,10 @@ def to_cents(value: Decimal | str | int) -> int:
     """
     if isinstance(value, bool):
         raise ValueError(f"not a money amount: {value!r}")
+    if isinstance(value, str) and (plain := _PLAIN.fullmatch(value.strip())):
+        sign, units, fraction = plain.groups()
+        cents = int(units) * 100 + int((fraction or "0").ljust(2, "0"))
+        return -cents if sign else cents
     try:
         amount = Decimal(str(value).strip())
         if not amount.is_finite():

@@ -49,7 +49,13 @@ from typing import Any, Literal, NamedTuple, Protocol, Self
 import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from label_gateway.broker import BrokerAddress, BrokerError, new_client, open_socket
+from label_gateway.broker import (
+    BrokerAddress,
+    BrokerError,
+    flush_writes,
+    new_client,
+    open_socket,
+)
 from label_gateway.protocol import (
     COMPACT_JSON,
     MAX_ACKS_PER_MESSAGE,
@@ -418,8 +424,7 @@ class NetworkLoop:
                 for _ in range(_READS_PER_WAKE):
                     if client.loop_read() != 0 or client.socket() is None:
                         break
-            if events & select.POLLOUT and client.socket() is not None:
-                client.loop_write()
+            flush_writes(client)  # the PUBACKs for what was read, and acks queued meanwhile
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,3 +1,4 @@
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,13 @@ def test_content_hash_is_checked() -> None:
     payload = _state().to_json().replace(b'"sku":"0012"', b'"sku":"0013"')
     with pytest.raises(ProtocolError, match="content_hash"):
         parse(DesiredState, payload)
+
+
+@given(st.text(), st.text(), st.integers(min_value=1, max_value=10**12), st.sampled_from(["EUR", "USD", "ÄÖÜ"]))
+def test_content_hash_is_sha256_of_the_compact_json_array(label: str, sku: str, cents: int, currency: str) -> None:
+    """The protocol's definition (docs/protocol.md); stored hashes depend on it staying so."""
+    canonical = json.dumps([label, sku, cents, currency], separators=(",", ":"))
+    assert content_hash(label, sku, cents, currency) == hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def test_content_hash_depends_on_displayed_content_only() -> None:

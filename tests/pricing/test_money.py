@@ -94,3 +94,14 @@ def test_arbitrary_text_gives_cents_or_value_error(text: str) -> None:
         return
     assert isinstance(cents, int)
     assert Decimal(text.strip()) * 100 == cents
+
+
+@given(st.from_regex(r"\A\s?-?[0-9]{1,16}(\.[0-9]{0,3})?\s?\Z"))
+def test_plain_text_fast_path_agrees_with_decimal(text: str) -> None:
+    """Plain amounts skip Decimal (the delivery hot path); the answer must be Decimal's."""
+    amount = Decimal(text.strip())
+    if amount != amount.quantize(Decimal("0.01")):
+        with pytest.raises(ValueError):
+            to_cents(text)
+    else:
+        assert to_cents(text) == int(amount * 100)
