@@ -653,6 +653,9 @@ def desired_state_json(row: LabelRow, issued_at: str) -> bytes:
         "price": str(to_decimal(row.price_cents)), "price_cents": row.price_cents, "currency": row.currency,
         "content_hash": row.content_hash, "correlation": row.correlation, "issued_at": issued_at,
     }
+    if row.reference_cents is not None:
+        fields["reference_price"] = str(to_decimal(row.reference_cents))
+        fields["reference_price_cents"] = row.reference_cents
     if row.effective_at_us is not None:
         effective = from_us(row.effective_at_us)
         assert effective is not None
@@ -667,11 +670,17 @@ def updates_for_prices(
     currency: str,
     correlation: str,
     effective_at: datetime | None = None,
+    references: Mapping[str, int] | None = None,
 ) -> list[LabelUpdate]:
     """One update per label whose SKU has a new price. ``labels`` are (label_id, gateway, sku);
-    a SKU may sit on several labels (shelf and end cap)."""
+    a SKU may sit on several labels (shelf and end cap). ``references`` (sku -> cents) are the
+    Omnibus reference prices of the SKUs whose price is reduced."""
+    references = references or {}
     return [
-        LabelUpdate(label_id, gateway, sku, prices[sku], currency, correlation, effective_at)
+        LabelUpdate(
+            label_id, gateway, sku, prices[sku], currency, correlation, effective_at,
+            reference_cents=references.get(sku),
+        )
         for label_id, gateway, sku in labels
         if sku in prices
     ]

@@ -78,12 +78,13 @@ label_state = Table(
     Column("confirmed_us", BigInteger, nullable=True),
     Column("battery_mv", Integer, nullable=True),
     Column("updated_us", BigInteger, nullable=False),
+    Column("reference_cents", Integer, nullable=True, comment="Omnibus reference price shown with a reduction"),
 )
 
 _MUTABLE = (
     "version", "price_cents", "currency", "content_hash", "effective_at_us", "correlation", "sku", "gateway",
     "state", "attempts", "next_attempt_us", "sent_us", "last_error", "confirmed_version",
-    "confirmed_price_cents", "confirmed_hash", "confirmed_us", "battery_mv", "updated_us",
+    "confirmed_price_cents", "confirmed_hash", "confirmed_us", "battery_mv", "updated_us", "reference_cents",
 )
 
 
@@ -115,6 +116,7 @@ class LabelUpdate:
     correlation: str
     effective_at: datetime | None = None
     version: int = 0
+    reference_cents: int | None = None  # Omnibus: lowest price of the 30 days before a reduction
 
 
 @dataclass
@@ -142,6 +144,7 @@ class LabelRow:
     confirmed_us: int | None = None
     battery_mv: int | None = None
     updated_us: int = 0
+    reference_cents: int | None = None
 
     @property
     def shows_desired(self) -> bool:
@@ -288,7 +291,7 @@ class Outbox:
         for item in updates:
             if item.price_cents < 1:
                 raise ValueError(f"label {item.label_id}: price_cents {item.price_cents} is not a price")
-            digest = content_hash(item.label_id, item.sku, item.price_cents, item.currency)
+            digest = content_hash(item.label_id, item.sku, item.price_cents, item.currency, item.reference_cents)
             effective = to_us(item.effective_at)
             old = existing.get(item.label_id)
             if old is not None and old.content_hash == digest and old.effective_at_us == effective:
@@ -305,7 +308,7 @@ class Outbox:
                 "gateway": item.gateway, "sku": item.sku, "version": version, "price_cents": item.price_cents,
                 "currency": item.currency, "content_hash": digest, "effective_at_us": effective,
                 "correlation": item.correlation, "state": "pending", "attempts": 0, "next_attempt_us": 0,
-                "sent_us": None, "last_error": None, "updated_us": at,
+                "sent_us": None, "last_error": None, "updated_us": at, "reference_cents": item.reference_cents,
             }
             if old is None:
                 inserts.append(LabelRow(store=self.store, label_id=item.label_id, **desired))

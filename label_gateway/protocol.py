@@ -51,12 +51,14 @@ _json_string = json.encoder.encode_basestring_ascii  # what json.dumps writes fo
 COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
-def content_hash(label: str, sku: str, price_cents: int, currency: str) -> str:
+def content_hash(label: str, sku: str, price_cents: int, currency: str, reference_cents: int | None = None) -> str:
     """Hash of what the label displays; equal hashes mean an update would change nothing visible.
 
-    The hashed text is the compact JSON array ``[label, sku, price_cents, currency]``, written
-    string by string (every label checks this on every update; a whole-list encode was slower)."""
-    canonical = f"[{_json_string(label)},{_json_string(sku)},{int(price_cents)},{_json_string(currency)}]"
+    The hashed text is the compact JSON array ``[label, sku, price_cents, currency]``, with the
+    reference price appended when the label shows one, written string by string (every label
+    checks this on every update; a whole-list encode was slower)."""
+    reference = "" if reference_cents is None else f",{int(reference_cents)}"
+    canonical = f"[{_json_string(label)},{_json_string(sku)},{int(price_cents)},{_json_string(currency)}{reference}]"
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -70,6 +72,11 @@ class DesiredState(_Message):
     price: str = Field(description="Price as decimal text, e.g. '2.99' (equal to price_cents).")
     price_cents: int = Field(ge=1)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
+    reference_price: str | None = Field(
+        default=None,
+        description="EU Omnibus: with a price reduction, the lowest price of the previous 30 days, as decimal text.",
+    )
+    reference_price_cents: int | None = Field(default=None, ge=1, description="reference_price in cents.")
     content_hash: str
     effective_at: datetime | None = None
     correlation: str = Field(description="The plan that decided this price.")
@@ -79,7 +86,11 @@ class DesiredState(_Message):
     def _consistent(self) -> DesiredState:
         if to_cents(self.price) != self.price_cents:
             raise ValueError(f"price '{self.price}' does not equal price_cents {self.price_cents}")
-        expected = content_hash(self.label, self.sku, self.price_cents, self.currency)
+        if (self.reference_price is None) != (self.reference_price_cents is None) or (
+            self.reference_price is not None and to_cents(self.reference_price) != self.reference_price_cents
+        ):
+            raise ValueError("reference_price and reference_price_cents must both be given and equal")
+        expected = content_hash(self.label, self.sku, self.price_cents, self.currency, self.reference_price_cents)
         if self.content_hash != expected:
             raise ValueError("content_hash does not match label, sku, price and currency")
         return self
@@ -95,6 +106,7 @@ class DesiredState(_Message):
         currency: str,
         correlation: str,
         effective_at: datetime | None = None,
+        reference_cents: int | None = None,
     ) -> DesiredState:
         return cls(
             label=label,
@@ -103,7 +115,9 @@ class DesiredState(_Message):
             price=str(to_decimal(price_cents)),
             price_cents=price_cents,
             currency=currency,
-            content_hash=content_hash(label, sku, price_cents, currency),
+            reference_price=None if reference_cents is None else str(to_decimal(reference_cents)),
+            reference_price_cents=reference_cents,
+            content_hash=content_hash(label, sku, price_cents, currency, reference_cents),
             effective_at=effective_at,
             correlation=correlation,
             issued_at=utc_now(),

@@ -128,6 +128,7 @@ class Displayed:
     version: int
     content_hash: str
     applied_at: datetime | None = None
+    reference_cents: int | None = None  # EU Omnibus: shown struck through next to a reduced price
 
 
 class HistoryEntry(NamedTuple):
@@ -835,7 +836,9 @@ class GatewayEmulator:
         else:
             self.counters.unchanged += 1
         applied_at = now if not same or shown is None else shown.applied_at
-        label.displayed = Displayed(state.sku, state.price_cents, state.version, state.content_hash, applied_at)
+        label.displayed = Displayed(
+            state.sku, state.price_cents, state.version, state.content_hash, applied_at, state.reference_price_cents
+        )
         label.history.append(HistoryEntry(state.version, state.price_cents, now))
         self.changes += 1
         ack_status = status or ("unchanged" if same else "displayed")
@@ -990,7 +993,8 @@ class GatewayEmulator:
                 if record.sku == label.sku and record.version > 0 and record.price_cents and record.content_hash:
                     applied_at = record.applied_at or self._clock()
                     label.displayed = Displayed(
-                        record.sku, record.price_cents, record.version, record.content_hash, applied_at
+                        record.sku, record.price_cents, record.version, record.content_hash, applied_at,
+                        record.reference_cents,
                     )
                     label.history = [HistoryEntry(record.version, record.price_cents, applied_at)]
                 restored += 1
@@ -1005,6 +1009,7 @@ def _label_record(gateway: str, s: LabelState) -> dict[str, Any]:
         "price_cents": shown.price_cents if shown else None,
         "version": shown.version if shown else 0,
         "content_hash": shown.content_hash if shown else None,
+        "reference_cents": shown.reference_cents if shown else None,
         "applied_at": _iso(shown.applied_at) if shown and shown.applied_at else None,
         "battery_mv": s.battery_mv,
         "refreshes": s.refreshes,
@@ -1030,6 +1035,7 @@ class LabelRecord(_Record):
     price_cents: int | None = Field(default=None, ge=1)
     version: int = Field(ge=0, description="0: the label shows no price yet.")
     content_hash: str | None = None
+    reference_cents: int | None = Field(default=None, ge=1)
     applied_at: datetime | None = None
     battery_mv: int = Field(ge=0)
     refreshes: int = Field(ge=0)
