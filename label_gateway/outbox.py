@@ -34,22 +34,17 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    create_engine,
-    event,
     func,
     select,
     update,
 )
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from label_gateway.protocol import content_hash
+from pricing.database import DatabaseError as OutboxError  # noqa: F401  (re-exported: the CLI catches it)
+from pricing.database import database_url, open_engine  # noqa: F401  (database_url re-exported)
 
 RowState = Literal["pending", "sent", "scheduled", "confirmed", "failed"]
 OPEN_STATES: tuple[RowState, ...] = ("pending", "sent", "scheduled")
-
-
-class OutboxError(Exception):
-    """The engine database cannot be used (bad URL, unreachable, not writable). One line."""
 
 
 metadata = MetaData()
@@ -169,54 +164,10 @@ class OutboxCounts:
         return sum(self.by_state.get(s, 0) for s in OPEN_STATES)
 
 
-def database_url(target: str | Path) -> str:
-    """A SQLAlchemy URL from ``target``: a URL is kept, anything else is a SQLite file path."""
-    text = str(target)
-    if "://" in text:
-        return text
-    return f"sqlite:///{Path(text).expanduser().resolve()}"
-
-
-def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets `outbox status` read while a push writes; FULL makes each commit survive power loss.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
-
-
-def open_engine(target: str | Path) -> Engine:
-    """Connect to the engine database and create the outbox table if it is missing."""
-    url = database_url(target)
-    try:
-        engine = create_engine(url)
-    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
-        raise OutboxError(f"database '{target}': {exc}") from None
-    if engine.dialect.name == "sqlite":
-        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        event.listen(engine, "connect", _sqlite_pragmas)
-    try:
-        metadata.create_all(engine)
-    except OperationalError as exc:
-        raise OutboxError(f"database '{_safe(url)}': {str(exc.orig).strip().splitlines()[0]}") from None
-    return engine
-
-
 def stores_in(engine: Engine) -> list[str]:
     """The stores that have labels in this database."""
     with engine.connect() as conn:
         return sorted(conn.execute(select(label_state.c.store).distinct()).scalars())
-
-
-def _safe(url: str) -> str:
-    """A URL without its password, for messages."""
-    head, sep, tail = url.partition("@")
-    if not sep or "://" not in head:
-        return url
-    scheme, _, creds = head.partition("://")
-    return f"{scheme}://{creds.split(':')[0]}:***@{tail}"
 
 
 def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:

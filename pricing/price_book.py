@@ -11,7 +11,23 @@ price applied during the 30 days before the reduction. ``reference_prices`` comp
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+    select,
+    update,
+)
 
 metadata = MetaData()
 
@@ -29,3 +45,173 @@ price_history = Table(
     Column("reason", String(32), nullable=False),
     Index("ix_price_history_store_sku_from", "store", "sku", "effective_from_us"),
 )
+
+OMNIBUS_DAYS = 30
+
+
+@dataclass(frozen=True)
+class PricePeriod:
+    """One price of one SKU, from ``effective_from`` (inclusive) to ``effective_to`` (exclusive;
+    None while it is the current price)."""
+
+    sku: str
+    price_cents: int
+    currency: str
+    effective_from: datetime
+    effective_to: datetime | None
+    correlation: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PriceChange:
+    """A price the book took: ``reference_cents`` is set when it is a reduction (Omnibus)."""
+
+    sku: str
+    price_cents: int
+    previous_cents: int | None
+    reference_cents: int | None
+    effective_from: datetime
+
+
+def _us(at: datetime) -> int:
+    if at.tzinfo is None:
+        raise ValueError("price book times must carry a time zone")
+    at = at.astimezone(UTC)
+    return int(at.timestamp()) * 1_000_000 + at.microsecond
+
+
+def _at(micros: int | None) -> datetime | None:
+    if micros is None:
+        return None
+    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+
+
+class PriceBook:
+    """One store's price history, in the engine database."""
+
+    def __init__(self, engine: Engine, store: str) -> None:
+        self.engine = engine
+        self.store = store
+
+    # -- reading ---------------------------------------------------------------------------
+    def current(self) -> dict[str, int]:
+        """sku -> the price in force now (the open period)."""
+        c = price_history.c
+        query = select(c.sku, c.price_cents).where(c.store == self.store, c.effective_to_us.is_(None))
+        with self.engine.connect() as conn:
+            return {sku: int(cents) for sku, cents in conn.execute(query)}
+
+    def history(self, sku: str) -> list[PricePeriod]:
+        c = price_history.c
+        query = (
+            select(c.sku, c.price_cents, c.currency, c.effective_from_us, c.effective_to_us, c.correlation, c.reason)
+            .where(c.store == self.store, c.sku == sku)
+            .order_by(c.effective_from_us, c.id)
+        )
+        with self.engine.connect() as conn:
+            return [
+                PricePeriod(s, p, cur, _at(f) or datetime.min.replace(tzinfo=UTC), _at(t), corr, reason)
+                for s, p, cur, f, t, corr, reason in conn.execute(query)
+            ]
+
+    def price_at(self, sku: str, at: datetime) -> int | None:
+        """The price in force at ``at`` (None before the SKU's first price)."""
+        c = price_history.c
+        moment = _us(at)
+        query = (
+            select(c.price_cents)
+            .where(
+                c.store == self.store, c.sku == sku, c.effective_from_us <= moment,
+                (c.effective_to_us.is_(None)) | (c.effective_to_us > moment),
+            )
+            .order_by(c.effective_from_us.desc(), c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar()
+        return None if found is None else int(found)
+
+    def lowest_prices(self, skus: Iterable[str], at: datetime, *, days: int = OMNIBUS_DAYS) -> dict[str, int]:
+        """sku -> the lowest price in force at any moment of the ``days`` days before ``at``
+        (periods that overlap [at - days, at)). SKUs without a price in that span are left out."""
+        start, end = _us(at - timedelta(days=days)), _us(at)
+        wanted = set(skus)
+        c = price_history.c
+        query = (
+            select(c.sku, func.min(c.price_cents))
+            .where(
+                c.store == self.store, c.effective_from_us < end,
+                (c.effective_to_us.is_(None)) | (c.effective_to_us > start),
+            )
+            .group_by(c.sku)
+        )
+        with self.engine.connect() as conn:
+            return {sku: int(low) for sku, low in conn.execute(query) if sku in wanted}
+
+    # -- writing ---------------------------------------------------------------------------
+    def record(
+        self,
+        prices: Mapping[str, int],
+        *,
+        at: datetime,
+        currency: str,
+        correlation: str,
+        reason: str = "plan",
+    ) -> list[PriceChange]:
+        """Make ``prices`` (sku -> cents) current from ``at``: the open period of each SKU whose
+        price differs is closed at ``at`` and a new one opens. A reduction carries the Omnibus
+        reference (the lowest price of the 30 days before ``at``; the price before the reduction
+        when the book knows nothing older). Same price: nothing changes. One transaction."""
+        for sku, cents in prices.items():
+            if int(cents) < 1:
+                raise ValueError(f"sku {sku}: price_cents {cents} is not a price")
+        now = self.current()
+        changed = {sku: int(cents) for sku, cents in prices.items() if now.get(sku) != int(cents)}
+        if not changed:
+            return []
+        lowest = self.lowest_prices(changed, at)
+        moment = _us(at)
+        changes: list[PriceChange] = []
+        for sku, cents in sorted(changed.items()):
+            before = now.get(sku)
+            reference = None
+            if before is not None and cents < before:
+                reference = min(lowest.get(sku, before), before)
+            changes.append(PriceChange(sku, cents, before, reference, at))
+        c = price_history.c
+        with self.engine.begin() as conn:
+            closing = [sku for sku in changed if sku in now]
+            for start in range(0, len(closing), 500):
+                conn.execute(
+                    update(price_history)
+                    .where(c.store == self.store, c.sku.in_(closing[start : start + 500]), c.effective_to_us.is_(None))
+                    .values(effective_to_us=moment)
+                )
+            conn.execute(
+                price_history.insert(),
+                [
+                    {
+                        "store": self.store, "sku": change.sku, "price_cents": change.price_cents,
+                        "currency": currency, "effective_from_us": moment, "effective_to_us": None,
+                        "correlation": correlation, "reason": reason,
+                    }
+                    for change in changes
+                ],
+            )
+        return changes
+
+    def seed(self, prices: Mapping[str, int], *, at: datetime, currency: str, source: str) -> int:
+        """Take the shelf prices of SKUs the book has never seen (e.g. products.csv on the first
+        run) as in force from ``at``; returns how many were new."""
+        known = self._known_skus()
+        fresh = {sku: int(cents) for sku, cents in prices.items() if sku not in known and int(cents) >= 1}
+        if fresh:
+            self.record(fresh, at=at, currency=currency, correlation=source, reason="initial")
+        return len(fresh)
+
+    def _known_skus(self) -> set[str]:
+        c = price_history.c
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(c.sku).where(c.store == self.store).distinct()).scalars())
+
