@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from label_gateway.broker import BrokerAddress
@@ -273,3 +274,83 @@ def simulate_status(
             "gateways": rows,
             "totals": {**totals, "refreshes": sum(row["refreshes"] for row in rows.values())},
         })
+
+
+# -- replay -------------------------------------------------------------------------------------
+# Registered as the top-level `esl-pricing replay` by pricing/cli.py.
+def _replay_speed(text: str) -> float | None:
+    """--speed: a positive number (times real time) or "max"."""
+    if text.strip().lower() == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        fail(f"--speed must be a positive number (times real time) or max, not '{text}'")
+    return value
+
+
+def _print_replay(report: Any, events: Path) -> None:
+    speed = "max" if report.speed is None else f"{report.speed:g}x"
+    err.print(
+        f"replayed {report.events} events of {report.store or 'no store'} from {events} "
+        f"({report.pushes} pushes to {report.labels} labels on {report.gateways} gateways, "
+        f"{report.acks} acks) at speed {speed} in {report.seconds:.1f}s",
+        highlight=False, markup=False, soft_wrap=True,
+    )
+    if not report.divergences:
+        err.print("[green]no divergences[/]")
+        return
+    table = Table(title=f"{len(report.divergences)} divergence(s)", title_justify="left")
+    for column in ("seq", "kind", "label", "detail"):
+        table.add_column(column, justify="right" if column == "seq" else "left", overflow="fold")
+    for d in report.divergences:
+        table.add_row(str(d.seq), d.kind, d.label or "-", escape(d.detail))
+    err.print(table)
+
+
+def replay_command(
+    events: Annotated[Path, typer.Argument(help="Event log to replay (JSONL, one event per line).")],
+    speed: Annotated[
+        str, typer.Option(help='Gaps between events are slept divided by this (e.g. 3600), or "max".')
+    ] = "max",
+    seed: Annotated[int, typer.Option(help="Seed of the simulator's random choices.")] = 0,
+    broker: Annotated[
+        str | None, typer.Option(help="MQTT broker, mqtt://HOST:PORT (default: start an embedded one).")
+    ] = None,
+    prefix: Annotated[str, typer.Option(help="Topic prefix; the run's topics go under PREFIX/<unique id>/.")] = "replay",
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last stdout line.")] = False,
+    ack_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for the simulator's acks at the end.")
+    ] = 10.0,
+) -> None:
+    """Replay a recorded event log against the simulator and report divergences.
+
+    Exit 0: no divergence. 1: divergences (a table on stderr). 2: bad log, arguments or broker.
+    See docs/replay.md.
+    """
+    from contextlib import ExitStack
+
+    from label_gateway.broker import BrokerError
+    from label_gateway.embedded_broker import EmbeddedBroker
+    from pricing.event_log import EventLogError, read_jsonl
+    from simulator.replay import ReplayError, replay
+
+    pace = _replay_speed(speed)
+    with cli_support.user_errors(SimulatorError, EventLogError, ReplayError, BrokerError), ExitStack() as stack:
+        log = read_jsonl(events)
+        if broker is not None:
+            address = BrokerAddress.parse(broker)
+        else:
+            try:
+                embedded = stack.enter_context(EmbeddedBroker())
+            except RuntimeError as exc:
+                fail(f"cannot start the embedded MQTT broker: {exc}")
+            address = BrokerAddress(embedded.host, embedded.port)
+        report = replay(log, address, prefix=prefix, speed=pace, seed=seed, ack_timeout_s=ack_timeout)
+    _print_replay(report, events)
+    if json_out:
+        emit_json(report.summary())
+    if report.divergences:
+        raise typer.Exit(cli_support.EXIT_FAILURE)
