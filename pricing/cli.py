@@ -42,7 +42,9 @@ from pricing.delivery_cli import (
     apply_plan,
     outbox_app,
 )
-from simulator.cli import simulate_app
+from pricing.daemon_cli import register as register_daemon_commands
+from pricing.db_cli import db_app
+from simulator.cli import replay_command, simulate_app
 
 if TYPE_CHECKING:
     from pricing.data import Reject
@@ -62,6 +64,9 @@ config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True
 app.add_typer(config_app, name="config")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(db_app, name="db")
+app.command("replay")(replay_command)
+register_daemon_commands(app)
 
 DEFAULT_RULES = Path("config/rules.yaml")
 

@@ -41,6 +41,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.scalarfloat import ScalarFloat
 
+from pricing.engine_config import EngineConfig
 from pricing.rules import RulesConfig
 from simulator.scenario import Scenario
 
@@ -49,6 +50,7 @@ __all__ = [
     "JSON_SCHEMA_DIALECT",
     "ConfigError",
     "ConfigKind",
+    "load_engine_config",
     "load_rules",
     "load_yaml_model",
     "loads_yaml_model",
@@ -462,6 +464,13 @@ def load_rules(path: str | Path) -> RulesConfig:
     return load_yaml_model(path, RulesConfig)
 
 
+def load_engine_config(path: str | Path) -> EngineConfig:
+    """Read config/engine.yaml (or another engine config). Raises ConfigError.
+
+    The config remembers the file's folder: relative paths in it start there."""
+    return load_yaml_model(path, EngineConfig).with_config_dir(Path(path).parent)
+
+
 # --------------------------------------------------------------------------------------------
 # Which model a file is, for `esl-pricing config validate FILE`
 # --------------------------------------------------------------------------------------------
@@ -484,6 +493,22 @@ def _looks_like(model: type[BaseModel]) -> Callable[[Path, Mapping[Any, Any]], b
     return detect
 
 
+def _has_own_keys(
+    model: type[BaseModel], *others: type[BaseModel], name_prefix: str = ""
+) -> Callable[[Path, Mapping[Any, Any]], bool]:
+    """Detect ``model`` by a top-level key no model of ``others`` has (an engine config and a
+    scenario both have ``store``), or by a file name starting with ``name_prefix``."""
+    shared = {key for other in others for key in _allowed_keys(other)}
+    own = set(_allowed_keys(model)) - shared
+
+    def detect(path: Path, data: Mapping[Any, Any]) -> bool:
+        if name_prefix and path.name.startswith(name_prefix):
+            return True
+        return bool(own & {str(key) for key in data})
+
+    return detect
+
+
 # First match wins; a file that matches none is validated as DEFAULT_KIND (rules).
 CONFIG_KINDS: dict[str, ConfigKind] = {
     "rules": ConfigKind(
@@ -491,6 +516,12 @@ CONFIG_KINDS: dict[str, ConfigKind] = {
         model=RulesConfig,
         detect=_looks_like(RulesConfig),
         title="ESL pricing rules (config/rules.yaml)",
+    ),
+    "engine": ConfigKind(
+        name="engine",
+        model=EngineConfig,
+        detect=_has_own_keys(EngineConfig, RulesConfig, Scenario, name_prefix="engine"),
+        title="ESL store daemon (config/engine.yaml)",
     ),
     "scenario": ConfigKind(
         name="scenario",

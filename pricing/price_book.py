@@ -201,14 +201,14 @@ class PriceBook:
             )
         return changes
 
-    def seed(self, prices: Mapping[str, int], *, at: datetime, currency: str, source: str) -> int:
+    def seed(self, prices: Mapping[str, int], *, at: datetime, currency: str, source: str) -> list[PriceChange]:
         """Take the shelf prices of SKUs the book has never seen (e.g. products.csv on the first
-        run) as in force from ``at``; returns how many were new."""
+        run) as in force from ``at``; returns the new entries."""
         known = self._known_skus()
         fresh = {sku: int(cents) for sku, cents in prices.items() if sku not in known and int(cents) >= 1}
-        if fresh:
-            self.record(fresh, at=at, currency=currency, correlation=source, reason="initial")
-        return len(fresh)
+        if not fresh:
+            return []
+        return self.record(fresh, at=at, currency=currency, correlation=source, reason="initial")
 
     def _known_skus(self) -> set[str]:
         c = price_history.c

@@ -70,9 +70,9 @@ def test_reduction_after_long_stable_price_references_that_price(book: PriceBook
 
 
 def test_seed_only_adds_skus_the_book_has_never_seen(book: PriceBook) -> None:
-    assert book.seed({"A": 100}, at=day(0), currency="EUR", source="file") == 1
+    assert len(book.seed({"A": 100}, at=day(0), currency="EUR", source="file")) == 1
     book.record({"A": 90}, at=day(1), currency="EUR", correlation="p")
-    assert book.seed({"A": 100, "B": 200}, at=day(2), currency="EUR", source="file") == 1
+    assert [c.sku for c in book.seed({"A": 100, "B": 200}, at=day(2), currency="EUR", source="file")] == ["B"]
     assert book.current() == {"A": 90, "B": 200}
 
 
