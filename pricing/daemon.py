@@ -248,19 +248,24 @@ class StoreDaemon:
         job = self._jobs.get(job_id)
         if job is None:
             raise KeyError(f"job {job_id} is not in the config")
+        return self._cycle(job.id, job.kind, lambda: self._run(job))
+
+    def _cycle(self, job_id: str, kind: str, body: Callable[[], CycleResult]) -> CycleResult:
+        """Run one cycle with its events, metrics and heartbeat. A cycle that raises is recorded
+        as failed (with the error) and the daemon goes on with the next one."""
         started = time.monotonic()
-        self._record("cycle_started", data={"job": job.id, "kind": job.kind})
+        self._record("cycle_started", data={"job": job_id, "kind": kind})
         try:
-            result = self._run(job)
+            result = body()
         except Exception as exc:
-            log.exception("job %s failed", job.id)
-            result = CycleResult(job.id, job.kind, "failed", detail=f"{type(exc).__name__}: {exc}")
+            log.exception("job %s failed", job_id)
+            result = CycleResult(job_id, kind, "failed", detail=f"{type(exc).__name__}: {exc}")
         result.seconds = time.monotonic() - started
-        kind = "cycle_skipped" if result.result in ("frozen", "kill_switch") else "cycle_finished"
-        self._record(kind, correlation=result.plan, data=result.data())
-        self.metrics.cycle_finished(job.id, job.kind, result.result, result.seconds, self.clock.now())
+        event = "cycle_skipped" if result.result in ("frozen", "kill_switch") else "cycle_finished"
+        self._record(event, correlation=result.plan, data=result.data())
+        self.metrics.cycle_finished(job_id, kind, result.result, result.seconds, self.clock.now())
         self._heartbeat("running")
-        self.say(f"{job.id}: {result.result}" + (f" ({result.detail})" if result.detail else ""))
+        self.say(f"{job_id}: {result.result}" + (f" ({result.detail})" if result.detail else ""))
         return result
 
     def _run(self, job: JobConfig) -> CycleResult:
@@ -312,7 +317,7 @@ class StoreDaemon:
         reopened = self.outbox.reopen(at_us=_us(self.clock.now()))
         result = CycleResult(job.id, job.kind, "ok", extra={"reopened": reopened})
         if reopened or self.outbox.counts().open:
-            self._deliver(result, labels=None)
+            self._deliver(result)
         return result
 
     def retrain(self, job: JobConfig) -> CycleResult:
@@ -326,9 +331,13 @@ class StoreDaemon:
         """At start: deliver what a previous run left open (unless pushes are blocked)."""
         if not self.outbox.counts().open or self.push_blocked() is not None:
             return None
-        result = CycleResult("resume", "reconcile", "ok")
-        self._deliver(result, labels=None)
-        return result
+
+        def body() -> CycleResult:
+            result = CycleResult("resume", "reconcile", "ok")
+            self._deliver(result)
+            return result
+
+        return self._cycle("resume", "reconcile", body)
 
     # -- pieces ---------------------------------------------------------------------------------
     def _model(self, store: StoreData) -> tuple[Any, dict[str, Any]]:
@@ -381,7 +390,7 @@ class StoreDaemon:
             result.pushed_labels = len(rows)
             result.extra["already_shown"] = enqueued.already_shown
             self.metrics.pushes("already_shown", enqueued.already_shown)
-            self._deliver(result, labels=labels)
+            self._deliver(result)
 
     def _log_price_changes(self, changes: Sequence[PriceChange], correlation: str) -> None:
         self.events.append(
@@ -395,7 +404,7 @@ class StoreDaemon:
             for c in changes
         )
 
-    def _deliver(self, result: CycleResult, *, labels: Sequence[str] | None) -> None:
+    def _deliver(self, result: CycleResult) -> None:
         """Deliver everything open in the outbox; log acks and failures of the labels that moved."""
         before = {r.label_id: r for r in self.outbox.open_rows()}
         if not before:
