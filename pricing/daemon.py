@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,9 +37,8 @@ from label_gateway.delivery import (
     DeliveryReport,
     DeliverySettings,
     LabelDelivery,
-    updates_for_prices,
 )
-from label_gateway.outbox import LabelRow, Outbox
+from label_gateway.outbox import Outbox
 from label_gateway.protocol import Topics
 from pricing.config_loader import load_rules
 from pricing.cycle import run_pricing_cycle
@@ -51,7 +50,13 @@ from pricing.event_log import Event, EventLog
 from pricing.metrics import EngineMetrics
 from pricing.model_store import ModelLoadError, load_model, save_model
 from pricing.plan import PlanLine, PricePlan
-from pricing.price_book import PriceBook, PriceChange
+from pricing.price_book import PriceBook
+from pricing.price_push import (
+    ack_latencies,
+    outcome_events,
+    price_change_events,
+    record_prices,
+)
 from pricing.scheduler import Clock, ClockScheduler, SystemClock, schedule_jobs
 from pricing.training import train_demand_model
 
@@ -356,7 +361,7 @@ class StoreDaemon:
         file_prices = dict(zip(products["sku"].astype(str), products["price_cents"].astype(int), strict=True))
         currency = load_rules(self.rules_path).currency
         seeded = self.price_book.seed(file_prices, at=now, currency=currency, source="products.csv")
-        self._log_price_changes(seeded, "products.csv")
+        self.events.append(price_change_events(seeded, store=self.store, correlation="products.csv", at=now))
         book = self.price_book.current()
         out = products.copy()
         out["price_cents"] = [book.get(sku, cents) for sku, cents in file_prices.items()]
@@ -365,44 +370,15 @@ class StoreDaemon:
     def _push_prices(
         self, prices: dict[str, int], store: StoreData, currency: str, correlation: str, result: CycleResult
     ) -> None:
-        now = self.clock.now()
         with self._push_lock:
-            changes = self.price_book.record(prices, at=now, currency=currency, correlation=correlation)
-            changed = {c.sku: c.price_cents for c in changes}
-            references = {c.sku: c.reference_cents for c in changes if c.reference_cents is not None}
-            self._log_price_changes(changes, correlation)
-            updates = updates_for_prices(
-                changed, label_rows(store.labels), currency=currency, correlation=correlation, references=references
+            recorded = record_prices(
+                self.price_book, self.outbox, self.events, prices, label_rows(store.labels),
+                currency=currency, correlation=correlation, at=self.clock.now(),
             )
-            enqueued = self.outbox.enqueue(updates, at_us=_us(now))
-            labels = [u.label_id for u in updates]
-            rows = [r for r in self.outbox.rows(labels=labels) if r.correlation == correlation and r.state == "pending"]
-            self.events.append(
-                self._event(
-                    "pushed", correlation=correlation, label=r.label_id, sku=r.sku,
-                    data={
-                        "gateway": r.gateway, "version": r.version, "price_cents": r.price_cents,
-                        "currency": r.currency, "content_hash": r.content_hash, "reference_cents": r.reference_cents,
-                    },
-                )
-                for r in rows
-            )
-            result.pushed_labels = len(rows)
-            result.extra["already_shown"] = enqueued.already_shown
-            self.metrics.pushes("already_shown", enqueued.already_shown)
+            result.pushed_labels = len(recorded.pushed)
+            result.extra["already_shown"] = recorded.enqueued.already_shown
+            self.metrics.pushes("already_shown", recorded.enqueued.already_shown)
             self._deliver(result)
-
-    def _log_price_changes(self, changes: Sequence[PriceChange], correlation: str) -> None:
-        self.events.append(
-            self._event(
-                "price_changed", correlation=correlation, sku=c.sku,
-                data={
-                    "price_cents": c.price_cents, "previous_cents": c.previous_cents,
-                    "reference_cents": c.reference_cents, "effective_from": c.effective_from.isoformat(),
-                },
-            )
-            for c in changes
-        )
 
     def _deliver(self, result: CycleResult) -> None:
         """Deliver everything open in the outbox; log acks and failures of the labels that moved."""
@@ -424,36 +400,14 @@ class StoreDaemon:
             raise
         self.metrics.broker(not report.broker_lost)
         after = {r.label_id: r for r in self.outbox.rows(labels=list(before))}
-        self._log_outcomes(before, after)
+        self.events.append(outcome_events(before, after, at=self.clock.now()))
+        for seconds in ack_latencies(after.values()):
+            self.metrics.ack_latency(seconds)
         self._count(result, report)
         if stop.reason is not None and report.waiting:
             result.result, result.detail = "parked", f"push stopped: {stop.reason}"
         counts = self.outbox.counts()
         self.metrics.outbox(counts.open, counts.by_state.get("failed", 0))
-
-    def _log_outcomes(self, before: dict[str, LabelRow], after: dict[str, LabelRow]) -> None:
-        events: list[Event] = []
-        for label, row in after.items():
-            old = before[label]
-            if row.state == "confirmed" and row.confirmed_version == row.version:
-                status = "displayed"
-            elif row.state == "scheduled" and old.state != "scheduled":
-                status = "scheduled"
-            elif row.state == "failed":
-                events.append(self._event(
-                    "failed", correlation=row.correlation, label=label, sku=row.sku,
-                    data={"gateway": row.gateway, "version": row.version, "reason": row.last_error or "failed"},
-                ))
-                continue
-            else:
-                continue
-            events.append(self._event(
-                "acked", correlation=row.correlation, label=label, sku=row.sku,
-                data={"gateway": row.gateway, "version": row.version, "status": status, "price_cents": row.price_cents},
-            ))
-            if row.confirmed_us and row.sent_us and status == "displayed":
-                self.metrics.ack_latency(max(0.0, (row.confirmed_us - row.sent_us) / 1e6))
-        self.events.append(events)
 
     def _count(self, result: CycleResult, report: DeliveryReport) -> None:
         s = report.summary()

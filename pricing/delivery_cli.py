@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -19,11 +19,13 @@ from label_gateway.delivery import (
     DeliveryReport,
     DeliverySettings,
     LabelDelivery,
-    updates_for_prices,
 )
 from label_gateway.outbox import Outbox, open_engine, stores_in
 from label_gateway.protocol import DEFAULT_PREFIX, Topics
 from pricing.cli_support import EXIT_FAILURE, emit_json, err, fail, user_errors
+from pricing.event_log import EventLog
+from pricing.price_book import PriceBook
+from pricing.price_push import outcome_events, record_prices
 
 DATABASE_ENV = "ESL_DATABASE"
 DEFAULT_DATABASE = "esl-engine.db"
@@ -168,18 +170,25 @@ def apply_plan(
         labels = load_labels(data / "labels.csv")
         _report_rejects(labels.rejects)
         BrokerAddress.parse(broker)  # a bad URL is a user error before anything is recorded
-        outbox = Outbox(open_engine(database_target(db)), saved.store)
-        updates = updates_for_prices(
-            prices, label_rows(labels.frame), currency=saved.currency, correlation=saved.plan_id, effective_at=when
+        engine = open_engine(database_target(db))
+        outbox = Outbox(engine, saved.store)
+        log = EventLog(engine, saved.store)
+        # The price book takes the prices (reductions get their Omnibus reference), the outbox
+        # every label of a changed SKU, the event log both; then the push.
+        recorded = record_prices(
+            PriceBook(engine, saved.store), outbox, log, prices, label_rows(labels.frame),
+            currency=saved.currency, correlation=saved.plan_id, at=datetime.now(UTC), effective_at=when,
         )
-        enqueued = outbox.enqueue(updates)
+        before = {r.label_id: r for r in outbox.open_rows()}
         with progress_factory() as progress:  # type: ignore[attr-defined]
             report = deliver(
                 outbox, broker, prefix, settings, deadline=deadline,
                 progress=lambda done, total: progress("push + acks", done, total),
             )
-        report.enqueued = enqueued
-    print_report(report, what=f"{len(prices)} prices on {len(updates)} labels")
+        report.enqueued = recorded.enqueued
+        after = {r.label_id: r for r in outbox.rows(labels=list(before))}
+        log.append(outcome_events(before, after, at=datetime.now(UTC)))
+    print_report(report, what=f"{len(prices)} prices on {len(recorded.updates)} labels")
     _print_still_waiting(plan_file, waiting)
     if as_json:
         s = report.summary()

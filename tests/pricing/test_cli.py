@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -410,3 +411,37 @@ def test_plan_json_and_table_show_approvals(tmp_path: Path, monkeypatch: pytest.
     assert "group family:cola" in rows[0] and "[max_change]" in rows[1]
     assert "awaiting approval 1" in err and "relaxed rules on 1 SKUs" in err
     assert "gap 1.25%" in err and "4 by DP" in err and "1 by CP-SAT" in err
+
+
+@pytest.mark.integration
+def test_apply_records_the_price_book_the_omnibus_reference_and_the_log(tmp_path: Path, mqtt_broker: object) -> None:
+    """A manager's apply takes the same path as the daemon: the price book gets the prices, a
+    reduction carries the lowest price of the previous 30 days to the label, the log records it."""
+    from datetime import UTC, datetime, timedelta
+
+    from label_gateway.broker import clear_retained
+    from label_gateway.protocol import Topics
+    from pricing.database import open_engine
+    from pricing.event_log import EventLog
+    from pricing.price_book import PriceBook
+    from simulator.gateways import SimulatedGateways
+
+    engine = open_engine(tmp_path / "engine.db")
+    book = PriceBook(engine, "store-001")
+    book.seed({"0001": 180, "0003": 500}, at=datetime.now(UTC) - timedelta(days=40), currency="EUR", source="seed")
+    book.record({"0001": 200}, at=datetime.now(UTC) - timedelta(days=10), currency="EUR", correlation="older")
+    plan = _plan_file(tmp_path / "plans", [_line("0001", "change", 200, 190), _line("0003", "change", 500, 550)])
+    data = _labels(tmp_path / "data", ["0001", "0003"])
+    prefix = f"test-{uuid.uuid4().hex[:10]}"
+    labels = [("L0000", "gw-1", "0001"), ("L0001", "gw-1", "0003")]
+    address = mqtt_broker.address  # type: ignore[attr-defined]
+    with SimulatedGateways(address, Topics("store-001", prefix=prefix), labels) as gateways:
+        code, _, err = _run("apply", str(plan), "--data", str(data), "--broker", address.url, "--prefix", prefix)
+        assert code == 0, err
+        shown = gateways.displayed()
+    clear_retained(address, f"{prefix}/#", settle_s=0.3)
+    assert book.current() == {"0001": 190, "0003": 550}
+    assert (shown["L0000"].price_cents, shown["L0000"].reference_cents) == (190, 180)  # 180 until 10 days ago
+    assert (shown["L0001"].price_cents, shown["L0001"].reference_cents) == (550, None)  # an increase
+    kinds = [e.kind for e in EventLog(engine, "store-001").read(after_seq=0) if e.correlation == "plan-20261101T060000Z-c0ffee"]
+    assert kinds.count("price_changed") == 2 and kinds.count("pushed") == 2 and kinds.count("acked") == 2

@@ -1,0 +1,110 @@
+"""Taking a plan's prices: price book (with the Omnibus reference) -> outbox -> event log.
+
+The one path every push of new prices goes through, whether the daemon's cycle or a pricing
+manager's `esl-pricing apply`: the register (price book), the labels (outbox) and the record
+(event log) never disagree about what was decided, and a reduction always carries its reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from label_gateway.delivery import updates_for_prices
+from label_gateway.outbox import EnqueueResult, LabelRow, LabelUpdate, Outbox
+from pricing.event_log import Event, EventLog
+from pricing.price_book import PriceBook, PriceChange
+
+
+@dataclass(frozen=True)
+class RecordedPush:
+    changes: list[PriceChange]  # prices the book took (unchanged prices are not here)
+    updates: list[LabelUpdate]  # one per label of a changed SKU
+    enqueued: EnqueueResult
+    pushed: list[LabelRow]  # outbox rows now waiting to be sent for this plan
+
+
+def price_change_events(changes: Sequence[PriceChange], *, store: str, correlation: str, at: datetime) -> list[Event]:
+    return [
+        Event(
+            at=at, store=store, kind="price_changed", correlation=correlation, sku=c.sku,
+            data={
+                "price_cents": c.price_cents, "previous_cents": c.previous_cents,
+                "reference_cents": c.reference_cents, "effective_from": c.effective_from.isoformat(),
+            },
+        )
+        for c in changes
+    ]
+
+
+def record_prices(
+    book: PriceBook,
+    outbox: Outbox,
+    log: EventLog,
+    prices: Mapping[str, int],
+    labels: Iterable[tuple[str, str, str]],
+    *,
+    currency: str,
+    correlation: str,
+    at: datetime,
+    effective_at: datetime | None = None,
+) -> RecordedPush:
+    """Record ``prices`` (sku -> cents) in the price book from ``effective_at`` (else ``at``),
+    queue every label of the SKUs whose price changed (reductions with their Omnibus reference)
+    and log ``price_changed`` and ``pushed``. Nothing is published here."""
+    changes = book.record(prices, at=effective_at or at, currency=currency, correlation=correlation)
+    changed = {c.sku: c.price_cents for c in changes}
+    references = {c.sku: c.reference_cents for c in changes if c.reference_cents is not None}
+    updates = updates_for_prices(
+        changed, labels, currency=currency, correlation=correlation, effective_at=effective_at, references=references
+    )
+    enqueued = outbox.enqueue(updates, at_us=int(at.timestamp()) * 1_000_000 + at.microsecond)
+    rows = [r for r in outbox.rows(labels=[u.label_id for u in updates]) if r.correlation == correlation and r.state == "pending"]
+    log.append(price_change_events(changes, store=outbox.store, correlation=correlation, at=at))
+    log.append(
+        Event(
+            at=at, store=outbox.store, kind="pushed", correlation=correlation, label=r.label_id, sku=r.sku,
+            data={
+                "gateway": r.gateway, "version": r.version, "price_cents": r.price_cents, "currency": r.currency,
+                "content_hash": r.content_hash, "reference_cents": r.reference_cents,
+                "effective_at": None if effective_at is None else effective_at.isoformat(),
+            },
+        )
+        for r in rows
+    )
+    return RecordedPush(changes, updates, enqueued, rows)
+
+
+def outcome_events(before: Mapping[str, LabelRow], after: Mapping[str, LabelRow], *, at: datetime) -> list[Event]:
+    """``acked`` / ``failed`` events for the rows a delivery run moved (``before``: the open rows
+    it started with; ``after``: the same rows when it ended)."""
+    events: list[Event] = []
+    for label, row in after.items():
+        old = before[label]
+        base = {"at": at, "store": row.store, "correlation": row.correlation, "label": label, "sku": row.sku}
+        if row.state == "failed":
+            reason = row.last_error or "failed"
+            events.append(Event(kind="failed", data={"gateway": row.gateway, "version": row.version, "reason": reason}, **base))
+            continue
+        if row.state == "confirmed" and row.confirmed_version == row.version:
+            status = "displayed"
+        elif row.state == "scheduled" and old.state != "scheduled":
+            status = "scheduled"
+        else:
+            continue
+        events.append(Event(
+            kind="acked",
+            data={"gateway": row.gateway, "version": row.version, "status": status, "price_cents": row.price_cents},
+            **base,
+        ))
+    return events
+
+
+def ack_latencies(rows: Iterable[LabelRow]) -> list[float]:
+    """Seconds from send to confirmation of each confirmed row (wall clock)."""
+    return [
+        max(0.0, (row.confirmed_us - row.sent_us) / 1e6)
+        for row in rows
+        if row.state == "confirmed" and row.confirmed_us and row.sent_us
+    ]
