@@ -31,6 +31,8 @@ from pricing.cli_support import (
     user_errors,
 )
 from pricing.config_loader import validate_config_file
+from pricing.daemon_cli import register as register_daemon_commands
+from pricing.db_cli import db_app
 from pricing.delivery_cli import (
     AckTimeoutOption,
     AttemptsOption,
@@ -42,8 +44,6 @@ from pricing.delivery_cli import (
     apply_plan,
     outbox_app,
 )
-from pricing.daemon_cli import register as register_daemon_commands
-from pricing.db_cli import db_app
 from simulator.cli import replay_command, simulate_app
 
 if TYPE_CHECKING:
