@@ -358,6 +358,10 @@ def approve(
     all_: Annotated[bool, typer.Option("--all", help="Decide every change awaiting approval.")] = False,
     reject: Annotated[bool, typer.Option("--reject", help="Reject the changes instead (they are never pushed).")] = False,
     by: Annotated[str | None, typer.Option(help="Who decides (default: $USER).")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Engine database whose event log records the decisions (default: $ESL_DATABASE if set)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
 ) -> None:
     """Approve (or --reject) changes beyond the approval band; rewrites the plan's JSON and CSV.
@@ -394,6 +398,7 @@ def approve(
     verb = "rejected" if reject else "approved"
     if decided:
         _rewrite_plan(saved, plan_file)
+        _log_decisions(saved, decided, db, approved=not reject, by=decider)
         chosen = set(decided)
         lines = [line for line in saved.lines if line.sku in chosen]
         err.print(_price_table(f"{saved.plan_id}: {len(decided)} changes {verb} by {decider}", lines,
@@ -410,6 +415,27 @@ def approve(
             "plan": str(plan_file), "decision": verb, "decided": decided, "by": decider,
             "awaiting_approval": still, "to_push": len(saved.new_prices()),
         })
+
+
+def _log_decisions(saved: PricePlan, skus: list[str], db: str | None, *, approved: bool, by: str) -> None:
+    """plan_approved / plan_rejected per SKU in the engine's event log, when there is one to use."""
+    import os
+    from datetime import UTC, datetime
+
+    from pricing.database import open_engine
+    from pricing.event_log import Event, EventLog
+
+    target = db or os.environ.get("ESL_DATABASE")
+    if not target:
+        return
+    with user_errors():
+        log = EventLog(open_engine(target), saved.store)
+        at = datetime.now(UTC)
+        kind = "plan_approved" if approved else "plan_rejected"
+        log.append(
+            Event(at=at, store=saved.store, kind=kind, correlation=saved.plan_id, sku=sku, data={"by": by})
+            for sku in skus
+        )
 
 
 def _rewrite_plan(saved: PricePlan, plan_file: Path) -> None:

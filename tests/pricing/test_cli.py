@@ -251,7 +251,8 @@ def test_approve_one_sku_rewrites_json_and_csv(tmp_path: Path, monkeypatch: pyte
         rows = {row["sku"]: row for row in csv.DictReader(handle)}
     assert rows["0003"]["status"] == "change" and rows["0003"]["decided_by"] == "carol"
     assert rows["0002"]["status"] == "approval"
-    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([plan.name, plan.with_suffix(".csv").name])
+    written = sorted(path.name for path in tmp_path.iterdir() if not path.name.startswith("engine.db"))
+    assert written == sorted([plan.name, plan.with_suffix(".csv").name])  # (engine.db: the event log)
     assert "0003" in err and "1 still awaiting approval" in err
 
 
@@ -356,9 +357,14 @@ def test_apply_after_approval_has_prices_to_push(tmp_path: Path) -> None:
     data = _labels(tmp_path / "data", ["0002"])
     broker = f"mqtt://127.0.0.1:{free_port()}"
     assert _run("apply", str(plan), "--data", str(data), "--broker", broker)[0] == 0
-    assert _run("approve", str(plan), "--all")[0] == 0
+    assert _run("approve", str(plan), "--all", "--by", "alice")[0] == 0
     code, _, err = _run("apply", str(plan), "--data", str(data), "--broker", broker)
     assert code == 1 and "cannot reach MQTT broker" in err
+    from pricing.database import open_engine
+    from pricing.event_log import EventLog
+
+    approved = EventLog(open_engine(tmp_path / "engine.db"), "store-001").read(kinds=["plan_approved"])
+    assert [(e.sku, e.data["by"]) for e in approved] == [("0002", "alice")]
 
 
 # -- plan output ----------------------------------------------------------------------------------
