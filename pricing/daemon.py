@@ -199,7 +199,7 @@ class StoreDaemon:
 
     # -- running --------------------------------------------------------------------------------
     def start(self) -> None:
-        """Record the start, resume what a previous run left in the outbox, schedule the jobs."""
+        """Record the start and schedule the jobs (``resume()`` then delivers what a previous run left)."""
         global _ACTIVE
         _ACTIVE = self
         self._record("daemon_started", data={"calendar": self.config.calendar.model_dump(mode="json"), "pid": os.getpid()})
