@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from label_gateway.broker import clear_retained
 from label_gateway.outbox import LabelUpdate, Outbox
 from pricing.cli import app
 from pricing.database import open_engine
@@ -142,3 +143,4 @@ def test_sigterm_parks_the_push_in_flight_and_stops_cleanly(tmp_path: Path, mqtt
     assert log.last("daemon_stopped") is not None
     assert Outbox(engine, store).counts().open == 20  # nothing lost: all still pending
     assert EngineFlags(engine, store).get("daemon")["state"] == "stopped"
+    clear_retained(mqtt_broker.address, json.loads(config.read_text())["prefix"] + "/#", settle_s=0.3)
