@@ -28,7 +28,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -99,13 +99,23 @@ def sqlite_file(engine: Engine) -> Path | None:
     return Path(database)
 
 
+#: The migrations (events' append-only triggers) and the outbox's driver-level writes know these.
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+
+
 def make_engine(target: str | Path) -> Engine:
     """The engine for ``target`` with the SQLite pragmas; the schema is not touched (see
     ``open_engine``). A SQLite file's directory is created."""
     url = database_url(target)
     try:
+        backend = make_url(url).get_backend_name()
+    except (ArgumentError, ValueError) as exc:
+        raise DatabaseError(f"database '{_safe(url)}': not a usable database URL: {_reason(exc)}") from None
+    if backend not in SUPPORTED_DIALECTS:  # checked before create_engine imports a driver
+        raise DatabaseError(f"database '{_safe(url)}': {backend} is not supported (use a SQLite file or a PostgreSQL URL)")
+    try:
         engine = create_engine(url)
-    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
         raise DatabaseError(f"database '{_safe(url)}': not a usable database URL: {_reason(exc)}") from None
     if engine.dialect.name == "sqlite":
         path = sqlite_file(engine)

@@ -257,6 +257,7 @@ def test_a_database_from_a_newer_esl_pricing_is_refused_with_one_line(fresh_url:
     ("target", "expected"),
     [
         ("nosuch://x", "database 'nosuch://x': "),
+        ("mysql+pymysql://u@127.0.0.1/test", "database 'mysql+pymysql://u:***@127.0.0.1/test': mysql is not supported"),
         ("postgresql+psycopg://nobody:secret@127.0.0.1:1/none", "database 'postgresql+psycopg://nobody:***@127.0.0.1:1/none': "),
     ],
 )

@@ -127,7 +127,8 @@ def _triggers() -> tuple[str, ...]:
         return SQLITE_TRIGGERS
     if dialect == "postgresql":
         return POSTGRESQL_TRIGGERS
-    raise NotImplementedError(f"events append-only triggers for {dialect}")
+    # pricing.database.make_engine refuses other dialects before any migration runs.
+    raise RuntimeError(f"the engine database supports SQLite and PostgreSQL, not {dialect}")
 
 
 def _drop_triggers() -> tuple[str, ...]:
