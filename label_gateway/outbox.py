@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal
@@ -87,16 +87,28 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def epoch_us(at: datetime) -> int:
+    """Microseconds since the epoch, exactly (a float timestamp can be off by one), for the
+    engine database's time columns."""
+    if at.tzinfo is None:
+        raise ValueError("times must carry a time zone")
+    return (at - _EPOCH) // _MICROSECOND
+
+
+def from_epoch_us(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
 def to_us(when: datetime | None) -> int | None:
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        raise ValueError("effective_at must carry a time zone")
-    return int(when.timestamp() * 1_000_000)
+    return None if when is None else epoch_us(when)
 
 
 def from_us(micros: int | None) -> datetime | None:
-    return None if micros is None else datetime.fromtimestamp(micros / 1_000_000, UTC)
+    return None if micros is None else from_epoch_us(micros)
 
 
 @dataclass(frozen=True)

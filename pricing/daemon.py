@@ -38,7 +38,7 @@ from label_gateway.delivery import (
     DeliverySettings,
     LabelDelivery,
 )
-from label_gateway.outbox import Outbox
+from label_gateway.outbox import Outbox, epoch_us
 from label_gateway.protocol import Topics
 from pricing.config_loader import load_rules
 from pricing.cycle import run_pricing_cycle
@@ -278,8 +278,7 @@ class StoreDaemon:
             return self.retrain(job)
         blocked = self.push_blocked()
         if blocked is not None:
-            kind = "kill_switch" if blocked.startswith("kill") else "frozen"
-            return CycleResult(job.id, job.kind, kind, detail=blocked)
+            return CycleResult(job.id, job.kind, _skip_result(blocked), detail=blocked)
         if job.kind == "reconcile":
             return self.reconcile(job)
         return self.reprice(job)
@@ -289,11 +288,11 @@ class StoreDaemon:
         """A plan for the store (reprice) or for some categories (markdown), then its push."""
         store = load_store(self.data_dir)
         model, _card = self._model(store)
+        rules = load_rules(self.rules_path)
         now = self.clock.now()
-        products = self._with_book_prices(store, now)
+        products = self._with_book_prices(store, now, rules.currency)
         if job.kind == "markdown":
             products = products[products["category"].astype(str).isin(job.categories or [])].reset_index(drop=True)
-        rules = load_rules(self.rules_path)
         plan = run_pricing_cycle(
             products, model, rules, store=self.store, model_name=str(self.model_dir), now=now,
             rejected_rows=len(store.rejects), competitor=competitor_reference(store.competitors),
@@ -312,17 +311,16 @@ class StoreDaemon:
         result = CycleResult(job.id, job.kind, "ok", plan=plan.plan_id, changes=len(plan.changes))
         blocked = self.push_blocked()
         if blocked is not None:  # the switch was thrown while the plan was made
-            result.result, result.detail = ("kill_switch" if blocked.startswith("kill") else "frozen"), blocked
+            result.result, result.detail = _skip_result(blocked), blocked
             return result
         self._push_prices(plan.new_prices(), store, plan.currency, plan.plan_id, result)
         return result
 
     def reconcile(self, job: JobConfig) -> CycleResult:
         """Send again what labels do not show (failed ones too) and whatever is still open."""
-        reopened = self.outbox.reopen(at_us=_us(self.clock.now()))
+        reopened = self.outbox.reopen(at_us=epoch_us(self.clock.now()))
         result = CycleResult(job.id, job.kind, "ok", extra={"reopened": reopened})
-        if reopened or self.outbox.counts().open:
-            self._deliver(result)
+        self._deliver(result)  # returns at once when nothing is open
         return result
 
     def retrain(self, job: JobConfig) -> CycleResult:
@@ -354,12 +352,11 @@ class StoreDaemon:
             save_model(training, self.model_dir)
             return load_model(self.model_dir)
 
-    def _with_book_prices(self, store: StoreData, now: datetime) -> pd.DataFrame:
+    def _with_book_prices(self, store: StoreData, now: datetime, currency: str) -> pd.DataFrame:
         """products with today's prices from the price book (seeded from products.csv for SKUs
         the book has never seen): the book, not the file, says what the shelf shows."""
         products = store.products
         file_prices = dict(zip(products["sku"].astype(str), products["price_cents"].astype(int), strict=True))
-        currency = load_rules(self.rules_path).currency
         seeded = self.price_book.seed(file_prices, at=now, currency=currency, source="products.csv")
         self.events.append(price_change_events(seeded, store=self.store, correlation="products.csv", at=now))
         book = self.price_book.current()
@@ -418,6 +415,11 @@ class StoreDaemon:
             self.metrics.pushes(state, int(s[state]))  # type: ignore[call-overload]
 
 
+def _skip_result(blocked: str) -> str:
+    """The cycle result for a ``push_blocked`` reason."""
+    return "kill_switch" if blocked.startswith("kill switch") else "frozen"
+
+
 def markdown_only(plan: PricePlan, max_reduction_pct: float | None) -> PricePlan:
     """A markdown run only lowers prices: increases (and reductions deeper than the limit) are
     kept at today's price, with the reason on the line."""
@@ -443,10 +445,6 @@ def _keep(line: PlanLine, why: str) -> PlanLine:
             "explanation": f"{why}; the optimizer proposed {line.new_cents / 100:.2f}",
         }
     )
-
-
-def _us(at: datetime) -> int:
-    return int(at.timestamp()) * 1_000_000 + at.microsecond
 
 
 __all__ = [

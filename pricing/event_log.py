@@ -42,6 +42,8 @@ from sqlalchemy import (
     select,
 )
 
+from label_gateway.outbox import epoch_us, from_epoch_us
+
 EventKind = Literal[
     "daemon_started",
     "daemon_stopped",
@@ -140,15 +142,6 @@ events = Table(
 _COLUMNS = ("at_us", "store", "kind", "correlation", "label_id", "sku", "data")
 
 
-def _to_us(at: datetime) -> int:
-    at = utc(at)
-    return int(at.timestamp()) * 1_000_000 + at.microsecond
-
-
-def _from_us(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
-
-
 class EventLog:
     """Append and read one store's events (or every store's, with ``store=None`` for reading)."""
 
@@ -160,7 +153,7 @@ class EventLog:
         """Append events in one transaction (in the order given); returns how many."""
         rows = [
             (
-                _to_us(e.at), e.store, e.kind, e.correlation, e.label, e.sku,
+                epoch_us(e.at), e.store, e.kind, e.correlation, e.label, e.sku,
                 json.dumps(e.data, separators=(",", ":"), sort_keys=True, default=str),
             )
             for e in items
@@ -210,7 +203,7 @@ class EventLog:
         with self.engine.connect() as conn:
             for seq, at_us, store, kind, corr, label, sku, data in conn.execute(query):
                 yield Event(
-                    seq=seq, at=_from_us(at_us), store=store, kind=kind, correlation=corr,
+                    seq=seq, at=from_epoch_us(at_us), store=store, kind=kind, correlation=corr,
                     label=label, sku=sku, data=json.loads(data),
                 )
 

@@ -8,7 +8,7 @@ inside one. Part of config/engine.yaml and recorded in the event log, so both si
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -97,17 +97,6 @@ class FreezeConfig(BaseModel):
             if day in window.days and window.covers(clock):
                 return f"freeze window ({day} {window.start:%H:%M}-{window.end:%H:%M})"
         return None
-
-    def thaws_at(self, at: datetime, tz: ZoneInfo, *, step: timedelta = timedelta(minutes=1)) -> datetime:
-        """The first minute at or after ``at`` that is not frozen (``at`` itself when it is not).
-        Searches up to 8 days ahead; a config frozen all week raises ValueError."""
-        moment = at
-        limit = at + timedelta(days=8)
-        while self.reason(moment, tz) is not None:
-            moment = (moment + step).replace(second=0, microsecond=0)
-            if moment > limit:
-                raise ValueError("prices are frozen at every time of the week")
-        return moment
 
 
 class StoreCalendar(BaseModel):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import (
     BigInteger,
@@ -28,6 +28,8 @@ from sqlalchemy import (
     select,
     update,
 )
+
+from label_gateway.outbox import epoch_us, from_epoch_us, from_us
 
 metadata = MetaData()
 
@@ -74,19 +76,6 @@ class PriceChange:
     effective_from: datetime
 
 
-def _us(at: datetime) -> int:
-    if at.tzinfo is None:
-        raise ValueError("price book times must carry a time zone")
-    at = at.astimezone(UTC)
-    return int(at.timestamp()) * 1_000_000 + at.microsecond
-
-
-def _at(micros: int | None) -> datetime | None:
-    if micros is None:
-        return None
-    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
-
-
 class PriceBook:
     """One store's price history, in the engine database."""
 
@@ -111,14 +100,14 @@ class PriceBook:
         )
         with self.engine.connect() as conn:
             return [
-                PricePeriod(s, p, cur, _at(f) or datetime.min.replace(tzinfo=UTC), _at(t), corr, reason)
+                PricePeriod(s, p, cur, from_epoch_us(f), from_us(t), corr, reason)
                 for s, p, cur, f, t, corr, reason in conn.execute(query)
             ]
 
     def price_at(self, sku: str, at: datetime) -> int | None:
         """The price in force at ``at`` (None before the SKU's first price)."""
         c = price_history.c
-        moment = _us(at)
+        moment = epoch_us(at)
         query = (
             select(c.price_cents)
             .where(
@@ -135,7 +124,7 @@ class PriceBook:
     def lowest_prices(self, skus: Iterable[str], at: datetime, *, days: int = OMNIBUS_DAYS) -> dict[str, int]:
         """sku -> the lowest price in force at any moment of the ``days`` days before ``at``
         (periods that overlap [at - days, at)). SKUs without a price in that span are left out."""
-        start, end = _us(at - timedelta(days=days)), _us(at)
+        start, end = epoch_us(at - timedelta(days=days)), epoch_us(at)
         wanted = set(skus)
         c = price_history.c
         query = (
@@ -171,7 +160,7 @@ class PriceBook:
         if not changed:
             return []
         lowest = self.lowest_prices(changed, at)
-        moment = _us(at)
+        moment = epoch_us(at)
         changes: list[PriceChange] = []
         for sku, cents in sorted(changed.items()):
             before = now.get(sku)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from label_gateway.delivery import updates_for_prices
-from label_gateway.outbox import EnqueueResult, LabelRow, LabelUpdate, Outbox
+from label_gateway.outbox import EnqueueResult, LabelRow, LabelUpdate, Outbox, epoch_us
 from pricing.event_log import Event, EventLog
 from pricing.price_book import PriceBook, PriceChange
 
@@ -59,7 +59,7 @@ def record_prices(
     updates = updates_for_prices(
         changed, labels, currency=currency, correlation=correlation, effective_at=effective_at, references=references
     )
-    enqueued = outbox.enqueue(updates, at_us=int(at.timestamp()) * 1_000_000 + at.microsecond)
+    enqueued = outbox.enqueue(updates, at_us=epoch_us(at))
     rows = [r for r in outbox.rows(labels=[u.label_id for u in updates]) if r.correlation == correlation and r.state == "pending"]
     log.append(price_change_events(changes, store=outbox.store, correlation=correlation, at=at))
     log.append(
