@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -76,6 +76,12 @@ __all__ = [
     "push_prices",
     "updates_for_prices",
 ]
+
+
+class StopSignal(Protocol):
+    """What stops a push early: a threading.Event, or anything else that answers is_set()."""
+
+    def is_set(self) -> bool: ...
 
 
 class DeliverySettings(BaseModel):
@@ -277,7 +283,7 @@ class LabelDelivery:
         self,
         *,
         deadline_s: float | None = None,
-        stop: threading.Event | None = None,
+        stop: StopSignal | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> DeliveryReport:
         """Deliver every open row of the outbox; return when each is confirmed, scheduled or
@@ -347,7 +353,7 @@ class DeliveryRun:
         self,
         *,
         deadline_s: float | None,
-        stop: threading.Event | None,
+        stop: StopSignal | None,
         progress: Callable[[int, int], None] | None,
         pump: Callable[[float], None],
     ) -> DeliveryReport:

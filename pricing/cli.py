@@ -371,6 +371,9 @@ def approve(
     import os
     from datetime import UTC, datetime
 
+    from pricing.database import open_engine
+    from pricing.plan_files import PlanFileError, decide
+
     saved = _read_plan(plan_file)
     skus = list(dict.fromkeys(sku or []))  # keep the order, drop repeats
     if skus and all_:
@@ -381,24 +384,18 @@ def approve(
             err.print(_price_table(f"{saved.plan_id}: {len(waiting)} changes awaiting approval", waiting))
             fail(f"pass --sku SKU (repeatable) or --all to {'reject' if reject else 'approve'} these changes")
         fail(f"pass --sku SKU or --all; no changes in {plan_file} await approval")
-    expected = f"{saved.plan_id}.json"
-    if plan_file.name != expected:
-        fail(f"{plan_file}: file name does not match its plan id (expected {expected}); rename it back first")
     decider = by if by is not None else os.environ.get("USER") or "unknown"
     if not decider.strip():
         fail("--by must name who decides")
-    status = {line.sku: line for line in saved.lines}
-    try:
-        decided = saved.decide(None if all_ else skus, approve=not reject, by=decider, at=datetime.now(UTC))
-    except KeyError:
-        problems = [f"{name} ({_why_not_waiting(status.get(name))})" for name in skus
-                    if status.get(name) is None or status[name].status != "approval"]
-        fail("not awaiting approval: " + ", ".join(problems))
+    target = db or os.environ.get("ESL_DATABASE")
+    with user_errors(PlanFileError):
+        engine = open_engine(target) if target else None
+        decision = decide(plan_file, None if all_ else skus, approve=not reject, by=decider,
+                          at=datetime.now(UTC), engine=engine)
+    saved, decided = decision.plan, decision.decided
     still = len(saved.awaiting_approval)
     verb = "rejected" if reject else "approved"
     if decided:
-        _rewrite_plan(saved, plan_file)
-        _log_decisions(saved, decided, db, approved=not reject, by=decider)
         chosen = set(decided)
         lines = [line for line in saved.lines if line.sku in chosen]
         err.print(_price_table(f"{saved.plan_id}: {len(decided)} changes {verb} by {decider}", lines,
@@ -417,66 +414,12 @@ def approve(
         })
 
 
-def _log_decisions(saved: PricePlan, skus: list[str], db: str | None, *, approved: bool, by: str) -> None:
-    """plan_approved / plan_rejected per SKU in the engine's event log, when there is one to use."""
-    import os
-    from datetime import UTC, datetime
-
-    from pricing.database import open_engine
-    from pricing.event_log import Event, EventLog
-
-    target = db or os.environ.get("ESL_DATABASE")
-    if not target:
-        return
-    with user_errors():
-        log = EventLog(open_engine(target), saved.store)
-        at = datetime.now(UTC)
-        kind = "plan_approved" if approved else "plan_rejected"
-        log.append(
-            Event(at=at, store=saved.store, kind=kind, correlation=saved.plan_id, sku=sku, data={"by": by})
-            for sku in skus
-        )
-
-
-def _rewrite_plan(saved: PricePlan, plan_file: Path) -> None:
-    """Replace the plan's JSON and CSV; each file is either the old or the new one, never half written."""
-    import os
-    import tempfile
-
-    try:
-        with tempfile.TemporaryDirectory(dir=plan_file.parent, prefix=".approve-") as scratch:
-            json_path, csv_path = saved.write(Path(scratch))
-            os.replace(csv_path, plan_file.with_suffix(".csv"))
-            os.replace(json_path, plan_file)
-    except OSError as exc:
-        fail(f"cannot rewrite {plan_file}: {exc.strerror or exc}", EXIT_FAILURE)
-
-
-def _why_not_waiting(line: PlanLine | None) -> str:
-    if line is None:
-        return "not in the plan"
-    if line.status in ("change", "rejected") and line.decided_by:
-        return f"already {'approved' if line.status == 'change' else 'rejected'} by {line.decided_by}"
-    return f"status {line.status}"
-
-
 def _read_plan(path: Path) -> PricePlan:
-    from pydantic import ValidationError
+    from pricing.plan_files import PlanFileError, read_plan
 
-    from pricing.plan import PricePlan
-
-    if not path.is_file():
-        fail(f"{path}: plan file not found")
-    try:
-        return PricePlan.read(path)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "plan"
-        fail(f"{path}: not a price plan: {where}: {first['msg']} ({exc.error_count()} problems)")
-    except ValueError as exc:  # not JSON, not UTF-8
-        fail(f"{path}: not a price plan: {str(exc).splitlines()[0]}")
-    except OSError as exc:
-        fail(f"{path}: cannot read the plan: {exc.strerror or exc}")
+    with user_errors(PlanFileError):
+        return read_plan(path)
+    raise AssertionError("unreachable")  # user_errors exits
 
 
 def _report_rejects(rejects: Sequence[Reject]) -> None:

@@ -36,7 +36,6 @@ from label_gateway.broker import BrokerAddress
 from label_gateway.delivery import (
     DeliveryReport,
     DeliverySettings,
-    LabelDelivery,
 )
 from label_gateway.outbox import Outbox, epoch_us
 from label_gateway.protocol import Topics
@@ -53,7 +52,7 @@ from pricing.plan import PlanLine, PricePlan
 from pricing.price_book import PriceBook
 from pricing.price_push import (
     ack_latencies,
-    outcome_events,
+    deliver_logged,
     price_change_events,
     record_prices,
 )
@@ -379,9 +378,6 @@ class StoreDaemon:
 
     def _deliver(self, result: CycleResult) -> None:
         """Deliver everything open in the outbox; log acks and failures of the labels that moved."""
-        before = {r.label_id: r for r in self.outbox.open_rows()}
-        if not before:
-            return
         settings = DeliverySettings(
             ack_timeout_s=self.config.delivery.ack_timeout_s,
             max_attempts=self.config.delivery.max_attempts,
@@ -389,16 +385,18 @@ class StoreDaemon:
         )
         stop = PushStop(self)
         try:
-            report = LabelDelivery(self.address, self.topics, self.outbox, settings).run(
-                deadline_s=self.config.delivery.deadline_s, stop=stop
+            delivered = deliver_logged(
+                self.outbox, self.events, self.address, self.topics, settings,
+                now=self.clock.now, deadline_s=self.config.delivery.deadline_s, stop=stop,
             )
         except Exception:
             self.metrics.broker(False)
             raise
+        if delivered is None:
+            return
+        report = delivered.report
         self.metrics.broker(not report.broker_lost)
-        after = {r.label_id: r for r in self.outbox.rows(labels=list(before))}
-        self.events.append(outcome_events(before, after, at=self.clock.now()))
-        for seconds in ack_latencies(after.values()):
+        for seconds in ack_latencies(delivered.after.values()):
             self.metrics.ack_latency(seconds)
         self._count(result, report)
         if stop.reason is not None and report.waiting:

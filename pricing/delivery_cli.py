@@ -25,7 +25,7 @@ from label_gateway.protocol import DEFAULT_PREFIX, Topics
 from pricing.cli_support import EXIT_FAILURE, emit_json, err, fail, user_errors
 from pricing.event_log import EventLog
 from pricing.price_book import PriceBook
-from pricing.price_push import outcome_events, record_prices
+from pricing.price_push import deliver_logged, record_prices
 
 DATABASE_ENV = "ESL_DATABASE"
 DEFAULT_DATABASE = "esl-engine.db"
@@ -179,15 +179,14 @@ def apply_plan(
             PriceBook(engine, saved.store), outbox, log, prices, label_rows(labels.frame),
             currency=saved.currency, correlation=saved.plan_id, at=datetime.now(UTC), effective_at=when,
         )
-        before = {r.label_id: r for r in outbox.open_rows()}
         with progress_factory() as progress:  # type: ignore[attr-defined]
-            report = deliver(
-                outbox, broker, prefix, settings, deadline=deadline,
+            delivered = deliver_logged(
+                outbox, log, BrokerAddress.parse(broker), Topics(outbox.store, prefix=prefix), settings,
+                now=lambda: datetime.now(UTC), deadline_s=deadline,
                 progress=lambda done, total: progress("push + acks", done, total),
             )
+        report = delivered.report if delivered is not None else DeliveryReport()
         report.enqueued = recorded.enqueued
-        after = {r.label_id: r for r in outbox.rows(labels=list(before))}
-        log.append(outcome_events(before, after, at=datetime.now(UTC)))
     print_report(report, what=f"{len(prices)} prices on {len(recorded.updates)} labels")
     _print_still_waiting(plan_file, waiting)
     if as_json:

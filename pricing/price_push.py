@@ -7,12 +7,20 @@ manager's `esl-pricing apply`: the register (price book), the labels (outbox) an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from label_gateway.delivery import updates_for_prices
+from label_gateway.broker import BrokerAddress
+from label_gateway.delivery import (
+    DeliveryReport,
+    DeliverySettings,
+    LabelDelivery,
+    StopSignal,
+    updates_for_prices,
+)
 from label_gateway.outbox import EnqueueResult, LabelRow, LabelUpdate, Outbox, epoch_us
+from label_gateway.protocol import Topics
 from pricing.event_log import Event, EventLog
 from pricing.price_book import PriceBook, PriceChange
 
@@ -108,3 +116,34 @@ def ack_latencies(rows: Iterable[LabelRow]) -> list[float]:
         for row in rows
         if row.state == "confirmed" and row.confirmed_us and row.sent_us
     ]
+
+
+@dataclass(frozen=True)
+class LoggedDelivery:
+    report: DeliveryReport
+    after: dict[str, LabelRow]  # the rows the run started with, as they ended
+
+
+def deliver_logged(
+    outbox: Outbox,
+    log: EventLog,
+    address: BrokerAddress,
+    topics: Topics,
+    settings: DeliverySettings,
+    *,
+    now: Callable[[], datetime],
+    deadline_s: float | None = None,
+    stop: StopSignal | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> LoggedDelivery | None:
+    """Deliver everything open in the outbox and log ``acked`` / ``failed`` for the labels that
+    moved. None when nothing was open (no connection is made then)."""
+    before = {r.label_id: r for r in outbox.open_rows()}
+    if not before:
+        return None
+    report = LabelDelivery(address, topics, outbox, settings).run(
+        deadline_s=deadline_s, stop=stop, progress=progress
+    )
+    after = {r.label_id: r for r in outbox.rows(labels=list(before))}
+    log.append(outcome_events(before, after, at=now()))
+    return LoggedDelivery(report, after)
