@@ -9,18 +9,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
+
 from label_gateway.broker import BrokerAddress
-from label_gateway.delivery import DeliveryReport, DeliverySettings, push_prices
+from label_gateway.delivery import DeliveryReport, DeliverySettings
 from label_gateway.embedded_broker import EmbeddedBroker
 from label_gateway.outbox import Outbox
 from label_gateway.protocol import DEFAULT_PREFIX, Topics
 from pricing.config_loader import load_rules
 from pricing.cycle import run_pricing_cycle
 from pricing.data import StoreData, competitor_reference, load_store
+from pricing.database import open_engine
+from pricing.event_log import EventLog
 from pricing.model_store import save_model
 from pricing.plan import PricePlan
+from pricing.price_book import PriceBook
+from pricing.price_push import deliver_logged, price_change_events, record_prices
 from pricing.rules import RulesConfig
 from pricing.stages import StageTimer
 from pricing.training import train_demand_model
@@ -38,6 +45,7 @@ class DemoOptions:
     rules_path: Path | None = None
     prefix: str = DEFAULT_PREFIX
     ack_timeout_s: float = 30.0
+    history_days: int = 60  # days of the sales history's shelf prices the price book starts with
 
 
 @dataclass
@@ -128,13 +136,24 @@ def run_demo(options: DemoOptions, progress: Progress = _no_progress) -> DemoRes
         with timer.stage("start gateways"):
             progress("start gateways", None, None)
             simulator = stack.enter_context(SimulatedGateways(address, topics, label_rows))
+        with timer.stage("price book"):
+            progress("price book", None, None)
+            engine = open_engine(_fresh_database(options.workdir / "engine.db"))
+            book, log = PriceBook(engine, store.store_id), EventLog(engine, store.store_id)
+            _seed_price_book(book, log, store, plan.currency, options.history_days)
         with timer.stage("push + acks"):
-            outbox = Outbox.open(_fresh_database(options.workdir / "engine.db"), store.store_id)
-            delivery = push_prices(
-                plan.new_prices(), label_rows, address, topics, outbox, currency=plan.currency,
-                correlation=plan.plan_id, settings=DeliverySettings(ack_timeout_s=options.ack_timeout_s),
-                progress=lambda done, total: progress("push + acks", done, total),
+            outbox = Outbox(engine, store.store_id)
+            now = datetime.now(UTC)
+            recorded = record_prices(
+                book, outbox, log, plan.new_prices(), label_rows, currency=plan.currency,
+                correlation=plan.plan_id, at=now,
             )
+            delivered = deliver_logged(
+                outbox, log, address, topics, DeliverySettings(ack_timeout_s=options.ack_timeout_s),
+                now=lambda: datetime.now(UTC), progress=lambda done, total: progress("push + acks", done, total),
+            )
+            delivery = delivered.report if delivered is not None else DeliveryReport()
+            delivery.enqueued = recorded.enqueued
         shown = simulator.displayed()
     mismatched = [
         o.label_id
@@ -145,3 +164,26 @@ def run_demo(options: DemoOptions, progress: Progress = _no_progress) -> DemoRes
         store, plan, delivery, shown, mismatched, broker_name, timer, plan_files, model_path, training.metrics
     )
 
+
+
+def _seed_price_book(book: PriceBook, log: EventLog, store: StoreData, currency: str, days: int) -> None:
+    """Start the demo's price book with the shelf prices of the last ``days`` of the sales
+    history (one entry per change, promotions included), then products.csv's current prices the
+    day after: price history charts and EU Omnibus references then have a past to look at."""
+    sales = store.sales
+    if len(sales):
+        last = sales["date"].max()
+        recent = sales.loc[sales["date"] > last - pd.Timedelta(days=days), ["date", "sku", "price_cents"]]
+        for day, rows in recent.groupby("date", sort=True, observed=True):
+            prices = dict(zip(rows["sku"].astype(str), rows["price_cents"].astype(int), strict=True))
+            at = pd.Timestamp(day).tz_localize(UTC).to_pydatetime()
+            changes = book.record(prices, at=at, currency=currency, correlation="sales.csv", reason="history")
+            log.append(price_change_events(changes, store=store.store_id, correlation="sales.csv", at=at))
+        after = (last + pd.Timedelta(days=1)).tz_localize(UTC).to_pydatetime()
+    else:
+        after = datetime.now(UTC)
+    products = store.products
+    current = dict(zip(products["sku"].astype(str), products["price_cents"].astype(int), strict=True))
+    changes = book.record(current, at=min(after, datetime.now(UTC)), currency=currency,
+                          correlation="products.csv", reason="initial")
+    log.append(price_change_events(changes, store=store.store_id, correlation="products.csv", at=after))
