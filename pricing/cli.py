@@ -44,6 +44,7 @@ from pricing.delivery_cli import (
     apply_plan,
     outbox_app,
 )
+from pricing.render_cli import register as register_render_commands
 from simulator.cli import replay_command, simulate_app
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ app.add_typer(outbox_app, name="outbox")
 app.add_typer(db_app, name="db")
 app.command("replay")(replay_command)
 register_daemon_commands(app)
+register_render_commands(app)
 
 DEFAULT_RULES = Path("config/rules.yaml")
 
@@ -297,7 +299,7 @@ def plan(
             err.print(f"{len(unknown)} SKUs are new to the model and are held at their current price")
         result = run_pricing_cycle(
             store.products, demand, config, store=store.store_id, model_name=str(model),
-            rejected_rows=len(store.rejects), competitor=competitor_reference(store.competitors),
+            rejected_rows=len(store.rejects), competitor=competitor_reference(store.competitors), labels=store.labels,
         )
         json_path, csv_path = result.write(out)
     _print_plan(result, top)

@@ -41,6 +41,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.scalarfloat import ScalarFloat
 
+from label_gateway.label_templates import LabelTemplates
 from pricing.engine_config import EngineConfig
 from pricing.rules import RulesConfig
 from simulator.scenario import Scenario
@@ -528,6 +529,12 @@ CONFIG_KINDS: dict[str, ConfigKind] = {
         model=Scenario,
         detect=_looks_like(Scenario),
         title="ESL store simulator scenario (config/scenario.yaml)",
+    ),
+    "label_templates": ConfigKind(
+        name="label_templates",
+        model=LabelTemplates,
+        detect=_has_own_keys(LabelTemplates, RulesConfig, EngineConfig, Scenario, name_prefix="label_templates"),
+        title="ESL shelf-label templates (label_gateway/label_templates.yaml)",
     ),
 }
 DEFAULT_KIND = "rules"

@@ -17,9 +17,11 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from label_gateway.label_templates import LabelTemplates, default_label_templates
 from pricing.candidates import Candidates, generate_candidates
 from pricing.explain import Scored, plan_lines
 from pricing.groups import build_links
+from pricing.label_fit import check_label_fit
 from pricing.money import to_cents
 from pricing.optimizer import ChangeBudget, OptimizerInstance, PriceOptimizer
 from pricing.plan import PricePlan, SolverStats
@@ -63,11 +65,15 @@ def run_pricing_cycle(
     progress: Callable[[str], None] | None = None,
     dates: Any = None,
     competitor: pd.Series | None = None,
+    labels: pd.DataFrame | None = None,
+    label_templates: LabelTemplates | None = None,
 ) -> PricePlan:
     """Price every product; SKUs without cost, model or allowed price are held with the reason.
 
     ``dates`` are the days the plan will be in force (expected units are their mean); by
     default an average day. ``competitor`` maps SKU -> reference competitor price (cents).
+    With ``labels`` (labels.csv), a new price that does not fit one of the SKU's labels
+    (``label_templates``, default the packaged ones) holds the SKU and its group at today's price.
     """
     now = now or datetime.now(UTC)
     say = progress or (lambda _msg: None)
@@ -104,7 +110,7 @@ def run_pricing_cycle(
             f"{budget.max_changes if budget else 0} allowed"
         )
     lines = plan_lines(products, candidates, scored, solution, links, groups, rules.approval)
-    return PricePlan(
+    plan = PricePlan(
         plan_id=new_plan_id(now),
         created_at=now,
         store=store,
@@ -126,6 +132,9 @@ def run_pricing_cycle(
         rejected_rows=rejected_rows,
         notes=notes,
     )
+    if labels is None:
+        return plan
+    return check_label_fit(plan, products, labels, label_templates or default_label_templates())
 
 
 def score_candidates(candidates: Candidates, model: DemandPredictor, dates: Any) -> Scored:

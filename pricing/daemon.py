@@ -294,7 +294,7 @@ class StoreDaemon:
             products = products[products["category"].astype(str).isin(job.categories or [])].reset_index(drop=True)
         plan = run_pricing_cycle(
             products, model, rules, store=self.store, model_name=str(self.model_dir), now=now,
-            rejected_rows=len(store.rejects), competitor=competitor_reference(store.competitors),
+            rejected_rows=len(store.rejects), competitor=competitor_reference(store.competitors), labels=store.labels,
         )
         if job.kind == "markdown":
             plan = markdown_only(plan, job.max_reduction_pct)

@@ -129,6 +129,7 @@ def run_demo(options: DemoOptions, progress: Progress = _no_progress) -> DemoRes
                 model_name=str(model_path),
                 rejected_rows=len(store.rejects),
                 competitor=competitor_reference(store.competitors),
+                labels=store.labels,
             )
             plan_files = plan.write(options.workdir / "plans")
         topics = Topics(store.store_id, prefix=options.prefix)

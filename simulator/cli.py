@@ -276,6 +276,64 @@ def simulate_status(
         })
 
 
+# -- contact sheet ------------------------------------------------------------------------------
+@simulate_app.command("contact-sheet")
+def simulate_contact_sheet(
+    state: Annotated[Path, typer.Option(help="The simulator's state file (simulate run --state).")],
+    data: Annotated[Path, typer.Option(help="Store data directory (products.csv, labels.csv).")] = Path("data"),
+    gateway: Annotated[str | None, typer.Option(help="Only this gateway (default: all).")] = None,
+    out: Annotated[
+        Path,
+        typer.Option(help="A .png file (every gateway on one sheet) or a directory (contact-sheet-<gateway>.png each)."),
+    ] = Path("contact-sheets"),
+    currency: Annotated[str, typer.Option(help="The store's currency code.")] = "EUR",
+    templates: Annotated[
+        Path | None, typer.Option(help="Label templates YAML (default: the packaged label_templates.yaml).")
+    ] = None,
+    width: Annotated[int, typer.Option(min=400, max=20_000, help="Sheet width in pixels.")] = 1600,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last stdout line.")] = False,
+) -> None:
+    """Draw what every label shows, one grid per gateway, to PNG (labels that show nothing: blank)."""
+    import re
+
+    from label_gateway.label_templates import load_label_templates
+    from pricing.data import LABELS_FILE, PRODUCTS_FILE, load_labels, load_products
+    from simulator.contact_sheet import tiles_from_state, write_contact_sheets
+
+    if not re.fullmatch(r"[A-Z]{3}", currency):
+        fail(f"--currency must be a 3-letter code like EUR, not '{currency}'")
+    if not data.is_dir():
+        fail(f"{data}: not a directory (expected a store directory with {PRODUCTS_FILE} and {LABELS_FILE})")
+    with user_errors():
+        current = load_state(state)
+        layouts = load_label_templates(templates)
+        products = load_products(data / PRODUCTS_FILE).frame
+        labels = load_labels(data / LABELS_FILE).frame
+    tiles = tiles_from_state(current, products, labels, currency=currency)
+    if gateway is not None:
+        if gateway not in tiles:
+            fail(f"{data / LABELS_FILE}: no labels on gateway {gateway} (gateways: {', '.join(tiles) or 'none'})")
+        tiles = {gateway: tiles[gateway]}
+    if not tiles:
+        fail(f"{data / LABELS_FILE}: no labels to draw")
+    try:
+        sheets = write_contact_sheets(out, tiles, layouts, width=width)
+    except OSError as exc:
+        fail(f"{out}: cannot write: {exc.strerror or exc}")
+    for sheet in sheets:
+        err.print(
+            f"wrote {sheet.path}: {sheet.labels} labels ({sheet.blank} blank, {sheet.problems} not drawable) "
+            f"of {', '.join(sheet.gateways)}",
+            highlight=False, markup=False, soft_wrap=True,
+        )
+    if as_json:
+        emit_json({"files": [
+            {"path": str(s.path), "gateways": s.gateways, "labels": s.labels, "blank": s.blank,
+             "problems": s.problems, "tag_types": s.tag_types}
+            for s in sheets
+        ]})
+
+
 # -- replay -------------------------------------------------------------------------------------
 # Registered as the top-level `esl-pricing replay` by pricing/cli.py.
 def _replay_speed(text: str) -> float | None:

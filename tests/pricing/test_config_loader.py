@@ -66,7 +66,10 @@ def test_schema_has_dialect_and_title() -> None:
 
 def test_write_schemas(tmp_path: Path) -> None:
     written = write_schemas(tmp_path)
-    assert written == [tmp_path / "rules.schema.json", tmp_path / "engine.schema.json", tmp_path / "scenario.schema.json"]
+    assert written == [
+        tmp_path / "rules.schema.json", tmp_path / "engine.schema.json", tmp_path / "scenario.schema.json",
+        tmp_path / "label_templates.schema.json",
+    ]
     text = written[0].read_text(encoding="utf-8")
     assert text.endswith("}\n")
     assert json.loads(text) == rules_json_schema()
