@@ -173,7 +173,8 @@ def _print_demo(result: DemoResult, summary: dict[str, object]) -> None:
     facts.add_row("input rows rejected", str(summary["rejected_rows"]))
     facts.add_row("expected profit / day", f"{format_money(round(old), currency)} -> {format_money(round(new), currency)}")
     facts.add_row("expected profit change", f"{summary['expected_profit_delta_pct']:+.2f}%")
-    facts.add_row("labels confirmed", f"[green]{summary['labels_confirmed']}[/]")
+    facts.add_row("labels synced to today's price first", str(summary["labels_synced"]))
+    facts.add_row("labels confirmed (plan changes)", f"[green]{summary['labels_confirmed']}[/]")
     failed = summary["labels_failed"]
     facts.add_row("labels failed", f"[red]{failed}[/]" if failed else "0")
     facts.add_row("broker", str(summary["broker"]))

@@ -37,11 +37,17 @@ from label_gateway.delivery import (
     DeliveryReport,
     DeliverySettings,
 )
-from label_gateway.outbox import Outbox, epoch_us
+from label_gateway.outbox import LabelRow, Outbox, epoch_us
 from label_gateway.protocol import Topics
-from pricing.config_loader import load_rules
+from pricing.config_loader import ConfigError, load_rules
 from pricing.cycle import run_pricing_cycle
-from pricing.data import StoreData, competitor_reference, label_rows, load_store
+from pricing.data import (
+    DataError,
+    StoreData,
+    competitor_reference,
+    label_rows,
+    load_store,
+)
 from pricing.database import open_engine
 from pricing.engine_config import EngineConfig, JobConfig
 from pricing.engine_state import HEARTBEAT, EngineFlags
@@ -55,6 +61,7 @@ from pricing.price_push import (
     deliver_logged,
     price_change_events,
     record_prices,
+    sync_labels,
 )
 from pricing.scheduler import Clock, ClockScheduler, SystemClock, schedule_jobs
 from pricing.training import train_demand_model
@@ -316,11 +323,29 @@ class StoreDaemon:
         return result
 
     def reconcile(self, job: JobConfig) -> CycleResult:
-        """Send again what labels do not show (failed ones too) and whatever is still open."""
-        reopened = self.outbox.reopen(at_us=epoch_us(self.clock.now()))
-        result = CycleResult(job.id, job.kind, "ok", extra={"reopened": reopened})
+        """Give labels that never had a price (new ones) the price book's price, send again what
+        labels do not show (failed ones too) and whatever is still open."""
+        now = self.clock.now()
+        try:
+            synced = len(self._sync(now))
+            note = ""
+        except (DataError, ConfigError) as exc:  # the labels still get what the outbox holds
+            synced, note = 0, f"no sync of new labels: {str(exc).splitlines()[0]}"
+        reopened = self.outbox.reopen(at_us=epoch_us(now))
+        result = CycleResult(job.id, job.kind, "ok", detail=note, extra={"reopened": reopened, "synced": synced})
         self._deliver(result)  # returns at once when nothing is open
         return result
+
+    def _sync(self, now: datetime) -> list[LabelRow]:
+        """Queue the price book's price for labels that do not have it yet (sync_labels)."""
+        store = load_store(self.data_dir)
+        rules = load_rules(self.rules_path)
+        products = store.products
+        file_prices = dict(zip(products["sku"].astype(str), products["price_cents"].astype(int), strict=True))
+        return sync_labels(
+            self.price_book, self.outbox, self.events, label_rows(store.labels), file_prices=file_prices,
+            currency=rules.currency, at=now, correlation=f"sync-{now:%Y%m%dT%H%M%SZ}",
+        ).pushed
 
     def retrain(self, job: JobConfig) -> CycleResult:
         store = load_store(self.data_dir)

@@ -25,7 +25,7 @@ from label_gateway.protocol import DEFAULT_PREFIX, Topics
 from pricing.cli_support import EXIT_FAILURE, emit_json, err, fail, user_errors
 from pricing.event_log import EventLog
 from pricing.price_book import PriceBook
-from pricing.price_push import deliver_logged, record_prices
+from pricing.price_push import deliver_logged, record_prices, sync_labels
 
 DATABASE_ENV = "ESL_DATABASE"
 DEFAULT_DATABASE = "esl-engine.db"
@@ -287,3 +287,54 @@ def outbox_reconcile(
     """Send again every label whose confirmed version differs from its desired one, failed ones included."""
     _deliver_command("reconcile", db, store, broker, prefix, ack_timeout, max_attempts, window, deadline, as_json,
                      reopen=True, gateway=gateway)
+
+
+@outbox_app.command("sync")
+def outbox_sync(
+    data: Annotated[Path, typer.Option(help="Store data directory (labels.csv, products.csv).")],
+    db: DbOption = None,
+    currency: Annotated[str, typer.Option(help="The store's currency (as in the rules file).")] = "EUR",
+    broker: BrokerOption = "mqtt://127.0.0.1:1883",
+    prefix: PrefixOption = DEFAULT_PREFIX,
+    ack_timeout: AckTimeoutOption = 30.0,
+    max_attempts: AttemptsOption = 5,
+    window: WindowOption = 200,
+    deadline: DeadlineOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Give every label the price book's current price: new labels, and labels never given one.
+
+    SKUs the price book has never seen take products.csv's price first. Labels the outbox knows
+    to show their price already get nothing, so running it again sends nothing new."""
+    from pricing.cli import _report_rejects, _stage_progress
+    from pricing.data import load_store
+
+    settings = delivery_settings(ack_timeout, max_attempts, window)
+    now = datetime.now(UTC)
+    with user_errors():
+        BrokerAddress.parse(broker)
+        store = load_store(data)
+        _report_rejects(store.rejects)
+        engine = open_engine(database_target(db))
+        outbox, log = Outbox(engine, store.store_id), EventLog(engine, store.store_id)
+        products = store.products
+        file_prices = dict(zip(products["sku"].astype(str), products["price_cents"].astype(int), strict=True))
+        synced = sync_labels(
+            PriceBook(engine, store.store_id), outbox, log, store.label_rows(), file_prices=file_prices,
+            currency=currency.upper(), at=now, correlation=f"sync-{now:%Y%m%dT%H%M%SZ}",
+        )
+        with _stage_progress() as progress:
+            delivered = deliver_logged(
+                outbox, log, BrokerAddress.parse(broker), Topics(outbox.store, prefix=prefix), settings,
+                now=lambda: datetime.now(UTC), deadline_s=deadline,
+                progress=lambda done, total: progress("sync", done, total),
+            )
+    report = delivered.report if delivered is not None else DeliveryReport()
+    report.enqueued = synced.enqueued
+    print_report(report, what=f"sync of {len(synced.updates)} labels ({len(synced.pushed)} to send)")
+    if as_json:
+        emit_json({"store": outbox.store, "labels": len(synced.updates), "to_send": len(synced.pushed)}
+                  | report.summary())
+    code = exit_code(report)
+    if code:
+        raise typer.Exit(code)

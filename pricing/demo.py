@@ -27,7 +27,12 @@ from pricing.event_log import EventLog
 from pricing.model_store import save_model
 from pricing.plan import PricePlan
 from pricing.price_book import PriceBook
-from pricing.price_push import deliver_logged, price_change_events, record_prices
+from pricing.price_push import (
+    deliver_logged,
+    price_change_events,
+    record_prices,
+    sync_labels,
+)
 from pricing.rules import RulesConfig
 from pricing.stages import StageTimer
 from pricing.training import train_demand_model
@@ -60,6 +65,9 @@ class DemoResult:
     plan_files: tuple[Path, Path]
     model_path: Path
     metrics: dict[str, float]
+    synced: DeliveryReport  # the shelf sync before the plan: every label gets today's price
+    address: BrokerAddress
+    database: Path
 
     def summary(self) -> dict[str, object]:
         return {
@@ -71,6 +79,7 @@ class DemoResult:
             "labels_confirmed": len(self.delivery.confirmed),
             "labels_failed": len(self.delivery.failed),
             "labels_mismatched": len(self.mismatched_labels),
+            "labels_synced": len(self.synced.confirmed),
             "expected_profit_delta_pct": round(self.plan.expected_profit_delta_pct(), 3),
             "model_holdout_wape": self.metrics.get("wape"),
             "solver_status": self.plan.solver.status,
@@ -95,7 +104,11 @@ def _fresh_database(path: Path) -> Path:
     return path
 
 
-def run_demo(options: DemoOptions, progress: Progress = _no_progress) -> DemoResult:
+def run_demo(
+    options: DemoOptions, progress: Progress = _no_progress, hold: Callable[[DemoResult], None] | None = None
+) -> DemoResult:
+    """The whole loop once. ``hold`` (e.g. serving the review page) is called with the result
+    while the broker and the simulated labels still run; they stop when it returns."""
     timer = StageTimer()
     data_dir = options.workdir / "data"
     with ExitStack() as stack:
@@ -142,29 +155,43 @@ def run_demo(options: DemoOptions, progress: Progress = _no_progress) -> DemoRes
             engine = open_engine(_fresh_database(options.workdir / "engine.db"))
             book, log = PriceBook(engine, store.store_id), EventLog(engine, store.store_id)
             _seed_price_book(book, log, store, plan.currency, options.history_days)
+        settings = DeliverySettings(ack_timeout_s=options.ack_timeout_s)
+        outbox = Outbox(engine, store.store_id)
+        with timer.stage("shelf sync"):
+            # New labels start blank: each gets today's price before the plan's changes.
+            file_prices = dict(zip(store.products["sku"].astype(str), store.products["price_cents"].astype(int),
+                                   strict=True))
+            sync_labels(book, outbox, log, label_rows, file_prices=file_prices, currency=plan.currency,
+                        at=datetime.now(UTC), correlation="shelf-sync")
+            synced = deliver_logged(
+                outbox, log, address, topics, settings, now=lambda: datetime.now(UTC),
+                progress=lambda done, total: progress("shelf sync", done, total),
+            )
         with timer.stage("push + acks"):
-            outbox = Outbox(engine, store.store_id)
             now = datetime.now(UTC)
             recorded = record_prices(
                 book, outbox, log, plan.new_prices(), label_rows, currency=plan.currency,
                 correlation=plan.plan_id, at=now,
             )
             delivered = deliver_logged(
-                outbox, log, address, topics, DeliverySettings(ack_timeout_s=options.ack_timeout_s),
+                outbox, log, address, topics, settings,
                 now=lambda: datetime.now(UTC), progress=lambda done, total: progress("push + acks", done, total),
             )
             delivery = delivered.report if delivered is not None else DeliveryReport()
             delivery.enqueued = recorded.enqueued
         shown = simulator.displayed()
-    mismatched = [
-        o.label_id
-        for o in delivery.confirmed
-        if shown.get(o.label_id) is None or shown[o.label_id].price_cents != o.price_cents
-    ]
-    return DemoResult(
-        store, plan, delivery, shown, mismatched, broker_name, timer, plan_files, model_path, training.metrics
-    )
-
+        mismatched = [
+            o.label_id
+            for o in delivery.confirmed
+            if shown.get(o.label_id) is None or shown[o.label_id].price_cents != o.price_cents
+        ]
+        result = DemoResult(
+            store, plan, delivery, shown, mismatched, broker_name, timer, plan_files, model_path, training.metrics,
+            synced.report if synced is not None else DeliveryReport(), address, options.workdir / "engine.db",
+        )
+        if hold is not None:
+            hold(result)  # the broker and the simulated labels keep running until it returns
+    return result
 
 
 def _seed_price_book(book: PriceBook, log: EventLog, store: StoreData, currency: str, days: int) -> None:

@@ -138,6 +138,33 @@ class PriceBook:
         with self.engine.connect() as conn:
             return {sku: int(low) for sku, low in conn.execute(query) if sku in wanted}
 
+    def current_references(self, skus: Iterable[str] | None = None) -> dict[str, int]:
+        """sku -> the Omnibus reference of its current price, for SKUs whose current price is a
+        reduction from the one before: the lowest price of the 30 days before the reduction (as
+        ``record`` gave it). What a label showing today's price must also show."""
+        c = price_history.c
+        query = select(c.sku, c.price_cents, c.effective_from_us, c.effective_to_us).where(c.store == self.store)
+        wanted = None if skus is None else set(skus)
+        if wanted is not None and len(wanted) <= 500:
+            query = query.where(c.sku.in_(sorted(wanted)))
+        periods: dict[str, list[tuple[int, int, int | None]]] = {}
+        with self.engine.connect() as conn:
+            for sku, cents, start, end in conn.execute(query.order_by(c.sku, c.effective_from_us, c.id)):
+                if wanted is None or sku in wanted:
+                    periods.setdefault(sku, []).append((int(cents), int(start), end))
+        references: dict[str, int] = {}
+        for sku, spans in periods.items():
+            if len(spans) < 2 or spans[-1][2] is not None:
+                continue
+            cents, start, _ = spans[-1]
+            before = spans[-2][0]
+            if cents >= before:
+                continue
+            window = start - OMNIBUS_DAYS * 86_400_000_000
+            lowest = min(p for p, _, end in spans[:-1] if end is None or end > window)
+            references[sku] = min(lowest, before)
+        return references
+
     # -- writing ---------------------------------------------------------------------------
     def record(
         self,

@@ -67,9 +67,18 @@ def record_prices(
     updates = updates_for_prices(
         changed, labels, currency=currency, correlation=correlation, effective_at=effective_at, references=references
     )
+    log.append(price_change_events(changes, store=outbox.store, correlation=correlation, at=at))
+    enqueued, rows = _enqueue_logged(outbox, log, updates, correlation=correlation, at=at, effective_at=effective_at)
+    return RecordedPush(changes, updates, enqueued, rows)
+
+
+def _enqueue_logged(
+    outbox: Outbox, log: EventLog, updates: list[LabelUpdate], *, correlation: str, at: datetime,
+    effective_at: datetime | None,
+) -> tuple[EnqueueResult, list[LabelRow]]:
+    """Queue ``updates`` and log ``pushed`` for each row now waiting to be sent."""
     enqueued = outbox.enqueue(updates, at_us=epoch_us(at))
     rows = [r for r in outbox.rows(labels=[u.label_id for u in updates]) if r.correlation == correlation and r.state == "pending"]
-    log.append(price_change_events(changes, store=outbox.store, correlation=correlation, at=at))
     log.append(
         Event(
             at=at, store=outbox.store, kind="pushed", correlation=correlation, label=r.label_id, sku=r.sku,
@@ -81,7 +90,34 @@ def record_prices(
         )
         for r in rows
     )
-    return RecordedPush(changes, updates, enqueued, rows)
+    return enqueued, rows
+
+
+def sync_labels(
+    book: PriceBook,
+    outbox: Outbox,
+    log: EventLog,
+    labels: Iterable[tuple[str, str, str]],
+    *,
+    file_prices: Mapping[str, int],
+    currency: str,
+    at: datetime,
+    correlation: str = "sync",
+) -> RecordedPush:
+    """Bring every label to the price book's current price (with its Omnibus reference when it is
+    a reduction): labels installed since, or never given a price, get one; labels the outbox
+    knows to show it get nothing (content-hash dedup). SKUs the book has never seen are seeded
+    from ``file_prices`` (products.csv) first. Nothing is published here."""
+    seeded = book.seed(file_prices, at=at, currency=currency, source="products.csv")
+    log.append(price_change_events(seeded, store=outbox.store, correlation="products.csv", at=at))
+    current = book.current()
+    rows = list(labels)
+    prices = {sku: current[sku] for _, _, sku in rows if sku in current}
+    updates = updates_for_prices(
+        prices, rows, currency=currency, correlation=correlation, references=book.current_references(prices)
+    )
+    enqueued, pushed = _enqueue_logged(outbox, log, updates, correlation=correlation, at=at, effective_at=None)
+    return RecordedPush(seeded, updates, enqueued, pushed)
 
 
 def outcome_events(before: Mapping[str, LabelRow], after: Mapping[str, LabelRow], *, at: datetime) -> list[Event]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -224,7 +224,7 @@ def _from_book(db: str, data: Path, sku: str, cents: int, currency: str, preview
     when the book does not know the SKU. With a preview price below the current one, the
     reference is what the book would give that reduction now."""
     from pricing.database import open_engine
-    from pricing.price_book import OMNIBUS_DAYS, PriceBook
+    from pricing.price_book import PriceBook
 
     if "://" not in db and not Path(db).expanduser().exists():
         fail(f"database '{db}': no such file")
@@ -234,6 +234,7 @@ def _from_book(db: str, data: Path, sku: str, cents: int, currency: str, preview
         periods = book.history(sku)
         now = datetime.now(UTC)
         lowest = book.lowest_prices([sku], now) if preview is not None else {}
+        references = book.current_references([sku])
     current = next((p for p in reversed(periods) if p.effective_to is None), None)
     if current is None:
         err.print(f"sku {sku} has no price in the price book of {store}: using products.csv", highlight=False,
@@ -244,12 +245,7 @@ def _from_book(db: str, data: Path, sku: str, cents: int, currency: str, preview
             return current.price_cents, current.currency, min(lowest.get(sku, current.price_cents),
                                                               current.price_cents)
         return current.price_cents, current.currency, None
-    earlier = [p for p in periods if p is not current and p.effective_from <= current.effective_from]
-    if not earlier or current.price_cents >= earlier[-1].price_cents:
-        return current.price_cents, current.currency, None
-    start = current.effective_from - timedelta(days=OMNIBUS_DAYS)
-    window = [p.price_cents for p in earlier if p.effective_to is None or p.effective_to > start]
-    return current.price_cents, current.currency, min([*window, earlier[-1].price_cents])
+    return current.price_cents, current.currency, references.get(sku)
 
 
 def _store_of(data: Path) -> str:

@@ -31,9 +31,12 @@ def test_every_changed_label_is_confirmed_and_shows_the_plan_price(mqtt_broker, 
     assert not result.delivery.failed
     for label_id, _gateway, sku in labels_of_changed:
         assert result.displayed[label_id].price_cents == changes[sku], label_id
-    # Labels of unchanged SKUs were not touched.
-    untouched = {row[0] for row in result.store.label_rows() if row[2] not in changes}
-    assert untouched.isdisjoint(result.displayed)
+    # Every label was first given today's price (the shelf sync); labels of unchanged SKUs keep it.
+    assert len(result.synced.confirmed) == len(result.store.label_rows()) and not result.synced.failed
+    today = dict(zip(result.store.products["sku"].astype(str), result.store.products["price_cents"], strict=True))
+    for label_id, _gateway, sku in result.store.label_rows():
+        if sku not in changes:
+            assert result.displayed[label_id].price_cents == today[sku], label_id
     # Held SKUs kept their price and carry a reason.
     assert all(line.new_cents == line.old_cents and line.explanation for line in result.plan.held)
 

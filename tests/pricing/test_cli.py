@@ -391,7 +391,7 @@ def test_plan_json_and_table_show_approvals(tmp_path: Path, monkeypatch: pytest.
     )
     store = types.SimpleNamespace(
         products=pd.DataFrame({"sku": ["0001", "0002", "0003", "0004", "0005"]}), rejects=[], store_id="store-001",
-        competitors=pricing.data.empty_competitors(),
+        competitors=pricing.data.empty_competitors(), labels=None,
     )
     cycle = types.ModuleType("pricing.cycle")
     cycle.run_pricing_cycle = lambda *args, **kwargs: result  # type: ignore[attr-defined]

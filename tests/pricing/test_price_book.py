@@ -119,6 +119,9 @@ def test_reference_is_the_minimum_over_the_window_by_brute_force(steps: list[tup
         expected = min(p for p in shown if p is not None) if price < previous else None
         assert change.reference_cents == expected
         timeline.append((at, price))
+        # What a label showing today's price must show with it: the reference the reduction got.
+        assert book.current_references().get("A") == expected
+        assert book.current_references(["A", "B"]) == book.current_references()
 
 
 def _shown(timeline: list[tuple[datetime, int]], moment: datetime) -> int | None:
