@@ -4,7 +4,7 @@ the last line of stdout. Exit codes: 0 ok, 1 failure, 2 user error (config, data
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -45,11 +45,12 @@ from pricing.delivery_cli import (
     outbox_app,
 )
 from pricing.render_cli import register as register_render_commands
+from pricing.review_cli import register as register_review_commands
 from simulator.cli import replay_command, simulate_app
 
 if TYPE_CHECKING:
     from pricing.data import Reject
-    from pricing.demo import DemoResult
+    from pricing.demo import DemoOptions, DemoResult
     from pricing.demo import Progress as StageProgress
     from pricing.evaluation import EvaluationReport
     from pricing.plan import PlanLine, PricePlan
@@ -69,6 +70,7 @@ app.add_typer(db_app, name="db")
 app.command("replay")(replay_command)
 register_daemon_commands(app)
 register_render_commands(app)
+register_review_commands(app)
 
 DEFAULT_RULES = Path("config/rules.yaml")
 
@@ -110,22 +112,67 @@ def demo(
     ),
     prefix: Annotated[str, typer.Option(help="MQTT topic prefix.")] = DEFAULT_PREFIX,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Then serve the review page (and keep the broker and labels running) until Ctrl-C.")
+    ] = False,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port of the review page with --serve (0: any free port).")] = 8080,
 ) -> None:
-    """Run the whole loop once: sample store, demand model, plan, MQTT push, label acks."""
+    """Run the whole loop once: sample store, demand model, plan, MQTT push, label acks.
+
+    With --serve the review page stays up on 127.0.0.1 afterwards, with the simulated labels
+    still running: approve a held change there and watch its labels confirm it (approvals need
+    ESL_REVIEW_TOKEN; without it the page is read-only)."""
     from pricing.demo import DemoOptions, run_demo
 
     options = DemoOptions(
         workdir=workdir, skus=skus, seed=seed, gateways=gateways, broker_url=broker,
         rules_path=_resolve_rules(rules), prefix=prefix,
     )
-    with user_errors(), _stage_progress() as progress:
-        result = run_demo(options, progress)
-    summary = result.summary()
-    _print_demo(result, summary)
-    if as_json:
-        emit_json(summary)
+    bar = ExitStack()
+
+    def report(result: DemoResult) -> None:
+        bar.close()  # the progress display ends before the outcome is printed
+        summary = result.summary()
+        _print_demo(result, summary)
+        if as_json:
+            emit_json(summary)
+
+    def report_and_serve(result: DemoResult) -> None:
+        report(result)
+        _serve_demo(result, options, port)
+
+    with user_errors(), bar:
+        progress = bar.enter_context(_stage_progress())
+        result = run_demo(options, progress, hold=report_and_serve if serve else None)
+        if not serve:
+            report(result)
     if result.delivery.failed or result.mismatched_labels:
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _serve_demo(result: DemoResult, options: DemoOptions, port: int) -> None:
+    """The review page on the demo's files, database, broker and still-running labels."""
+    import os
+
+    from pricing.review.server import ReviewServer, ServerError
+    from pricing.review.settings import TOKEN_ENV, ReviewSettings
+    from pricing.review_cli import serve_until_stopped
+
+    try:
+        settings = ReviewSettings(
+            store=result.store.store_id, plans_dir=options.workdir.resolve() / "plans",
+            data_dir=options.workdir.resolve() / "data", database=str(result.database.resolve()),
+            broker=result.address, prefix=options.prefix, secret=os.environ.get(TOKEN_ENV) or None,
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    with user_errors(ServerError):
+        server = ReviewServer(settings, "127.0.0.1", port)
+    access = (f"read-only: set {TOKEN_ENV} to approve" if settings.read_only
+              else f"log in with the {TOKEN_ENV} token to approve")
+    err.print(f"[bold]review page:[/] {server.url} ({access}); Ctrl-C stops it and the simulated labels",
+              highlight=False)
+    serve_until_stopped(server)
 
 
 @contextmanager

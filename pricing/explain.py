@@ -125,7 +125,23 @@ def plan_lines(
                 binding_rule=rule, explanation=why, relaxed_rules=relaxed, soft_rules_broken=broken, group=groups[i],
             )
         )
-    return lines
+    return _groups_wait_together(lines)
+
+
+def _groups_wait_together(lines: list[PlanLine]) -> list[PlanLine]:
+    """A linked group (family, ladder, tier) moves as one: when one of its changes needs approval,
+    its other changes wait with it, or the shelf would show half a group's new prices."""
+    waiting = {line.group for line in lines if line.status == "approval" and line.group}
+    if not waiting:
+        return lines
+    return [
+        line.model_copy(update={
+            "status": "approval",
+            "explanation": f"{line.explanation}; needs approval: waits with its group {line.group}",
+        })
+        if line.status == "change" and line.group in waiting else line
+        for line in lines
+    ]
 
 
 def _reason(

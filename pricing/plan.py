@@ -101,13 +101,18 @@ class PricePlan(BaseModel):
 
     def decide(self, skus: list[str] | None, *, approve: bool, by: str, at: datetime) -> list[str]:
         """Approve (status change: pushed by apply) or reject the listed SKUs' changes awaiting
-        approval, all of them when ``skus`` is None. Returns the SKUs decided; raises KeyError
+        approval, all of them when ``skus`` is None; the waiting members of a listed SKU's family,
+        ladder or tier group are decided with it. Returns the SKUs decided; raises KeyError
         naming a listed SKU that is not awaiting approval."""
         waiting = {line.sku: i for i, line in enumerate(self.lines) if line.status == "approval"}
         chosen = list(waiting) if skus is None else skus
         unknown = [sku for sku in chosen if sku not in waiting]
         if unknown:
             raise KeyError(", ".join(unknown))
+        # A linked group is decided as one: its waiting members join the first of them chosen.
+        groups = {self.lines[waiting[sku]].group for sku in chosen} - {None}
+        mates = [line.sku for line in self.lines if line.status == "approval" and line.group in groups]
+        chosen = list(dict.fromkeys([*chosen, *mates]))
         for sku in chosen:
             i = waiting[sku]
             self.lines[i] = self.lines[i].model_copy(

@@ -553,3 +553,21 @@ def test_plan_write_read_round_trip(plan: PricePlan, tmp_path: Path) -> None:
                 assert "e" not in row[col].lower()
     line = line_of(plan, "0002")
     assert Decimal(capped["profit_new"]) == (Decimal(round(line.profit_new_cents)) / 100)
+
+
+def test_a_group_with_one_change_needing_approval_waits_as_a_whole() -> None:
+    from pricing.explain import _groups_wait_together
+    from pricing.plan import PlanLine
+
+    def line(sku: str, status: str, group: str | None) -> PlanLine:
+        return PlanLine(
+            sku=sku, name=sku, category="c", status=status, old_cents=100, new_cents=120,  # type: ignore[arg-type]
+            cost_cents=50, units_old=1.0, units_new=1.0, profit_old_cents=1.0, profit_new_cents=2.0,
+            binding_rule="r", explanation="why", group=group,
+        )
+
+    lines = [line("a", "change", "ladder:L"), line("b", "approval", "ladder:L"), line("c", "change", None),
+             line("d", "change", "family:F")]
+    out = _groups_wait_together(lines)
+    assert [x.status for x in out] == ["approval", "approval", "change", "change"]
+    assert out[0].explanation.endswith("waits with its group ladder:L")

@@ -149,3 +149,13 @@ def test_plan_from_before_approval_fields_still_reads() -> None:
     )
     assert plan.lines[0].relaxed_rules == [] and plan.lines[0].decided_at is None
     assert plan.solver.gap_pct == 0.0 and plan.new_prices() == {"1": 220}
+
+
+def test_deciding_one_member_of_a_group_decides_its_waiting_mates() -> None:
+    """A family shares one price: approving one member alone would put two prices on one shelf."""
+    plan = make_plan()
+    plan.lines.append(line("0006", "approval", 200, 300, group="family:cola"))
+    plan.lines.append(line("0007", "approval", 200, 300, group="family:other"))
+    assert plan.decide(["0006"], approve=True, by="alice", at=NOW) == ["0006", "0002"]
+    assert [line.sku for line in plan.awaiting_approval] == ["0003", "0007"]
+    assert plan.decide(["0007", "0003"], approve=False, by="bob", at=NOW) == ["0007", "0003"]

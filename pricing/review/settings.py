@@ -1,0 +1,84 @@
+"""What the review page needs to know: where the plans, data and database are, how to push, and
+the secret that allows approvals.
+
+Built from config/engine.yaml (``ReviewSettings.from_engine_config``) so the page and the daemon
+agree on the store, the broker, the freeze windows and the kill switch. The secret comes from the
+environment (``ESL_REVIEW_TOKEN``), never from a config file: the config is committed and shared,
+the secret is not. Without a secret the page is read-only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from label_gateway.broker import BrokerAddress
+from label_gateway.delivery import DeliverySettings
+from pricing.engine_config import EngineConfig
+from pricing.freeze import StoreCalendar
+
+TOKEN_ENV = "ESL_REVIEW_TOKEN"
+MIN_SECRET_CHARS = 8
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    """One store's review page. ``secret`` None: read-only (every POST is refused)."""
+
+    store: str
+    plans_dir: Path
+    data_dir: Path
+    database: str  # a SQLite file or a SQLAlchemy URL (pricing.database.open_engine)
+    broker: BrokerAddress
+    prefix: str = "esl"
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    deadline_s: float | None = 600.0  # a push stops waiting for acks after this; the rest stays in the outbox
+    calendar: StoreCalendar = field(default_factory=StoreCalendar)
+    kill_switch: bool = False  # the config's switch; `esl-pricing kill-switch on` is read from the database
+    secret: str | None = field(default=None, repr=False)
+    label_templates: Path | None = None  # None: the packaged label_gateway/label_templates.yaml
+    max_rows: int = 500  # plan rows one page shows at most
+    probe_ttl_s: float = 10.0  # how long a look at the broker's gateway statuses is reused
+    login_max_age_s: int = 12 * 3600
+
+    def __post_init__(self) -> None:
+        if self.secret is not None and len(self.secret) < MIN_SECRET_CHARS:
+            raise ValueError(f"{TOKEN_ENV} is too short: use at least {MIN_SECRET_CHARS} characters")
+        if self.max_rows < 1:
+            raise ValueError("max_rows must be at least 1")
+
+    @property
+    def read_only(self) -> bool:
+        return self.secret is None
+
+    @classmethod
+    def from_engine_config(
+        cls,
+        config: EngineConfig,
+        config_dir: Path | str | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> ReviewSettings:
+        """The settings of config/engine.yaml (paths relative to ``config_dir``, by default the
+        folder the config was loaded from); the secret from ``ESL_REVIEW_TOKEN`` in ``environ``."""
+        env = os.environ if environ is None else environ
+        delivery = config.delivery
+        return cls(
+            store=config.store,
+            plans_dir=config.resolve("plans_dir", config_dir),
+            data_dir=config.resolve("data_dir", config_dir),
+            database=config.database_target(config_dir),
+            broker=BrokerAddress.parse(config.broker),
+            prefix=config.prefix,
+            delivery=DeliverySettings(
+                ack_timeout_s=delivery.ack_timeout_s,
+                max_attempts=delivery.max_attempts,
+                window_per_gateway=delivery.window_per_gateway,
+            ),
+            deadline_s=delivery.deadline_s,
+            calendar=config.calendar,
+            kill_switch=config.kill_switch,
+            secret=env.get(TOKEN_ENV) or None,
+        )
