@@ -63,6 +63,7 @@ from pricing.price_push import (
     record_prices,
     sync_labels,
 )
+from pricing.push_guard import PushStop, push_blocked
 from pricing.scheduler import Clock, ClockScheduler, SystemClock, schedule_jobs
 from pricing.training import train_demand_model
 
@@ -103,28 +104,6 @@ class CycleResult:
             "failed": self.failed, "waiting": self.waiting,
         }
         return out | self.extra
-
-
-class PushStop:
-    """The delivery loop's stop signal: the daemon stops, the kill switch is set, or a freeze
-    window begins. The database is read at most once a second."""
-
-    def __init__(self, daemon: StoreDaemon) -> None:
-        self.daemon = daemon
-        self.reason: str | None = None
-        self._checked = 0.0
-
-    def is_set(self) -> bool:
-        if self.reason is not None:
-            return True
-        if self.daemon.stopping.is_set():
-            self.reason = "daemon stopping"
-            return True
-        now = time.monotonic()
-        if now - self._checked >= 1.0:
-            self._checked = now
-            self.reason = self.daemon.push_blocked()
-        return self.reason is not None
 
 
 class StoreDaemon:
@@ -183,12 +162,8 @@ class StoreDaemon:
     # -- the rules every push obeys -----------------------------------------------------------
     def push_blocked(self, at: datetime | None = None) -> str | None:
         """Why nothing may be published now (kill switch, freeze window), or None."""
-        if self.config.kill_switch:
-            return "kill switch (config)"
-        if self.flags.kill_switch():
-            return "kill switch"
-        frozen = self.config.calendar.frozen(at or self.clock.now())
-        return f"frozen: {frozen}" if frozen else None
+        return push_blocked(config_kill_switch=self.config.kill_switch, flags=self.flags,
+                            calendar=self.config.calendar, at=at or self.clock.now())
 
     def _event(self, kind: str, **fields: Any) -> Event:
         return Event(at=self.clock.now(), store=self.store, kind=kind, **fields)  # type: ignore[arg-type]
@@ -408,7 +383,7 @@ class StoreDaemon:
             max_attempts=self.config.delivery.max_attempts,
             window_per_gateway=self.config.delivery.window_per_gateway,
         )
-        stop = PushStop(self)
+        stop = PushStop(self.stopping, self.push_blocked, stopping_reason="daemon stopping")
         try:
             delivered = deliver_logged(
                 self.outbox, self.events, self.address, self.topics, settings,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -38,6 +37,8 @@ from pricing.event_log import EventLog
 from pricing.money import to_decimal
 from pricing.price_book import PriceBook
 from pricing.price_push import deliver_logged, price_change_events, record_prices
+from pricing.push_guard import PushStop
+from pricing.push_guard import push_blocked as guard_blocked
 from pricing.review.settings import ReviewSettings
 from pricing.review.store_files import StoreFiles
 from pricing.review.sync import rows_by_label, sku_sync
@@ -51,14 +52,10 @@ SKUS_SHOWN = 2000  # per-SKU label states in a push's status, at most
 
 
 def push_blocked(settings: ReviewSettings, engine: Engine, at: datetime) -> str | None:
-    """Why nothing may be published at ``at`` (kill switch, freeze window), or None; the daemon's
-    rule (pricing.daemon.StoreDaemon.push_blocked) for the review page's settings."""
-    if settings.kill_switch:
-        return "kill switch (config)"
-    if EngineFlags(engine, settings.store).kill_switch():
-        return "kill switch"
-    frozen = settings.calendar.frozen(at)
-    return f"frozen: {frozen}" if frozen else None
+    """Why nothing may be published at ``at`` (kill switch, freeze window), or None: the
+    daemon's rule (pricing.push_guard) for the review page's settings."""
+    return guard_blocked(config_kill_switch=settings.kill_switch, flags=EngineFlags(engine, settings.store),
+                         calendar=settings.calendar, at=at)
 
 
 @dataclass
@@ -88,28 +85,6 @@ class PushJob:
     @property
     def final(self) -> bool:
         return self.state in FINAL
-
-
-class _Stop:
-    """The delivery's stop signal: the worker stops, or pushes become blocked (checked once a
-    second, like the daemon's PushStop)."""
-
-    def __init__(self, worker: PushWorker) -> None:
-        self.worker = worker
-        self.reason: str | None = None
-        self._checked = 0.0
-
-    def is_set(self) -> bool:
-        if self.reason is not None:
-            return True
-        if self.worker.stopping.is_set():
-            self.reason = "the review server is stopping"
-            return True
-        now = time.monotonic()
-        if now - self._checked >= 1.0:
-            self._checked = now
-            self.reason = self.worker.blocked()
-        return self.reason is not None
 
 
 class PushWorker:
@@ -280,7 +255,7 @@ class PushWorker:
             )
             job.recorded = sorted(change.sku for change in recorded.changes)
         job.phase = "sending to the labels"
-        stop = _Stop(self)
+        stop = PushStop(self.stopping, self.blocked, stopping_reason="the review server is stopping")
 
         def progress(done: int, total: int) -> None:
             job.progress = (done, total)
