@@ -471,16 +471,22 @@ def check_budget(plan: PricePlan, rules: Rules) -> None:
 
 
 def check_approval(plan: PricePlan, rules: Rules) -> None:
+    """A change waits for approval when it is beyond the band, or when a change of its linked
+    group is (a group moves as one)."""
     band = rules.config.approval
-    for line in plan.lines:
-        if line.status not in ("change", "approval"):
-            continue
+    moving = [line for line in plan.lines if line.status in ("change", "approval")]
+
+    def beyond(line: PlanLine) -> bool:
         delta = abs(line.new_cents - line.old_cents)
-        beyond = band is not None and (
+        return band is not None and (
             (band.max_change_abs is not None and delta > _cents(band.max_change_abs))
             or (band.max_change_pct is not None and Decimal(delta) * 100 > band.max_change_pct * line.old_cents)
         )
-        assert (line.status == "approval") == beyond, f"{line.sku}: {line.status} for a change of {delta}"
+
+    waiting_groups = {line.group for line in moving if line.group and beyond(line)}
+    for line in moving:
+        expected = beyond(line) or (line.group is not None and line.group in waiting_groups)
+        assert (line.status == "approval") == expected, f"{line.sku}: {line.status} (group {line.group})"
 
 
 @st.composite
