@@ -467,9 +467,10 @@ def approve(
 def _read_plan(path: Path) -> PricePlan:
     from pricing.plan_files import PlanFileError, read_plan
 
-    with user_errors(PlanFileError):
+    try:
         return read_plan(path)
-    raise AssertionError("unreachable")  # user_errors exits
+    except PlanFileError as exc:
+        fail(str(exc))
 
 
 def _report_rejects(rejects: Sequence[Reject]) -> None:

@@ -46,7 +46,9 @@ from pricing.data import (
     StoreData,
     competitor_reference,
     label_rows,
+    load_shelf,
     load_store,
+    shelf_prices,
 )
 from pricing.database import open_engine
 from pricing.engine_config import EngineConfig, JobConfig
@@ -313,12 +315,10 @@ class StoreDaemon:
 
     def _sync(self, now: datetime) -> list[LabelRow]:
         """Queue the price book's price for labels that do not have it yet (sync_labels)."""
-        store = load_store(self.data_dir)
+        shelf = load_shelf(self.data_dir)
         rules = load_rules(self.rules_path)
-        products = store.products
-        file_prices = dict(zip(products["sku"].astype(str), products["price_cents"].astype(int), strict=True))
         return sync_labels(
-            self.price_book, self.outbox, self.events, label_rows(store.labels), file_prices=file_prices,
+            self.price_book, self.outbox, self.events, shelf.label_rows(), file_prices=shelf_prices(shelf.products),
             currency=rules.currency, at=now, correlation=f"sync-{now:%Y%m%dT%H%M%SZ}",
         ).pushed
 
@@ -355,7 +355,7 @@ class StoreDaemon:
         """products with today's prices from the price book (seeded from products.csv for SKUs
         the book has never seen): the book, not the file, says what the shelf shows."""
         products = store.products
-        file_prices = dict(zip(products["sku"].astype(str), products["price_cents"].astype(int), strict=True))
+        file_prices = shelf_prices(products)
         seeded = self.price_book.seed(file_prices, at=now, currency=currency, source="products.csv")
         self.events.append(price_change_events(seeded, store=self.store, correlation="products.csv", at=now))
         book = self.price_book.current()

@@ -593,6 +593,23 @@ def label_rows(labels: pd.DataFrame) -> list[tuple[str, str, str]]:
     return list(labels[["label_id", "gateway", "sku"]].itertuples(index=False, name=None))
 
 
+def shelf_prices(products: pd.DataFrame) -> dict[str, int]:
+    """sku -> price_cents of a products frame: today's shelf price as products.csv gives it."""
+    return dict(zip(products["sku"].astype(str), products["price_cents"].astype(int), strict=True))
+
+
+def load_shelf(directory: Path | str) -> StoreData:
+    """Only what labels need: products.csv and labels.csv (labels of SKUs not in products are
+    rejected). ``sales`` is empty: a year of sales is not read to put prices on labels."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"{directory}: not a directory")
+    products = load_products(directory / PRODUCTS_FILE)
+    labels, labels_unknown = _load_labels(directory / LABELS_FILE, set(products.frame["sku"]))
+    rejects = products.rejects + labels.rejects + labels_unknown
+    return StoreData(products.frame, pd.DataFrame(columns=SALES_COLUMNS), labels.frame, rejects)
+
+
 def load_store(directory: Path | str) -> StoreData:
     """Load products.csv, sales.csv, labels.csv and (if present) competitors.csv from a directory.
 

@@ -307,20 +307,18 @@ def outbox_sync(
     SKUs the price book has never seen take products.csv's price first. Labels the outbox knows
     to show their price already get nothing, so running it again sends nothing new."""
     from pricing.cli import _report_rejects, _stage_progress
-    from pricing.data import load_store
+    from pricing.data import load_shelf, shelf_prices
 
     settings = delivery_settings(ack_timeout, max_attempts, window)
     now = datetime.now(UTC)
     with user_errors():
         BrokerAddress.parse(broker)
-        store = load_store(data)
+        store = load_shelf(data)
         _report_rejects(store.rejects)
         engine = open_engine(database_target(db))
         outbox, log = Outbox(engine, store.store_id), EventLog(engine, store.store_id)
-        products = store.products
-        file_prices = dict(zip(products["sku"].astype(str), products["price_cents"].astype(int), strict=True))
         synced = sync_labels(
-            PriceBook(engine, store.store_id), outbox, log, store.label_rows(), file_prices=file_prices,
+            PriceBook(engine, store.store_id), outbox, log, store.label_rows(), file_prices=shelf_prices(store.products),
             currency=currency.upper(), at=now, correlation=f"sync-{now:%Y%m%dT%H%M%SZ}",
         )
         with _stage_progress() as progress:

@@ -21,7 +21,7 @@ from label_gateway.outbox import Outbox
 from label_gateway.protocol import DEFAULT_PREFIX, Topics
 from pricing.config_loader import load_rules
 from pricing.cycle import run_pricing_cycle
-from pricing.data import StoreData, competitor_reference, load_store
+from pricing.data import StoreData, competitor_reference, load_store, shelf_prices
 from pricing.database import open_engine
 from pricing.event_log import EventLog
 from pricing.model_store import save_model
@@ -159,9 +159,7 @@ def run_demo(
         outbox = Outbox(engine, store.store_id)
         with timer.stage("shelf sync"):
             # New labels start blank: each gets today's price before the plan's changes.
-            file_prices = dict(zip(store.products["sku"].astype(str), store.products["price_cents"].astype(int),
-                                   strict=True))
-            sync_labels(book, outbox, log, label_rows, file_prices=file_prices, currency=plan.currency,
+            sync_labels(book, outbox, log, label_rows, file_prices=shelf_prices(store.products), currency=plan.currency,
                         at=datetime.now(UTC), correlation="shelf-sync")
             synced = deliver_logged(
                 outbox, log, address, topics, settings, now=lambda: datetime.now(UTC),
@@ -210,8 +208,6 @@ def _seed_price_book(book: PriceBook, log: EventLog, store: StoreData, currency:
         after = (last + pd.Timedelta(days=1)).tz_localize(UTC).to_pydatetime()
     else:
         after = datetime.now(UTC)
-    products = store.products
-    current = dict(zip(products["sku"].astype(str), products["price_cents"].astype(int), strict=True))
-    changes = book.record(current, at=min(after, datetime.now(UTC)), currency=currency,
+    changes = book.record(shelf_prices(store.products), at=min(after, datetime.now(UTC)), currency=currency,
                           correlation="products.csv", reason="initial")
     log.append(price_change_events(changes, store=store.store_id, correlation="products.csv", at=after))
