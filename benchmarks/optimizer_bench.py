@@ -43,18 +43,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pricing.monolithic import MonolithicOptimizer
-from pricing.optimizer import (
+from pricing.optimize.monolithic import MonolithicOptimizer
+from pricing.optimize.optimizer import (
     SCALE,
     ChangeBudget,
     Links,
     OptimizerInstance,
     PriceOptimizer,
 )
-from pricing.rules import SolverConfig
+from pricing.rules.config import SolverConfig
 
 K = 20
-PRIORITY = {"family": 45, "ladder": 40, "tier": 30}  # pricing.rules defaults
+PRIORITY = {"family": 45, "ladder": 40, "tier": 30}  # pricing.rules.config defaults
 
 
 def _x9(cents: np.ndarray) -> np.ndarray:

@@ -27,8 +27,8 @@ from load_bench import store_arguments, store_directory
 
 
 def measure(directory: Path) -> dict[str, float]:
-    from pricing.data import load_store
-    from pricing.training import train_demand_model
+    from pricing.core.data import load_store
+    from pricing.demand.training import train_demand_model
 
     started = time.perf_counter()
     store = load_store(directory)

@@ -65,7 +65,7 @@ from label_gateway.protocol import (
     parse_acks,
     utc_now,
 )
-from pricing.money import to_decimal
+from pricing.core.money import to_decimal
 
 __all__ = [
     "DeliveryReport",

@@ -504,8 +504,8 @@ def load_label_templates(path: Path | None = None) -> LabelTemplates:
     (``FILE:LINE: key.path: message`` lines)."""
     if path is None:
         return default_label_templates()
-    from pricing.config_loader import (
-        load_yaml_model,  # pricing.config_loader imports this module
+    from pricing.core.yaml_config import (
+        load_yaml_model,  # pricing.core.yaml_config imports this module
     )
 
     return load_yaml_model(path, LabelTemplates)
@@ -514,6 +514,6 @@ def load_label_templates(path: Path | None = None) -> LabelTemplates:
 @functools.cache
 def default_label_templates() -> LabelTemplates:
     """The packaged label_gateway/label_templates.yaml, read once per process (the models are frozen)."""
-    from pricing.config_loader import load_yaml_model
+    from pricing.core.yaml_config import load_yaml_model
 
     return load_yaml_model(DEFAULT_TEMPLATES_FILE, LabelTemplates)

@@ -40,8 +40,8 @@ from sqlalchemy import (
 )
 
 from label_gateway.protocol import content_hash
-from pricing.database import DatabaseError as OutboxError  # noqa: F401  (re-exported: the CLI catches it)
-from pricing.database import database_url, open_engine  # noqa: F401  (database_url re-exported)
+from pricing.core.database import DatabaseError as OutboxError  # noqa: F401  (re-exported: the CLI catches it)
+from pricing.core.database import database_url, open_engine  # noqa: F401  (database_url re-exported)
 
 RowState = Literal["pending", "sent", "scheduled", "confirmed", "failed"]
 OPEN_STATES: tuple[RowState, ...] = ("pending", "sent", "scheduled")

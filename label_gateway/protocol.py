@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pricing.money import to_cents, to_decimal
+from pricing.core.money import to_cents, to_decimal
 
 PROTOCOL_VERSION: Literal[1] = 1
 QOS = 1

@@ -8,7 +8,7 @@ sit on a light grey background in a grid per gateway and tag type, each captione
 id and SKU, so an engineer can look over a whole shelf at once.
 
 The simulator reads only public formats here: the state file, products.csv and labels.csv (via the
-pricing.data loaders) and the label templates.
+pricing.core.data loaders) and the label templates.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def tiles_from_state(
 ) -> dict[str, list[Tile]]:
     """gateway -> its labels' tiles (ordered by label id), for the labels of labels.csv (those of the
     state's store when labels.csv has several stores). ``products``/``labels``: the frames of
-    pricing.data's loaders."""
+    pricing.core.data's loaders."""
     rows = labels
     if "store" in labels and (labels["store"] == state.store).any():
         rows = labels[labels["store"] == state.store]

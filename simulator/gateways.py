@@ -22,7 +22,7 @@ that also runs their timers; one paho thread per gateway spends most of its time
 the GIL. Fast mode handles ~19k updates/s for 20 gateways x 1000 labels against Mosquitto.
 
 An optional state file keeps what every label shows across simulator restarts (e-paper keeps its
-image without power); ``simulator.cli status`` reads it.
+image without power); ``pricing.cli.simulate status`` reads it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Replay a recorded event log against the simulator and report where the replay diverges.
 
-An engineer reproducing an incident exports the store's event log (``pricing.event_log``: one JSON
+An engineer reproducing an incident exports the store's event log (``pricing.store.event_log``: one JSON
 event per line) and runs ``esl-pricing replay EVENTS --speed N``. This module:
 
 1. reads the log in ``seq`` order and checks what the log alone can tell (records that do not
@@ -46,9 +46,9 @@ from label_gateway.broker import (
     new_client,
 )
 from label_gateway.protocol import QOS, DesiredState, ProtocolError, Topics, parse_acks
-from pricing.event_log import AckedData, Event, FailedData, PushedData
-from pricing.freeze import StoreCalendar
-from pricing.money import to_decimal
+from pricing.store.event_log import AckedData, Event, FailedData, PushedData
+from pricing.core.store_calendar import StoreCalendar
+from pricing.core.money import to_decimal
 from simulator.gateways import (
     Displayed,
     GatewayOptions,

@@ -272,7 +272,7 @@ def generated_labels(gateways: int, per_gateway: int) -> list[tuple[str, str, st
 
 def labels_from_csv(path: Path, store: str | None) -> ScenarioLabels:
     """A store's labels.csv; DataError when it cannot be read, SimulatorError when the store is unclear."""
-    from pricing.data import label_rows, load_labels
+    from pricing.core.data import label_rows, load_labels
 
     loaded = load_labels(path)
     frame: pd.DataFrame = loaded.frame
@@ -297,8 +297,8 @@ def load_scenario(path: Path | str) -> Scenario:
 
     A relative ``labels.from_csv`` is resolved against the scenario file's directory.
     """
-    from pricing.config_loader import (
-        load_yaml_model,  # pricing.config_loader imports this module
+    from pricing.core.yaml_config import (
+        load_yaml_model,  # pricing.core.yaml_config imports this module
     )
 
     scenario = load_yaml_model(path, Scenario)

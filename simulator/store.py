@@ -1,7 +1,7 @@
 """A deterministic sample store: products, a year of daily sales, labels and the demand truth.
 
 ``generate_store(out_dir, seed=7)`` writes products.csv, sales.csv, labels.csv, competitors.csv
-(the public data contracts of pricing.data), truth.csv + truth_categories.csv (the market's
+(the public data contracts of pricing.core.data), truth.csv + truth_categories.csv (the market's
 demand truth, which the engine must never read) and store.json. The same arguments give
 byte-identical files.
 
@@ -48,7 +48,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from pricing.data import (
+from pricing.core.data import (
     COMPETITOR_COLUMNS,
     COMPETITORS_FILE,
     LABEL_COLUMNS,

@@ -24,12 +24,12 @@ from typer.testing import CliRunner
 
 from label_gateway.broker import clear_retained
 from label_gateway.protocol import Topics
-from pricing.cli import app
-from pricing.config_loader import load_engine_config
-from pricing.daemon import StoreDaemon
-from pricing.event_log import Event, EventLog, read_jsonl
-from pricing.price_book import PriceBook
-from pricing.scheduler import SimulatedClock
+from pricing.cli.app import app
+from pricing.core.yaml_config import load_engine_config
+from pricing.store.daemon import StoreDaemon
+from pricing.store.event_log import Event, EventLog, read_jsonl
+from pricing.store.price_book import PriceBook
+from pricing.store.scheduler import SimulatedClock
 from simulator.gateways import SimulatedGateways
 from simulator.replay import replay
 from simulator.store import generate_store

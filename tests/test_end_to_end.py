@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from label_gateway.protocol import Topics
-from pricing.demo import DemoOptions, run_demo
+from pricing.store.demo import DemoOptions, run_demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -27,15 +27,15 @@ import pytest
 
 from label_gateway.broker import clear_retained
 from label_gateway.protocol import Topics
-from pricing.config_loader import load_rules
-from pricing.cycle import run_pricing_cycle
-from pricing.data import label_rows, load_store
-from pricing.database import open_engine
-from pricing.plan import PlanLine, PricePlan
-from pricing.price_book import PriceBook
+from pricing.core.yaml_config import load_rules
+from pricing.plan.cycle import run_pricing_cycle
+from pricing.core.data import label_rows, load_store
+from pricing.core.database import open_engine
+from pricing.plan.price_plan import PlanLine, PricePlan
+from pricing.store.price_book import PriceBook
 from pricing.review.server import ReviewServer
 from pricing.review.settings import ReviewSettings
-from pricing.training import train_demand_model
+from pricing.demand.training import train_demand_model
 from simulator.gateways import SimulatedGateways
 from simulator.store import generate_store
 

@@ -6,7 +6,7 @@ SKU's price history with its 30-day reference and its rendered labels, and label
 Read-only unless a secret is configured (``ESL_REVIEW_TOKEN``); bound to 127.0.0.1 by default.
 
 ``create_app(settings)`` builds the FastAPI app; ``ReviewServer`` runs it in a thread;
-``esl-pricing serve`` (pricing/review_cli.py) runs it from the command line.
+``esl-pricing serve`` (pricing/cli/serve.py) runs it from the command line.
 """
 
 from __future__ import annotations

@@ -39,12 +39,12 @@ from label_gateway.outbox import LabelRow, Outbox, from_us
 from label_gateway.outbox import label_state as label_table
 from label_gateway.probe import BrokerProbe, probe_gateways
 from label_gateway.protocol import Topics
-from pricing.data import DataError
-from pricing.database import DatabaseError, open_engine
-from pricing.money import format_money, to_decimal
-from pricing.plan import PlanLine, PricePlan
-from pricing.plan_files import NotAwaitingApproval, PlanFileError, decide
-from pricing.price_book import PriceBook
+from pricing.core.data import DataError
+from pricing.core.database import DatabaseError, open_engine
+from pricing.core.money import format_money, to_decimal
+from pricing.plan.price_plan import PlanLine, PricePlan
+from pricing.plan.plan_files import NotAwaitingApproval, PlanFileError, decide
+from pricing.store.price_book import PriceBook
 from pricing.review import labels as label_images
 from pricing.review.auth import (
     COOKIE_NAME,

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from html import escape
 
-from pricing.money import to_decimal
-from pricing.price_book import OMNIBUS_DAYS, PricePeriod
+from pricing.core.money import to_decimal
+from pricing.store.price_book import OMNIBUS_DAYS, PricePeriod
 
 WIDTH, HEIGHT = 1200, 330
 LEFT, RIGHT, TOP, BOTTOM = 60, 110, 48, 34

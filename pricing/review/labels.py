@@ -18,8 +18,8 @@ from pathlib import Path
 from label_gateway.label_templates import LabelTemplates, load_label_templates
 from label_gateway.outbox import LabelRow
 from label_gateway.render import LabelContent, check_fit, render_label
-from pricing.money import format_money
-from pricing.price_book import PriceBook
+from pricing.core.money import format_money
+from pricing.store.price_book import PriceBook
 from pricing.review.store_files import Product
 
 

@@ -1,7 +1,7 @@
 """The plans folder as the review page sees it: which plans there are (newest first) and each
 plan's content, read once and reused until its file changes.
 
-``pricing.plan_files.plan_files`` parses every plan in full to sort them; a daemon writes a plan
+``pricing.plan.plan_files.plan_files`` parses every plan in full to sort them; a daemon writes a plan
 per cycle (a thousand a year), and a 50,000-line plan takes a second and ~100 MB to parse, so a
 page cannot do that per request. Here the list comes from each file's head (``plan_id`` and
 ``created_at`` open the JSON that ``PricePlan.write`` produces) cached by modification time and
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pricing.plan import PricePlan
-from pricing.plan_files import PlanFileError, read_plan
+from pricing.plan.price_plan import PricePlan
+from pricing.plan.plan_files import PlanFileError, read_plan
 
 _HEAD_BYTES = 4096
 _FIELD = {

@@ -2,7 +2,7 @@
 
 An approval on the page answers at once; the push (price book -> outbox -> event log, then MQTT
 until the labels acknowledge) runs here on one worker thread, the way `esl-pricing apply` does
-it (pricing.price_push). The page polls a push's status: its phase, and each SKU's labels
+it (pricing.store.price_push). The page polls a push's status: its phase, and each SKU's labels
 (pending -> sent -> confirmed) read live from the outbox.
 
 The rules every push obeys, as in the daemon: nothing is published while the kill switch is on
@@ -32,13 +32,13 @@ from sqlalchemy import Engine
 
 from label_gateway.outbox import Outbox
 from label_gateway.protocol import Topics
-from pricing.engine_state import EngineFlags
-from pricing.event_log import EventLog
-from pricing.money import to_decimal
-from pricing.price_book import PriceBook
-from pricing.price_push import deliver_logged, price_change_events, record_prices
-from pricing.push_guard import PushStop
-from pricing.push_guard import push_blocked as guard_blocked
+from pricing.store.engine_state import EngineFlags
+from pricing.store.event_log import EventLog
+from pricing.core.money import to_decimal
+from pricing.store.price_book import PriceBook
+from pricing.store.price_push import deliver_logged, price_change_events, record_prices
+from pricing.store.push_guard import PushStop
+from pricing.store.push_guard import push_blocked as guard_blocked
 from pricing.review.settings import ReviewSettings
 from pricing.review.store_files import StoreFiles
 from pricing.review.sync import rows_by_label, sku_sync
@@ -53,7 +53,7 @@ SKUS_SHOWN = 2000  # per-SKU label states in a push's status, at most
 
 def push_blocked(settings: ReviewSettings, engine: Engine, at: datetime) -> str | None:
     """Why nothing may be published at ``at`` (kill switch, freeze window), or None: the
-    daemon's rule (pricing.push_guard) for the review page's settings."""
+    daemon's rule (pricing.store.push_guard) for the review page's settings."""
     return guard_blocked(config_kill_switch=settings.kill_switch, flags=EngineFlags(engine, settings.store),
                          calendar=settings.calendar, at=at)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from label_gateway.broker import BrokerAddress
 from label_gateway.delivery import DeliverySettings
-from pricing.engine_config import EngineConfig
-from pricing.freeze import StoreCalendar
+from pricing.store.engine_config import EngineConfig
+from pricing.core.store_calendar import StoreCalendar
 
 TOKEN_ENV = "ESL_REVIEW_TOKEN"
 MIN_SECRET_CHARS = 8
@@ -30,7 +30,7 @@ class ReviewSettings:
     store: str
     plans_dir: Path
     data_dir: Path
-    database: str  # a SQLite file or a SQLAlchemy URL (pricing.database.open_engine)
+    database: str  # a SQLite file or a SQLAlchemy URL (pricing.core.database.open_engine)
     broker: BrokerAddress
     prefix: str = "esl"
     delivery: DeliverySettings = field(default_factory=DeliverySettings)

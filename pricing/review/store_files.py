@@ -1,5 +1,5 @@
 """The store's products.csv and labels.csv as the review page needs them, validated by
-pricing.data and read again only when a file changes.
+pricing.core.data and read again only when a file changes.
 
 Products give the "before" price of a SKU the price book has never seen and the name, size and
 unit a label shows; labels give each SKU's labels (id, gateway, tag type) and the rows a push
@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import pandas as pd
 
-from pricing.data import LABELS_FILE, PRODUCTS_FILE, load_labels, load_products
+from pricing.core.data import LABELS_FILE, PRODUCTS_FILE, load_labels, load_products
 
 T = TypeVar("T")
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pricing.money import to_decimal
-from pricing.plan import PlanLine, PricePlan
+from pricing.core.money import to_decimal
+from pricing.plan.price_plan import PlanLine, PricePlan
 from pricing.review.sync import SkuSync
 
 VIEW_STATUSES = ("approval", "approved", "change", "rejected", "held", "keep")

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from label_gateway.protocol import content_hash
-from pricing.event_log import Event, write_jsonl
-from pricing.freeze import FreezeConfig, Hours, StoreCalendar
+from pricing.store.event_log import Event, write_jsonl
+from pricing.core.store_calendar import FreezeConfig, Hours, StoreCalendar
 
 OUT = Path(__file__).with_name("sample-events.jsonl")
 STORE = "S001"

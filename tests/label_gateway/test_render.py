@@ -39,7 +39,7 @@ from label_gateway.render import (
     render_label,
     unit_price,
 )
-from pricing.data import TAG_TYPES, load_products
+from pricing.core.data import TAG_TYPES, load_products
 from simulator.store import generate_store
 
 REPO = Path(__file__).resolve().parents[2]

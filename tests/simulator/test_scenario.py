@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pricing.config_loader import (
+from pricing.core.yaml_config import (
     CONFIG_KINDS,
     ConfigError,
     validate_config_file,
@@ -51,7 +51,7 @@ def test_committed_schema_is_current(tmp_path: Path) -> None:
     fresh = written["scenario.schema.json"].read_text(encoding="utf-8")
     assert (CONFIG_DIR / "scenario.schema.json").read_text(encoding="utf-8") == fresh, (
         "config/scenario.schema.json is out of date with simulator/scenario.py; "
-        "run `python -m pricing.config_loader --write-schema config/`"
+        "run `python -m pricing.core.yaml_config --write-schema config/`"
     )
     schema = json.loads(fresh)
     assert schema["additionalProperties"] is False and schema["title"].startswith("ESL store simulator scenario")

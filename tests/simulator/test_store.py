@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricing.data import (
+from pricing.core.data import (
     COMPETITOR_COLUMNS,
     LABEL_COLUMNS,
     PRODUCT_COLUMNS,

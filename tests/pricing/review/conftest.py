@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from label_gateway.broker import BrokerAddress
-from pricing.config_loader import load_rules
-from pricing.cycle import run_pricing_cycle
-from pricing.data import load_store
-from pricing.plan import PricePlan
+from pricing.core.yaml_config import load_rules
+from pricing.plan.cycle import run_pricing_cycle
+from pricing.core.data import load_store
+from pricing.plan.price_plan import PricePlan
 from pricing.review.settings import ReviewSettings
-from pricing.training import train_demand_model
+from pricing.demand.training import train_demand_model
 from simulator.store import generate_store
 
 REPO = Path(__file__).resolve().parents[3]

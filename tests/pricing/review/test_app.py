@@ -15,13 +15,13 @@ from fastapi.testclient import TestClient
 
 from label_gateway.outbox import LabelUpdate, Outbox
 from label_gateway.protocol import Topics
-from pricing.data import label_rows, load_labels
-from pricing.database import open_engine
-from pricing.engine_state import KILL_SWITCH, EngineFlags
-from pricing.event_log import EventLog
-from pricing.freeze import StoreCalendar
-from pricing.plan import PlanLine, PricePlan
-from pricing.price_book import PriceBook
+from pricing.core.data import label_rows, load_labels
+from pricing.core.database import open_engine
+from pricing.store.engine_state import KILL_SWITCH, EngineFlags
+from pricing.store.event_log import EventLog
+from pricing.core.store_calendar import StoreCalendar
+from pricing.plan.price_plan import PlanLine, PricePlan
+from pricing.store.price_book import PriceBook
 from pricing.review.app import create_app
 from pricing.review.auth import COOKIE_NAME
 from pricing.review.settings import ReviewSettings

@@ -6,7 +6,7 @@ import itertools
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
-from pricing.price_book import PricePeriod
+from pricing.store.price_book import PricePeriod
 from pricing.review.charts import lowest_steps, price_history_svg, price_steps
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)

@@ -1,0 +1,160 @@
+"""Plan files on disk: read one, find the latest, and record a pricing manager's decisions.
+
+A plan is written by ``esl-pricing plan`` (or the daemon) as ``<plan_id>.json`` + ``.csv``.
+Approving or rejecting changes held for approval rewrites both files atomically, under an
+exclusive lock, so the command line and the review page can decide on one plan at the same
+time without losing either's decisions.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy.engine import Engine
+
+from pricing.store.event_log import Event, EventLog
+from pricing.plan.price_plan import PlanLine, PricePlan
+
+
+class PlanFileError(Exception):
+    """A plan file a user pointed at cannot be used (missing, not a plan, misnamed). One line."""
+
+
+class NotAwaitingApproval(PlanFileError):
+    """A decision named a SKU whose change does not await approval."""
+
+
+def read_plan(path: Path) -> PricePlan:
+    if not path.is_file():
+        raise PlanFileError(f"{path}: plan file not found")
+    try:
+        return PricePlan.read(path)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "plan"
+        raise PlanFileError(
+            f"{path}: not a price plan: {where}: {first['msg']} ({exc.error_count()} problems)"
+        ) from None
+    except ValueError as exc:  # not JSON, not UTF-8
+        raise PlanFileError(f"{path}: not a price plan: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
+        raise PlanFileError(f"{path}: cannot read the plan: {exc.strerror or exc}") from None
+
+
+def plan_files(directory: Path) -> list[Path]:
+    """The plan JSON files in ``directory``, newest first (by the time the plan was created,
+    then by name). Files that are not plans are skipped."""
+    found: list[tuple[datetime, str, Path]] = []
+    if not directory.is_dir():
+        return []
+    for path in directory.glob("*.json"):
+        try:
+            plan = read_plan(path)
+        except PlanFileError:
+            continue
+        if path.name == f"{plan.plan_id}.json":
+            found.append((plan.created_at, path.name, path))
+    return [path for _, _, path in sorted(found, reverse=True)]
+
+
+def latest_plan(directory: Path) -> Path | None:
+    files = plan_files(directory)
+    return files[0] if files else None
+
+
+def why_not_waiting(line: PlanLine | None) -> str:
+    if line is None:
+        return "not in the plan"
+    if line.status in ("change", "rejected") and line.decided_by:
+        return f"already {'approved' if line.status == 'change' else 'rejected'} by {line.decided_by}"
+    return f"status {line.status}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    plan: PricePlan  # the plan as rewritten
+    decided: list[str]  # SKUs decided now
+    approved: bool
+    by: str
+
+    @property
+    def prices(self) -> dict[str, int]:
+        """sku -> new price of the changes approved now (empty for a rejection)."""
+        if not self.approved:
+            return {}
+        chosen = set(self.decided)
+        return {line.sku: line.new_cents for line in self.plan.lines if line.sku in chosen}
+
+
+@contextmanager
+def _locked(plan_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the plan's folder (the files themselves are replaced, so a
+    lock on them would not hold; the folder's lock leaves no file behind)."""
+    try:
+        fd = os.open(plan_file.parent, os.O_RDONLY)
+    except OSError as exc:
+        raise PlanFileError(f"{plan_file}: cannot lock the plan: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def save_plan(plan: PricePlan, plan_file: Path) -> None:
+    """Replace the plan's JSON and CSV; each file is either the old or the new one, never half written."""
+    try:
+        with tempfile.TemporaryDirectory(dir=plan_file.parent, prefix=".approve-") as scratch:
+            json_path, csv_path = plan.write(Path(scratch))
+            os.replace(csv_path, plan_file.with_suffix(".csv"))
+            os.replace(json_path, plan_file)
+    except OSError as exc:
+        raise PlanFileError(f"cannot rewrite {plan_file}: {exc.strerror or exc}") from None
+
+
+def decide(
+    plan_file: Path,
+    skus: Sequence[str] | None,
+    *,
+    approve: bool,
+    by: str,
+    at: datetime,
+    engine: Engine | None = None,
+) -> Decision:
+    """Approve (or reject) the listed SKUs' changes awaiting approval in ``plan_file`` (all of
+    them when ``skus`` is None), rewrite the plan and, with an engine database, log
+    ``plan_approved`` / ``plan_rejected`` per SKU. Raises NotAwaitingApproval naming each SKU
+    that does not await approval (nothing is decided then)."""
+    if not by.strip():
+        raise PlanFileError("say who decides")
+    with _locked(plan_file):
+        plan = read_plan(plan_file)
+        if plan_file.name != f"{plan.plan_id}.json":
+            raise PlanFileError(
+                f"{plan_file}: file name does not match its plan id (expected {plan.plan_id}.json); rename it back first"
+            )
+        chosen = None if skus is None else list(dict.fromkeys(skus))
+        status = {line.sku: line for line in plan.lines}
+        try:
+            decided = plan.decide(chosen, approve=approve, by=by, at=at)
+        except KeyError:
+            problems = [f"{sku} ({why_not_waiting(status.get(sku))})" for sku in chosen or []
+                        if status.get(sku) is None or status[sku].status != "approval"]
+            raise NotAwaitingApproval("not awaiting approval: " + ", ".join(problems)) from None
+        if decided:
+            save_plan(plan, plan_file)
+    if decided and engine is not None:
+        kind = "plan_approved" if approve else "plan_rejected"
+        EventLog(engine, plan.store).append(
+            Event(at=at, store=plan.store, kind=kind, correlation=plan.plan_id, sku=sku, data={"by": by})
+            for sku in decided
+        )
+    return Decision(plan, decided, approve, by)
