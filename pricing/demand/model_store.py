@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import joblib
 import numpy as np
 import pandas as pd
 import sklearn
 
+from pricing.core.files import atomic_write
 from pricing.demand.model import DemandModel
 from pricing.demand.training import TrainingResult
 
@@ -48,10 +47,10 @@ def save_model(result: TrainingResult, directory: Path | str) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model_path = directory / MODEL_FILE
-    _atomic_write(model_path, lambda f: joblib.dump(result.model, f))
+    atomic_write(model_path, lambda f: joblib.dump(result.model, f))
     card = model_card(result, model_sha256=_sha256(model_path))
     text = json.dumps(card, indent=2, sort_keys=False, allow_nan=False) + "\n"
-    _atomic_write(_card_path(model_path), lambda f: f.write(text.encode()))
+    atomic_write(_card_path(model_path), lambda f: f.write(text.encode()))
     return model_path
 
 
@@ -193,19 +192,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _jsonable(value: Any) -> Any:
