@@ -50,8 +50,6 @@ from label_gateway.outbox import (
     LabelRow,
     LabelUpdate,
     Outbox,
-    from_us,
-    now_us,
 )
 from label_gateway.protocol import (
     COMPACT_JSON,
@@ -66,6 +64,7 @@ from label_gateway.protocol import (
     utc_now,
 )
 from pricing.core.money import to_decimal
+from pricing.core.timestamps import from_us, now_us
 
 __all__ = [
     "DeliveryReport",

@@ -30,6 +30,8 @@ from pydantic import (
     model_validator,
 )
 
+from pricing.core.yaml_config import load_yaml_model
+
 __all__ = [
     "DEFAULT_TEMPLATES_FILE",
     "FONT_NAMES",
@@ -504,16 +506,10 @@ def load_label_templates(path: Path | None = None) -> LabelTemplates:
     (``FILE:LINE: key.path: message`` lines)."""
     if path is None:
         return default_label_templates()
-    from pricing.core.yaml_config import (
-        load_yaml_model,  # pricing.core.yaml_config imports this module
-    )
-
     return load_yaml_model(path, LabelTemplates)
 
 
 @functools.cache
 def default_label_templates() -> LabelTemplates:
     """The packaged label_gateway/label_templates.yaml, read once per process (the models are frozen)."""
-    from pricing.core.yaml_config import load_yaml_model
-
     return load_yaml_model(DEFAULT_TEMPLATES_FILE, LabelTemplates)

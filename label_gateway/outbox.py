@@ -16,10 +16,9 @@ Works on SQLite (default: a file) and PostgreSQL (by URL) through SQLAlchemy 2 C
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal
@@ -41,7 +40,8 @@ from sqlalchemy import (
 
 from label_gateway.protocol import content_hash
 from pricing.core.database import DatabaseError as OutboxError  # noqa: F401  (re-exported: the CLI catches it)
-from pricing.core.database import database_url, open_engine  # noqa: F401  (database_url re-exported)
+from pricing.core.database import database_url, driver_mark, insert_rows, open_engine  # noqa: F401  (database_url re-exported)
+from pricing.core.timestamps import now_us, to_us
 
 RowState = Literal["pending", "sent", "scheduled", "confirmed", "failed"]
 OPEN_STATES: tuple[RowState, ...] = ("pending", "sent", "scheduled")
@@ -81,34 +81,6 @@ _MUTABLE = (
     "state", "attempts", "next_attempt_us", "sent_us", "last_error", "confirmed_version",
     "confirmed_price_cents", "confirmed_hash", "confirmed_us", "battery_mv", "updated_us", "reference_cents",
 )
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def epoch_us(at: datetime) -> int:
-    """Microseconds since the epoch, exactly (a float timestamp can be off by one), for the
-    engine database's time columns."""
-    if at.tzinfo is None:
-        raise ValueError("times must carry a time zone")
-    return (at - _EPOCH) // _MICROSECOND
-
-
-def from_epoch_us(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-def to_us(when: datetime | None) -> int | None:
-    return None if when is None else epoch_us(when)
-
-
-def from_us(micros: int | None) -> datetime | None:
-    return None if micros is None else from_epoch_us(micros)
 
 
 @dataclass(frozen=True)
@@ -288,25 +260,17 @@ class Outbox:
             with self.engine.begin() as conn:
                 self._write(conn, rows)
 
-    # Writes go through the driver's executemany with plain tuples: a push writes every label
-    # once or twice, and SQLAlchemy's per-row parameter handling cost a third of the engine's
-    # time at 20,000 labels.
-    @property
-    def _mark(self) -> str:
-        return "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-
+    # Writes go through the driver's executemany with plain tuples (insert_rows): a push writes
+    # every label once or twice.
     def _insert(self, conn: Any, rows: Sequence[LabelRow]) -> None:
-        if not rows:
-            return
         names = [column.name for column in label_state.columns]
-        sql = f"INSERT INTO {label_state.name} ({', '.join(names)}) VALUES ({', '.join([self._mark] * len(names))})"
         values = attrgetter(*names)
-        conn.exec_driver_sql(sql, [values(row) for row in rows])
+        insert_rows(conn, label_state.name, names, [values(row) for row in rows])
 
     def _write(self, conn: Any, rows: Sequence[LabelRow]) -> None:
         if not rows:
             return
-        mark = self._mark
+        mark = driver_mark(self.engine)
         sets = ", ".join(f"{name} = {mark}" for name in _MUTABLE)
         sql = f"UPDATE {label_state.name} SET {sets} WHERE store = {mark} AND label_id = {mark}"
         values = attrgetter(*_MUTABLE, "store", "label_id")

@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pricing.core.errors import first_error
 from pricing.core.money import to_cents, to_decimal
 
 PROTOCOL_VERSION: Literal[1] = 1
@@ -223,9 +224,7 @@ def parse(model: type[M], payload: bytes | bytearray) -> M:
     try:
         return model.model_validate_json(payload)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "payload"
-        raise ProtocolError(f"{model.__name__}: {where}: {first['msg']} ({exc.error_count()} problem(s))") from None
+        raise ProtocolError(f"{model.__name__}: {first_error(exc, 'payload')} ({exc.error_count()} problem(s))") from None
 
 
 class Topics:

@@ -46,9 +46,10 @@ from label_gateway.broker import (
     new_client,
 )
 from label_gateway.protocol import QOS, DesiredState, ProtocolError, Topics, parse_acks
-from pricing.store.event_log import AckedData, Event, FailedData, PushedData
-from pricing.core.store_calendar import StoreCalendar
+from pricing.core.errors import first_error
+from pricing.core.events import AckedData, Event, FailedData, PushedData
 from pricing.core.money import to_decimal
+from pricing.core.store_calendar import StoreCalendar
 from simulator.gateways import (
     Displayed,
     GatewayOptions,
@@ -192,12 +193,6 @@ def _money(cents: int | None, currency: str = "") -> str:
     return f"{text} {currency}".strip()
 
 
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "data"
-    return f"{where}: {first['msg']}"
-
-
 def _aware(moment: datetime) -> bool:
     return moment.tzinfo is not None and moment.tzinfo.utcoffset(moment) is not None
 
@@ -237,7 +232,7 @@ def read_log(events: Sequence[Event]) -> LogFacts:
                 try:
                     calendar = StoreCalendar.model_validate(raw)
                 except ValidationError as exc:
-                    bad(event, f"calendar: {_first_error(exc)} (no freeze check until the next daemon_started)")
+                    bad(event, f"calendar: {first_error(exc)} (no freeze check until the next daemon_started)")
         elif event.kind == "pushed":
             push = _read_push(event, calendar, labels, bound_at, found, bad)
             if push is None:
@@ -253,7 +248,7 @@ def read_log(events: Sequence[Event]) -> LogFacts:
             try:
                 data = AckedData.model_validate(event.data)
             except ValidationError as exc:
-                bad(event, _first_error(exc))
+                bad(event, first_error(exc))
                 continue
             _check_log_ack(event, event.label, data, top_shown, found)
             acks.append(_Ack(event.seq, event.label, data))
@@ -264,7 +259,7 @@ def read_log(events: Sequence[Event]) -> LogFacts:
             try:
                 failure = FailedData.model_validate(event.data)
             except ValidationError as exc:
-                bad(event, _first_error(exc))
+                bad(event, first_error(exc))
                 continue
             failed.add((event.label, failure.version))
 
@@ -312,7 +307,7 @@ def _read_push(
     try:
         data = PushedData.model_validate(event.data)
     except ValidationError as exc:
-        bad(event, _first_error(exc))
+        bad(event, first_error(exc))
         return None
     label = event.label
     if data.effective_at is not None and not _aware(data.effective_at):
@@ -341,7 +336,7 @@ def _read_push(
             reference_cents=data.reference_cents,
         ).model_copy(update={"issued_at": event.at})
     except ValidationError as exc:
-        bad(event, f"v{data.version}: not a valid desired state ({_first_error(exc)}; not replayed)")
+        bad(event, f"v{data.version}: not a valid desired state ({first_error(exc)}; not replayed)")
         return _Push(event.seq, event.at, label, data.gateway, data, None)
     if state.content_hash != data.content_hash:
         bad(event, (

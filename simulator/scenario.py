@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from pricing.core.yaml_config import load_yaml_model
 from simulator.gateways import GatewayOptions, SimulatorError
 
 if TYPE_CHECKING:
@@ -297,10 +298,6 @@ def load_scenario(path: Path | str) -> Scenario:
 
     A relative ``labels.from_csv`` is resolved against the scenario file's directory.
     """
-    from pricing.core.yaml_config import (
-        load_yaml_model,  # pricing.core.yaml_config imports this module
-    )
-
     scenario = load_yaml_model(path, Scenario)
     source = scenario.labels
     if source.from_csv is not None and not source.from_csv.is_absolute():

@@ -25,9 +25,10 @@ from typer.testing import CliRunner
 from label_gateway.broker import clear_retained
 from label_gateway.protocol import Topics
 from pricing.cli.app import app
-from pricing.core.yaml_config import load_engine_config
+from pricing.core.events import Event, read_jsonl
 from pricing.store.daemon import StoreDaemon
-from pricing.store.event_log import Event, EventLog, read_jsonl
+from pricing.store.engine_config import load_engine_config
+from pricing.store.event_log import EventLog
 from pricing.store.price_book import PriceBook
 from pricing.store.scheduler import SimulatedClock
 from simulator.gateways import SimulatedGateways

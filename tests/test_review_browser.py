@@ -27,15 +27,15 @@ import pytest
 
 from label_gateway.broker import clear_retained
 from label_gateway.protocol import Topics
-from pricing.core.yaml_config import load_rules
-from pricing.plan.cycle import run_pricing_cycle
 from pricing.core.data import label_rows, load_store
 from pricing.core.database import open_engine
+from pricing.demand.training import train_demand_model
+from pricing.plan.cycle import run_pricing_cycle
 from pricing.plan.price_plan import PlanLine, PricePlan
-from pricing.store.price_book import PriceBook
 from pricing.review.server import ReviewServer
 from pricing.review.settings import ReviewSettings
-from pricing.demand.training import train_demand_model
+from pricing.rules.config import load_rules
+from pricing.store.price_book import PriceBook
 from simulator.gateways import SimulatedGateways
 from simulator.store import generate_store
 

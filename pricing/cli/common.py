@@ -1,4 +1,5 @@
-"""What every esl-pricing command shares: the stderr console, one-line errors, the JSON last line.
+"""What every esl-pricing command shares: the stderr console, one-line errors, the JSON last line,
+the options several commands take, the stage progress display and the plan-file reading.
 
 Exit codes: 0 ok, 1 failure (broker or database unusable, labels failed), 2 user error (config,
 data, arguments)."""
@@ -6,20 +7,34 @@ data, arguments)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import NoReturn
+from pathlib import Path
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from label_gateway.broker import BrokerError, BrokerUrlError
+from label_gateway.delivery import DeliverySettings
 from label_gateway.outbox import OutboxError
+from pricing.core.data import DataError, Reject
 from pricing.core.yaml_config import ConfigError
-from pricing.core.data import DataError
 from pricing.demand.model_store import ModelLoadError
+from pricing.plan.plan_files import PlanFileError, read_plan
+from pricing.plan.price_plan import PricePlan
 
 err = Console(stderr=True)
 
@@ -51,3 +66,105 @@ def user_errors(*also: type[Exception]) -> Iterator[None]:
 def emit_json(payload: dict[str, object]) -> None:
     sys.stdout.write(json.dumps(payload, default=str, sort_keys=True) + "\n")
     sys.stdout.flush()
+
+
+# -- options several commands take ---------------------------------------------------------------
+DATABASE_ENV = "ESL_DATABASE"
+
+DEFAULT_DATABASE = "esl-engine.db"
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help=f"Engine database: a SQLite file or a SQLAlchemy URL (default: ${DATABASE_ENV}, else {DEFAULT_DATABASE}).",
+    ),
+]
+
+BrokerOption = Annotated[str, typer.Option(help="MQTT broker, mqtt://HOST:PORT.")]
+
+PrefixOption = Annotated[str, typer.Option(help="Topic prefix.")]
+
+AckTimeoutOption = Annotated[float, typer.Option(min=0.01, help="Seconds a label has to acknowledge an update.")]
+
+AttemptsOption = Annotated[int, typer.Option(min=1, help="Sends of one update before it is failed.")]
+
+WindowOption = Annotated[int, typer.Option(min=1, max=900, help="Updates in flight per gateway at most.")]
+
+DeadlineOption = Annotated[
+    float | None, typer.Option(min=0, help="Stop waiting after this many seconds (what is left stays in the outbox).")
+]
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")]
+
+StoreOption = Annotated[str | None, typer.Option(help="Store id (needed when the database holds several).")]
+
+#: The delivery options' defaults are DeliverySettings' own.
+DELIVERY_DEFAULTS = DeliverySettings()
+
+DEFAULT_RULES = Path("config/rules.yaml")
+
+
+def database_target(db: str | None) -> str:
+    return db or os.environ.get(DATABASE_ENV) or DEFAULT_DATABASE
+
+
+def resolve_rules(path: Path | None) -> Path | None:
+    if path is not None:
+        if not path.exists():
+            fail(f"{path}: rules file not found")
+        return path
+    return DEFAULT_RULES if DEFAULT_RULES.exists() else None
+
+
+# -- output ----------------------------------------------------------------------------------------
+#: Reports a stage's progress: (stage name, done, total).
+StageProgress = Callable[[str, int | None, int | None], None]
+
+
+@contextmanager
+def stage_progress() -> Iterator[StageProgress]:
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def report(stage: str, done: int | None, total: int | None) -> None:
+            if stage not in tasks:
+                for task_id in tasks.values():
+                    bar.update(task_id, visible=False)
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done or 0, total=total)
+
+        yield report
+
+
+def report_rejects(rejects: Sequence[Reject]) -> None:
+    if not rejects:
+        return
+    err.print(f"[yellow]{len(rejects)} input row(s) rejected[/] (not used):")
+    for reject in rejects[:10]:
+        err.print(f"  {reject}", highlight=False, markup=False)
+    if len(rejects) > 10:
+        err.print(f"  ... and {len(rejects) - 10} more")
+
+
+def read_plan_or_fail(path: Path) -> PricePlan:
+    try:
+        return read_plan(path)
+    except PlanFileError as exc:
+        fail(str(exc))
+
+
+def print_still_waiting(plan_file: Path, waiting: int) -> None:
+    if waiting:
+        err.print(
+            f"[yellow]{waiting} changes await approval and were not pushed[/] "
+            f"(esl-pricing approve {escape(str(plan_file))} --sku SKU or --all)",
+            highlight=False,
+        )

@@ -18,11 +18,11 @@ from label_gateway.outbox import Outbox
 from label_gateway.probe import probe_gateways
 from label_gateway.protocol import Topics
 from pricing.cli.common import emit_json, err, fail, user_errors
-from pricing.core.yaml_config import load_engine_config
 from pricing.core.database import open_engine
-from pricing.store.engine_config import EngineConfig
+from pricing.core.events import Event
+from pricing.store.engine_config import EngineConfig, load_engine_config
 from pricing.store.engine_state import HEARTBEAT, KILL_SWITCH, EngineFlags
-from pricing.store.event_log import Event, EventLog
+from pricing.store.event_log import EventLog
 from pricing.store.metrics import MetricsServerError
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The engine config (config/engine.yaml).")]

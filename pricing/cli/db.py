@@ -10,7 +10,15 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
-from pricing.cli.common import emit_json, err, fail, user_errors
+from pricing.cli.common import (
+    DbOption,
+    JsonOption,
+    database_target,
+    emit_json,
+    err,
+    fail,
+    user_errors,
+)
 from pricing.core.database import (
     DatabaseError,
     current_revision,
@@ -19,11 +27,16 @@ from pricing.core.database import (
     sqlite_file,
     upgrade,
 )
-from pricing.cli.outbox import DbOption, JsonOption, database_target
 
 db_app = typer.Typer(
     help="The engine database: schema migrations.", no_args_is_help=True, pretty_exceptions_show_locals=False
 )
+
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+
 
 RevisionOption = Annotated[str, typer.Option(help="Revision to upgrade to (default: the newest).")]
 

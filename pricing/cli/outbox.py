@@ -3,7 +3,6 @@ still on its way, resume after a crash and reconcile labels with what they shoul
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,39 +21,38 @@ from label_gateway.delivery import (
 )
 from label_gateway.outbox import Outbox, open_engine, stores_in
 from label_gateway.protocol import DEFAULT_PREFIX, Topics
-from pricing.cli.common import EXIT_FAILURE, emit_json, err, fail, user_errors
+from pricing.cli.common import (
+    DELIVERY_DEFAULTS,
+    EXIT_FAILURE,
+    AckTimeoutOption,
+    AttemptsOption,
+    BrokerOption,
+    DbOption,
+    DeadlineOption,
+    JsonOption,
+    PrefixOption,
+    StoreOption,
+    WindowOption,
+    database_target,
+    emit_json,
+    err,
+    fail,
+    print_still_waiting,
+    read_plan_or_fail,
+    report_rejects,
+    stage_progress,
+    user_errors,
+)
 from pricing.store.event_log import EventLog
 from pricing.store.price_book import PriceBook
 from pricing.store.price_push import deliver_logged, record_prices, sync_labels
-
-DATABASE_ENV = "ESL_DATABASE"
-DEFAULT_DATABASE = "esl-engine.db"
 
 outbox_app = typer.Typer(
     help="The durable outbox of label updates: status, resume after a crash, reconcile.", no_args_is_help=True
 )
 
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help=f"Engine database: a SQLite file or a SQLAlchemy URL (default: ${DATABASE_ENV}, else {DEFAULT_DATABASE}).",
-    ),
-]
-BrokerOption = Annotated[str, typer.Option(help="MQTT broker, mqtt://HOST:PORT.")]
-PrefixOption = Annotated[str, typer.Option(help="Topic prefix.")]
-AckTimeoutOption = Annotated[float, typer.Option(min=0.01, help="Seconds a label has to acknowledge an update.")]
-AttemptsOption = Annotated[int, typer.Option(min=1, help="Sends of one update before it is failed.")]
-WindowOption = Annotated[int, typer.Option(min=1, max=900, help="Updates in flight per gateway at most.")]
-DeadlineOption = Annotated[
-    float | None, typer.Option(min=0, help="Stop waiting after this many seconds (what is left stays in the outbox).")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")]
-StoreOption = Annotated[str | None, typer.Option(help="Store id (needed when the database holds several).")]
 
 
-def database_target(db: str | None) -> str:
-    return db or os.environ.get(DATABASE_ENV) or DEFAULT_DATABASE
 
 
 def delivery_settings(ack_timeout: float, max_attempts: int, window: int) -> DeliverySettings:
@@ -78,6 +76,11 @@ def parse_instant(text: str | None) -> datetime | None:
     if when.tzinfo is None:
         fail(f"--effective-at '{text}': give a time zone (e.g. +01:00 or Z), labels switch at one instant")
     return when
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(apply)
+    app.add_typer(outbox_app, name="outbox")
 
 
 def deliver(
@@ -136,25 +139,31 @@ def _open_outbox(db: str | None, store: str | None) -> Outbox:
     return Outbox(engine, store)
 
 
-def apply_plan(
-    plan_file: Path,
-    data: Path,
-    db: DbOption,
-    broker: BrokerOption,
-    prefix: PrefixOption,
-    ack_timeout: AckTimeoutOption,
-    max_attempts: AttemptsOption,
-    window: WindowOption,
-    effective_at: str | None,
-    deadline: DeadlineOption,
-    as_json: bool,
-    progress_factory: Callable[[], object],
+def apply(
+    plan_file: Annotated[Path, typer.Argument(help="A plan JSON written by esl-pricing plan.")],
+    data: Annotated[Path, typer.Option(help="Store data directory (labels.csv maps SKUs to labels).")],
+    db: DbOption = None,
+    broker: BrokerOption = "mqtt://127.0.0.1:1883",
+    prefix: PrefixOption = DEFAULT_PREFIX,
+    ack_timeout: AckTimeoutOption = DELIVERY_DEFAULTS.ack_timeout_s,
+    max_attempts: AttemptsOption = DELIVERY_DEFAULTS.max_attempts,
+    window: WindowOption = DELIVERY_DEFAULTS.window_per_gateway,
+    effective_at: Annotated[
+        str | None,
+        typer.Option(help="ISO 8601 instant with time zone at which the labels switch (push ahead; registers switch too)."),
+    ] = None,
+    deadline: DeadlineOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """The body of `esl-pricing apply` (the command's options live in pricing/cli/app.py)."""
-    from pricing.cli.app import _print_still_waiting, _read_plan, _report_rejects
+    """Push a saved plan's changed prices (approved ones included) to the labels and wait for their acks.
+
+    The new prices are first recorded in the engine database's outbox; a label's change is done
+    when the label acknowledges it displays it. Changes still awaiting approval (esl-pricing
+    approve) and rejected ones are not pushed. If the push is interrupted, `esl-pricing outbox
+    resume` finishes it."""
     from pricing.core.data import label_rows, load_labels
 
-    saved = _read_plan(plan_file)
+    saved = read_plan_or_fail(plan_file)
     prices = saved.new_prices()
     waiting = len(saved.awaiting_approval)
     when = parse_instant(effective_at)
@@ -162,13 +171,13 @@ def apply_plan(
     summary: dict[str, object] = {"plan": saved.plan_id, "prices": len(prices), "awaiting_approval": waiting}
     if not prices:
         err.print(f"nothing to push: plan {saved.plan_id} has no approved price changes", highlight=False, markup=False)
-        _print_still_waiting(plan_file, waiting)
+        print_still_waiting(plan_file, waiting)
         if as_json:
             emit_json(summary | {"labels_confirmed": 0, "labels_failed": 0, "seconds": 0.0})
         return
     with user_errors():
         labels = load_labels(data / "labels.csv")
-        _report_rejects(labels.rejects)
+        report_rejects(labels.rejects)
         BrokerAddress.parse(broker)  # a bad URL is a user error before anything is recorded
         engine = open_engine(database_target(db))
         outbox = Outbox(engine, saved.store)
@@ -179,7 +188,7 @@ def apply_plan(
             PriceBook(engine, saved.store), outbox, log, prices, label_rows(labels.frame),
             currency=saved.currency, correlation=saved.plan_id, at=datetime.now(UTC), effective_at=when,
         )
-        with progress_factory() as progress:  # type: ignore[attr-defined]
+        with stage_progress() as progress:
             delivered = deliver_logged(
                 outbox, log, BrokerAddress.parse(broker), Topics(outbox.store, prefix=prefix), settings,
                 now=lambda: datetime.now(UTC), deadline_s=deadline,
@@ -188,7 +197,7 @@ def apply_plan(
         report = delivered.report if delivered is not None else DeliveryReport()
         report.enqueued = recorded.enqueued
     print_report(report, what=f"{len(prices)} prices on {len(recorded.updates)} labels")
-    _print_still_waiting(plan_file, waiting)
+    print_still_waiting(plan_file, waiting)
     if as_json:
         s = report.summary()
         emit_json(summary | s | {"labels_confirmed": s["confirmed"], "labels_failed": s["failed"]})
@@ -234,14 +243,13 @@ def _deliver_command(
     what: str, db: str | None, store: str | None, broker: str, prefix: str, ack_timeout: float,
     max_attempts: int, window: int, deadline: float | None, as_json: bool, *, reopen: bool, gateway: str | None,
 ) -> None:
-    from pricing.cli.app import _stage_progress
 
     settings = delivery_settings(ack_timeout, max_attempts, window)
     with user_errors():
         BrokerAddress.parse(broker)
         outbox = _open_outbox(db, store)
         reopened = outbox.reopen(gateway=gateway) if reopen else 0
-        with _stage_progress() as progress:
+        with stage_progress() as progress:
             report = deliver(
                 outbox, broker, prefix, settings, deadline=deadline,
                 progress=lambda done, total: progress(what, done, total),
@@ -260,9 +268,9 @@ def outbox_resume(
     store: StoreOption = None,
     broker: BrokerOption = "mqtt://127.0.0.1:1883",
     prefix: PrefixOption = DEFAULT_PREFIX,
-    ack_timeout: AckTimeoutOption = 30.0,
-    max_attempts: AttemptsOption = 5,
-    window: WindowOption = 200,
+    ack_timeout: AckTimeoutOption = DELIVERY_DEFAULTS.ack_timeout_s,
+    max_attempts: AttemptsOption = DELIVERY_DEFAULTS.max_attempts,
+    window: WindowOption = DELIVERY_DEFAULTS.window_per_gateway,
     deadline: DeadlineOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -278,9 +286,9 @@ def outbox_reconcile(
     gateway: Annotated[str | None, typer.Option(help="Only this gateway's labels.")] = None,
     broker: BrokerOption = "mqtt://127.0.0.1:1883",
     prefix: PrefixOption = DEFAULT_PREFIX,
-    ack_timeout: AckTimeoutOption = 30.0,
-    max_attempts: AttemptsOption = 5,
-    window: WindowOption = 200,
+    ack_timeout: AckTimeoutOption = DELIVERY_DEFAULTS.ack_timeout_s,
+    max_attempts: AttemptsOption = DELIVERY_DEFAULTS.max_attempts,
+    window: WindowOption = DELIVERY_DEFAULTS.window_per_gateway,
     deadline: DeadlineOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -296,9 +304,9 @@ def outbox_sync(
     currency: Annotated[str, typer.Option(help="The store's currency (as in the rules file).")] = "EUR",
     broker: BrokerOption = "mqtt://127.0.0.1:1883",
     prefix: PrefixOption = DEFAULT_PREFIX,
-    ack_timeout: AckTimeoutOption = 30.0,
-    max_attempts: AttemptsOption = 5,
-    window: WindowOption = 200,
+    ack_timeout: AckTimeoutOption = DELIVERY_DEFAULTS.ack_timeout_s,
+    max_attempts: AttemptsOption = DELIVERY_DEFAULTS.max_attempts,
+    window: WindowOption = DELIVERY_DEFAULTS.window_per_gateway,
     deadline: DeadlineOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -306,7 +314,6 @@ def outbox_sync(
 
     SKUs the price book has never seen take products.csv's price first. Labels the outbox knows
     to show their price already get nothing, so running it again sends nothing new."""
-    from pricing.cli.app import _report_rejects, _stage_progress
     from pricing.core.data import load_shelf, shelf_prices
 
     settings = delivery_settings(ack_timeout, max_attempts, window)
@@ -314,14 +321,14 @@ def outbox_sync(
     with user_errors():
         BrokerAddress.parse(broker)
         store = load_shelf(data)
-        _report_rejects(store.rejects)
+        report_rejects(store.rejects)
         engine = open_engine(database_target(db))
         outbox, log = Outbox(engine, store.store_id), EventLog(engine, store.store_id)
         synced = sync_labels(
             PriceBook(engine, store.store_id), outbox, log, store.label_rows(), file_prices=shelf_prices(store.products),
             currency=currency.upper(), at=now, correlation=f"sync-{now:%Y%m%dT%H%M%SZ}",
         )
-        with _stage_progress() as progress:
+        with stage_progress() as progress:
             delivered = deliver_logged(
                 outbox, log, BrokerAddress.parse(broker), Topics(outbox.store, prefix=prefix), settings,
                 now=lambda: datetime.now(UTC), deadline_s=deadline,

@@ -18,8 +18,8 @@ import typer
 
 from label_gateway.broker import BrokerAddress
 from pricing.cli.common import err, fail, user_errors
-from pricing.core.yaml_config import load_engine_config
 from pricing.review.settings import TOKEN_ENV, ReviewSettings
+from pricing.store.engine_config import load_engine_config
 
 if TYPE_CHECKING:
     from pricing.review.server import ReviewServer

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from label_gateway.broker import BrokerAddress
 from label_gateway.protocol import DEFAULT_PREFIX, Topics
-from pricing.cli import common as cli_support
+from pricing.cli import common
 from pricing.cli.common import emit_json, err, fail
 from simulator.gateways import (
     SimulatedGateways,
@@ -49,8 +49,13 @@ simulate_app = typer.Typer(
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 
 
+def register(app: typer.Typer) -> None:
+    app.add_typer(simulate_app, name="simulate")
+    app.command("replay")(replay_command)
+
+
 def user_errors() -> AbstractContextManager[None]:
-    return cli_support.user_errors(SimulatorError)
+    return common.user_errors(SimulatorError)
 
 
 # -- generate -----------------------------------------------------------------------------------
@@ -335,7 +340,7 @@ def simulate_contact_sheet(
 
 
 # -- replay -------------------------------------------------------------------------------------
-# Registered as the top-level `esl-pricing replay` by pricing/cli/app.py.
+# Registered as the top-level `esl-pricing replay` by register().
 def _replay_speed(text: str) -> float | None:
     """--speed: a positive number (times real time) or "max"."""
     if text.strip().lower() == "max":
@@ -392,11 +397,11 @@ def replay_command(
 
     from label_gateway.broker import BrokerError
     from label_gateway.embedded_broker import EmbeddedBroker
-    from pricing.store.event_log import EventLogError, read_jsonl
+    from pricing.core.events import EventLogError, read_jsonl
     from simulator.replay import ReplayError, replay
 
     pace = _replay_speed(speed)
-    with cli_support.user_errors(SimulatorError, EventLogError, ReplayError, BrokerError), ExitStack() as stack:
+    with common.user_errors(SimulatorError, EventLogError, ReplayError, BrokerError), ExitStack() as stack:
         log = read_jsonl(events)
         if broker is not None:
             address = BrokerAddress.parse(broker)
@@ -411,4 +416,4 @@ def replay_command(
     if json_out:
         emit_json(report.summary())
     if report.divergences:
-        raise typer.Exit(cli_support.EXIT_FAILURE)
+        raise typer.Exit(common.EXIT_FAILURE)

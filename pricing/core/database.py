@@ -17,7 +17,7 @@ failed migration leaves the schema as it was.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -259,3 +259,18 @@ def _database_errors(engine: Engine, what: str = "") -> Iterator[None]:
         raise
     except (SQLAlchemyError, CommandError, OSError) as exc:
         raise DatabaseError(f"database '{_safe(_url_of(engine))}': {what}{_reason(exc)}") from exc
+
+
+def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """INSERT plain tuples through the driver's executemany. SQLAlchemy's per-row parameter
+    handling cost a third of a push's time at 20,000 labels; the outbox and the event log write
+    their bulk rows this way."""
+    if not rows:
+        return
+    mark = driver_mark(conn.engine)
+    conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})", rows)
+
+
+def driver_mark(engine: Engine) -> str:
+    """The driver's positional parameter mark (sqlite3: ``?``, psycopg: ``%s``) for exec_driver_sql."""
+    return "?" if engine.dialect.paramstyle == "qmark" else "%s"

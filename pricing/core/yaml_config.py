@@ -12,23 +12,21 @@ the data is converted to plain Python (dict, list, str, int, bool, ``Decimal`` f
 that ``0.1`` stays exactly ``Decimal("0.1")``) and validated by the pydantic model, and each
 pydantic error's ``loc`` is mapped back to the line of the deepest YAML node along it.
 
-Run ``python -m pricing.core.yaml_config --write-schema config/`` after changing a config model to
-regenerate the committed JSON Schemas (a test checks they are current), or
-``python -m pricing.core.yaml_config FILE...`` to validate files (exit 2 on problems).
+Each config model is loaded by the package that owns it, with this loader (``load_rules`` in
+pricing.rules, ``load_engine_config`` in pricing.store, ``load_scenario`` in simulator,
+``load_label_templates`` in label_gateway); ``esl-pricing config validate`` (pricing.cli.config)
+recognises a file's kind and regenerates the committed JSON Schemas.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import difflib
 import json
 import re
-import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,24 +39,16 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.scalarfloat import ScalarFloat
 
-from label_gateway.label_templates import LabelTemplates
-from pricing.store.engine_config import EngineConfig
-from pricing.rules.config import RulesConfig
-from simulator.scenario import Scenario
-
 __all__ = [
-    "CONFIG_KINDS",
     "JSON_SCHEMA_DIALECT",
     "ConfigError",
-    "ConfigKind",
-    "load_engine_config",
-    "load_rules",
+    "allowed_keys",
+    "json_schema",
     "load_yaml_model",
     "loads_yaml_model",
-    "rules_json_schema",
+    "read_yaml_mapping",
     "schema_text",
-    "validate_config_file",
-    "write_schemas",
+    "validate_yaml_file",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -373,7 +363,7 @@ def _model_at(model_cls: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel]
     return None
 
 
-def _allowed_keys(model: type[BaseModel]) -> list[str]:
+def allowed_keys(model: type[BaseModel]) -> list[str]:
     return [field.alias or name for name, field in model.model_fields.items()]
 
 
@@ -391,7 +381,7 @@ def _message(error: Mapping[str, Any], model_cls: type[BaseModel], node: Any, fo
         model = _model_at(model_cls, loc[:-1])
         if model is None:
             return "unknown key"
-        allowed = _allowed_keys(model)
+        allowed = allowed_keys(model)
         guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
         hint = f"; did you mean '{guess[0]}'?" if guess else ""
         return f"unknown key{hint} (allowed: {', '.join(allowed)})"
@@ -460,103 +450,19 @@ def load_yaml_model(path: str | Path, model_cls: type[M]) -> M:
     return loads_yaml_model(_read_text(Path(path), filename), model_cls, filename=filename)
 
 
-def load_rules(path: str | Path) -> RulesConfig:
-    """Read config/rules.yaml (or another rules file). Raises ConfigError."""
-    return load_yaml_model(path, RulesConfig)
-
-
-def load_engine_config(path: str | Path) -> EngineConfig:
-    """Read config/engine.yaml (or another engine config). Raises ConfigError.
-
-    The config remembers the file's folder: relative paths in it start there."""
-    return load_yaml_model(path, EngineConfig).with_config_dir(Path(path).parent)
-
-
-# --------------------------------------------------------------------------------------------
-# Which model a file is, for `esl-pricing config validate FILE`
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConfigKind:
-    """One kind of config file: its model and how to recognise it from its top-level keys."""
-
-    name: str
-    model: type[BaseModel]
-    detect: Callable[[Path, Mapping[Any, Any]], bool]
-    title: str = ""
-
-
-def _looks_like(model: type[BaseModel]) -> Callable[[Path, Mapping[Any, Any]], bool]:
-    def detect(path: Path, data: Mapping[Any, Any]) -> bool:
-        return bool(set(_allowed_keys(model)) & {str(key) for key in data})
-
-    return detect
-
-
-def _has_own_keys(
-    model: type[BaseModel], *others: type[BaseModel], name_prefix: str = ""
-) -> Callable[[Path, Mapping[Any, Any]], bool]:
-    """Detect ``model`` by a top-level key no model of ``others`` has (an engine config and a
-    scenario both have ``store``), or by a file name starting with ``name_prefix``."""
-    shared = {key for other in others for key in _allowed_keys(other)}
-    own = set(_allowed_keys(model)) - shared
-
-    def detect(path: Path, data: Mapping[Any, Any]) -> bool:
-        if name_prefix and path.name.startswith(name_prefix):
-            return True
-        return bool(own & {str(key) for key in data})
-
-    return detect
-
-
-# First match wins; a file that matches none is validated as DEFAULT_KIND (rules).
-CONFIG_KINDS: dict[str, ConfigKind] = {
-    "rules": ConfigKind(
-        name="rules",
-        model=RulesConfig,
-        detect=_looks_like(RulesConfig),
-        title="ESL pricing rules (config/rules.yaml)",
-    ),
-    "engine": ConfigKind(
-        name="engine",
-        model=EngineConfig,
-        detect=_has_own_keys(EngineConfig, RulesConfig, Scenario, name_prefix="engine"),
-        title="ESL store daemon (config/engine.yaml)",
-    ),
-    "scenario": ConfigKind(
-        name="scenario",
-        model=Scenario,
-        detect=_looks_like(Scenario),
-        title="ESL store simulator scenario (config/scenario.yaml)",
-    ),
-    "label_templates": ConfigKind(
-        name="label_templates",
-        model=LabelTemplates,
-        detect=_has_own_keys(LabelTemplates, RulesConfig, EngineConfig, Scenario, name_prefix="label_templates"),
-        title="ESL shelf-label templates (label_gateway/label_templates.yaml)",
-    ),
-}
-DEFAULT_KIND = "rules"
-
-
-def _kind_for(path: Path, data: Mapping[Any, Any]) -> ConfigKind:
-    for kind in CONFIG_KINDS.values():
-        if kind.detect(path, data):
-            return kind
-    return CONFIG_KINDS[DEFAULT_KIND]
-
-
-def validate_config_file(path: str | Path, kind: str | None = None) -> list[str]:
-    """Problem lines for the config file at ``path``, [] when it is valid.
-
-    ``kind`` names an entry of CONFIG_KINDS; by default it is recognised from the file's keys.
-    """
+def read_yaml_mapping(path: str | Path) -> CommentedMap:
+    """The YAML file at ``path``, parsed with its line numbers (validate it with validate_yaml_file).
+    Raises ConfigError."""
     filename = str(path)
+    return _parse(_read_text(Path(path), filename), filename)
+
+
+def validate_yaml_file(path: str | Path, choose: Callable[[Path, Mapping[Any, Any]], type[BaseModel]]) -> list[str]:
+    """Problem lines for the YAML file at ``path`` validated as the model ``choose(path, data)``
+    picks from its top-level data; [] when it is valid."""
     try:
-        data = _parse(_read_text(Path(path), filename), filename)
-        config_kind = CONFIG_KINDS[kind] if kind else _kind_for(Path(path), data)
-        _validate(data, config_kind.model, filename)
+        data = read_yaml_mapping(path)
+        _validate(data, choose(Path(path), data), str(path))
     except ConfigError as exc:
         return exc.problems
     return []
@@ -567,60 +473,14 @@ def validate_config_file(path: str | Path, kind: str | None = None) -> list[str]
 # --------------------------------------------------------------------------------------------
 
 
-def _json_schema(kind: ConfigKind) -> dict[str, Any]:
-    schema = kind.model.model_json_schema()
+def json_schema(model: type[BaseModel], title: str = "") -> dict[str, Any]:
+    """The JSON Schema of a config model, as committed next to the configs for editors."""
+    schema = model.model_json_schema()
     schema["$schema"] = JSON_SCHEMA_DIALECT
-    schema["title"] = kind.title or kind.model.__name__
+    schema["title"] = title or model.__name__
     return schema
-
-
-def rules_json_schema() -> dict[str, Any]:
-    """JSON Schema of config/rules.yaml, for editor completion and checks."""
-    return _json_schema(CONFIG_KINDS["rules"])
 
 
 def schema_text(schema: Mapping[str, Any]) -> str:
     """The committed form of a schema: sorted keys, indent 2, trailing newline."""
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def write_schemas(config_dir: str | Path) -> list[Path]:
-    """Write ``<kind>.schema.json`` (e.g. rules.schema.json) into ``config_dir``; the paths written."""
-    directory = Path(config_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for kind in CONFIG_KINDS.values():
-        target = directory / f"{kind.name}.schema.json"
-        target.write_text(schema_text(_json_schema(kind)), encoding="utf-8")
-        written.append(target)
-    return written
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pricing.core.yaml_config",
-        description="Validate config YAML files, or regenerate their committed JSON Schemas.",
-    )
-    parser.add_argument("files", nargs="*", type=Path, help="config files to validate")
-    parser.add_argument("--write-schema", metavar="CONFIG_DIR", type=Path, help="write <kind>.schema.json here")
-    args = parser.parse_args(argv)
-    if args.write_schema is None and not args.files:
-        parser.print_help(sys.stderr)
-        return 2
-    if args.write_schema is not None:
-        for target in write_schemas(args.write_schema):
-            print(f"wrote {target}")
-    status = 0
-    for file in args.files:
-        problems = validate_config_file(file)
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        if problems:
-            status = 2
-        else:
-            print(f"{file}: ok")
-    return status
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -64,6 +64,11 @@ def load_model(path: Path | str) -> tuple[DemandModel, dict[str, Any]]:
         raise ModelLoadError(f"{model_path}: model card {_card_path(model_path).name} describes a different model file")
     try:
         model = joblib.load(model_path)
+    except (AttributeError, ModuleNotFoundError) as exc:  # a class the pickle names is not where it was
+        raise ModelLoadError(
+            f"{model_path}: cannot read model: saved by an esl-pricing version whose classes lived elsewhere "
+            f"({exc}); train a new one with esl-pricing train (the daemon retrains by itself)"
+        ) from None
     except Exception as exc:  # unpickling raises many types
         raise ModelLoadError(f"{model_path}: cannot read model: {exc}") from None
     if not isinstance(model, DemandModel):

@@ -37,49 +37,12 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from pricing.rules.config import SolverConfig
+from pricing.rules.links import Links
 
 SCALE = 1000  # CP-SAT objective units per cent
 NEG = -1e15  # "impossible" score: finite, so sums stay comparable
 _IMPOSSIBLE = NEG / 2
-LINK_KINDS = ("family", "ladder", "tier")
 _BISECTIONS = 50
-
-
-@dataclass(frozen=True)
-class Links:
-    """Pairwise rules between SKUs (row indices). ladder: a is the smaller pack, b the larger,
-    sizes in a common unit; tier: a is the private label, b its national reference."""
-
-    kind: np.ndarray
-    a: np.ndarray
-    b: np.ndarray
-    hard: np.ndarray
-    priority: np.ndarray
-    penalty: np.ndarray  # cents per day, for a soft link
-    size_a: np.ndarray
-    size_b: np.ndarray
-    gap_bp: np.ndarray
-
-    @classmethod
-    def empty(cls) -> Links:
-        i = np.zeros(0, dtype=np.int64)
-        return cls(np.zeros(0, dtype="<U8"), i, i, np.zeros(0, dtype=bool), i, np.zeros(0), i, i, i)
-
-    def __len__(self) -> int:
-        return len(self.a)
-
-    def allowed(self, prices: np.ndarray) -> np.ndarray:
-        """(links, k, k): may a take its candidate i while b takes its candidate j?"""
-        pa = prices[self.a][:, :, None]
-        pb = prices[self.b][:, None, :]
-        out = np.zeros((len(self), prices.shape[1], prices.shape[1]), dtype=bool)
-        family, ladder, tier = (self.kind == kind for kind in LINK_KINDS)
-        out[family] = pa[family] == pb[family]
-        sa, sb = self.size_a[ladder][:, None, None], self.size_b[ladder][:, None, None]
-        out[ladder] = (pb[ladder] > pa[ladder]) & (pb[ladder] * sa < pa[ladder] * sb)
-        gap = self.gap_bp[tier][:, None, None]
-        out[tier] = pa[tier] * 10_000 <= pb[tier] * (10_000 - gap)
-        return out
 
 
 @dataclass(frozen=True)

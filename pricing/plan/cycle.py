@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 
 from label_gateway.label_templates import LabelTemplates, default_label_templates
-from pricing.rules.candidates import Candidates, generate_candidates
-from pricing.plan.explain import Scored, plan_lines
-from pricing.rules.links import build_links
-from pricing.plan.label_fit import check_label_fit
 from pricing.core.money import to_cents
 from pricing.optimize.optimizer import ChangeBudget, OptimizerInstance, PriceOptimizer
+from pricing.plan.explain import Scored, plan_lines
+from pricing.plan.label_fit import check_label_fit
 from pricing.plan.price_plan import PricePlan, SolverStats
+from pricing.rules.candidates import Candidates, generate_candidates
 from pricing.rules.config import RulesConfig
+from pricing.rules.links import build_links
 
 
 class DemandPredictor(Protocol):

@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pricing.plan.cycle import DemandPredictor, run_pricing_cycle
 from pricing.core.data import DataError, StoreData, competitor_reference, load_store
 from pricing.demand.model import DemandModel
-from pricing.rules.config import RulesConfig
 from pricing.demand.training import train_demand_model
+from pricing.plan.cycle import DemandPredictor, run_pricing_cycle
+from pricing.rules.config import RulesConfig
 from simulator.market import Market, days_between, draw_stock
 from simulator.store import generate_store
 

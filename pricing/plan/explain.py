@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pricing.rules.candidates import Candidates
-from pricing.optimize.optimizer import Links, OptimizerSolution
+from pricing.optimize.optimizer import OptimizerSolution
 from pricing.plan.price_plan import LineStatus, PlanLine
+from pricing.rules.candidates import Candidates
 from pricing.rules.config import ApprovalBand
+from pricing.rules.links import Links
 
 
 @dataclass(frozen=True)

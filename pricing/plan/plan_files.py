@@ -18,9 +18,9 @@ from datetime import datetime
 from pathlib import Path
 
 from pydantic import ValidationError
-from sqlalchemy.engine import Engine
 
-from pricing.store.event_log import Event, EventLog
+from pricing.core.errors import first_error
+from pricing.core.events import Event
 from pricing.plan.price_plan import PlanLine, PricePlan
 
 
@@ -38,10 +38,8 @@ def read_plan(path: Path) -> PricePlan:
     try:
         return PricePlan.read(path)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "plan"
         raise PlanFileError(
-            f"{path}: not a price plan: {where}: {first['msg']} ({exc.error_count()} problems)"
+            f"{path}: not a price plan: {first_error(exc, 'plan')} ({exc.error_count()} problems)"
         ) from None
     except ValueError as exc:  # not JSON, not UTF-8
         raise PlanFileError(f"{path}: not a price plan: {str(exc).splitlines()[0]}") from None
@@ -84,6 +82,16 @@ class Decision:
     decided: list[str]  # SKUs decided now
     approved: bool
     by: str
+    at: datetime
+
+    def events(self) -> list[Event]:
+        """``plan_approved`` / ``plan_rejected`` per SKU decided now, for the store's event log."""
+        kind = "plan_approved" if self.approved else "plan_rejected"
+        return [
+            Event(at=self.at, store=self.plan.store, kind=kind, correlation=self.plan.plan_id, sku=sku,
+                  data={"by": self.by})
+            for sku in self.decided
+        ]
 
     @property
     def prices(self) -> dict[str, int]:
@@ -127,12 +135,11 @@ def decide(
     approve: bool,
     by: str,
     at: datetime,
-    engine: Engine | None = None,
 ) -> Decision:
     """Approve (or reject) the listed SKUs' changes awaiting approval in ``plan_file`` (all of
-    them when ``skus`` is None), rewrite the plan and, with an engine database, log
-    ``plan_approved`` / ``plan_rejected`` per SKU. Raises NotAwaitingApproval naming each SKU
-    that does not await approval (nothing is decided then)."""
+    them when ``skus`` is None) and rewrite the plan; ``Decision.events()`` are what the store's
+    event log records. Raises NotAwaitingApproval naming each SKU that does not await approval
+    (nothing is decided then)."""
     if not by.strip():
         raise PlanFileError("say who decides")
     with _locked(plan_file):
@@ -151,10 +158,4 @@ def decide(
             raise NotAwaitingApproval("not awaiting approval: " + ", ".join(problems)) from None
         if decided:
             save_plan(plan, plan_file)
-    if decided and engine is not None:
-        kind = "plan_approved" if approve else "plan_rejected"
-        EventLog(engine, plan.store).append(
-            Event(at=at, store=plan.store, kind=kind, correlation=plan.plan_id, sku=sku, data={"by": by})
-            for sku in decided
-        )
-    return Decision(plan, decided, approve, by)
+    return Decision(plan, decided, approve, by, at)

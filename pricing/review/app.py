@@ -35,16 +35,16 @@ from sqlalchemy import Engine, func, select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from label_gateway.outbox import LabelRow, Outbox, from_us
+from label_gateway.outbox import LabelRow, Outbox
 from label_gateway.outbox import label_state as label_table
 from label_gateway.probe import BrokerProbe, probe_gateways
 from label_gateway.protocol import Topics
 from pricing.core.data import DataError
 from pricing.core.database import DatabaseError, open_engine
 from pricing.core.money import format_money, to_decimal
-from pricing.plan.price_plan import PlanLine, PricePlan
+from pricing.core.timestamps import from_us
 from pricing.plan.plan_files import NotAwaitingApproval, PlanFileError, decide
-from pricing.store.price_book import PriceBook
+from pricing.plan.price_plan import PlanLine, PricePlan
 from pricing.review import labels as label_images
 from pricing.review.auth import (
     COOKIE_NAME,
@@ -78,6 +78,8 @@ from pricing.review.views import (
     summarize,
     view_status,
 )
+from pricing.store.event_log import EventLog
+from pricing.store.price_book import PriceBook
 
 log = logging.getLogger("esl.review")
 
@@ -571,7 +573,10 @@ def create_app(
                 raise ReviewError(422, "by: name who decides (1-64 characters, no markup)")
             by = named
         _, path = review.own_plan(plan_id)
-        decision = decide(path, body.skus, approve=body.approve, by=by, at=review.clock(), engine=review.engine())
+        decision = decide(path, body.skus, approve=body.approve, by=by, at=review.clock())
+        engine = review.engine()
+        if engine is not None:
+            EventLog(engine, decision.plan.store).append(decision.events())
         review.catalog.forget(path)
         plan = decision.plan
         push: dict[str, Any] | None = None

@@ -19,8 +19,8 @@ from label_gateway.label_templates import LabelTemplates, load_label_templates
 from label_gateway.outbox import LabelRow
 from label_gateway.render import LabelContent, check_fit, render_label
 from pricing.core.money import format_money
-from pricing.store.price_book import PriceBook
 from pricing.review.store_files import Product
+from pricing.store.price_book import PriceBook
 
 
 @dataclass(frozen=True)

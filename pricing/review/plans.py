@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pricing.plan.price_plan import PricePlan
 from pricing.plan.plan_files import PlanFileError, read_plan
+from pricing.plan.price_plan import PricePlan
 
 _HEAD_BYTES = 4096
 _FIELD = {

@@ -32,16 +32,16 @@ from sqlalchemy import Engine
 
 from label_gateway.outbox import Outbox
 from label_gateway.protocol import Topics
+from pricing.core.money import to_decimal
+from pricing.review.settings import ReviewSettings
+from pricing.review.store_files import StoreFiles
+from pricing.review.sync import rows_by_label, sku_sync
 from pricing.store.engine_state import EngineFlags
 from pricing.store.event_log import EventLog
-from pricing.core.money import to_decimal
 from pricing.store.price_book import PriceBook
 from pricing.store.price_push import deliver_logged, price_change_events, record_prices
 from pricing.store.push_guard import PushStop
 from pricing.store.push_guard import push_blocked as guard_blocked
-from pricing.review.settings import ReviewSettings
-from pricing.review.store_files import StoreFiles
-from pricing.review.sync import rows_by_label, sku_sync
 
 log = logging.getLogger("esl.review")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from label_gateway.broker import BrokerAddress
 from label_gateway.delivery import DeliverySettings
-from pricing.store.engine_config import EngineConfig
 from pricing.core.store_calendar import StoreCalendar
+from pricing.store.engine_config import EngineConfig
 
 TOKEN_ENV = "ESL_REVIEW_TOKEN"
 MIN_SECRET_CHARS = 8

@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -40,6 +41,7 @@ from pydantic import (
 )
 
 from pricing.core.money import to_cents
+from pricing.core.yaml_config import load_yaml_model
 
 ENDING_PATTERN = re.compile(r"^\.[0-9x]{2}$")
 
@@ -504,3 +506,8 @@ class RulesConfig(_Strict):
                 name: Enforcement(bool(s.hard), int(s.priority), to_cents(s.penalty)) for name, s in merged.items()
             },
         )
+
+
+def load_rules(path: str | Path) -> RulesConfig:
+    """Read config/rules.yaml (or another rules file). Raises ConfigError."""
+    return load_yaml_model(path, RulesConfig)

@@ -14,13 +14,52 @@ whose other end is not priced (held, unknown to the model) are left out. Plain d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from pricing.rules.candidates import Candidates
-from pricing.optimize.optimizer import Links
 
 SIZE_SCALE = 1000  # sizes as integers (thousandths of a unit) for exact ladder arithmetic
+LINK_KINDS = ("family", "ladder", "tier")
+
+
+@dataclass(frozen=True)
+class Links:
+    """Pairwise rules between SKUs (row indices). ladder: a is the smaller pack, b the larger,
+    sizes in a common unit; tier: a is the private label, b its national reference."""
+
+    kind: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    hard: np.ndarray
+    priority: np.ndarray
+    penalty: np.ndarray  # cents per day, for a soft link
+    size_a: np.ndarray
+    size_b: np.ndarray
+    gap_bp: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Links:
+        i = np.zeros(0, dtype=np.int64)
+        return cls(np.zeros(0, dtype="<U8"), i, i, np.zeros(0, dtype=bool), i, np.zeros(0), i, i, i)
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def allowed(self, prices: np.ndarray) -> np.ndarray:
+        """(links, k, k): may a take its candidate i while b takes its candidate j?"""
+        pa = prices[self.a][:, :, None]
+        pb = prices[self.b][:, None, :]
+        out = np.zeros((len(self), prices.shape[1], prices.shape[1]), dtype=bool)
+        family, ladder, tier = (self.kind == kind for kind in LINK_KINDS)
+        out[family] = pa[family] == pb[family]
+        sa, sb = self.size_a[ladder][:, None, None], self.size_b[ladder][:, None, None]
+        out[ladder] = (pb[ladder] > pa[ladder]) & (pb[ladder] * sa < pa[ladder] * sb)
+        gap = self.gap_bp[tier][:, None, None]
+        out[tier] = pa[tier] * 10_000 <= pb[tier] * (10_000 - gap)
+        return out
 
 
 def _column(products: pd.DataFrame, name: str) -> np.ndarray:

@@ -37,10 +37,8 @@ from label_gateway.delivery import (
     DeliveryReport,
     DeliverySettings,
 )
-from label_gateway.outbox import LabelRow, Outbox, epoch_us
+from label_gateway.outbox import LabelRow, Outbox
 from label_gateway.protocol import Topics
-from pricing.core.yaml_config import ConfigError, load_rules
-from pricing.plan.cycle import run_pricing_cycle
 from pricing.core.data import (
     DataError,
     StoreData,
@@ -51,12 +49,18 @@ from pricing.core.data import (
     shelf_prices,
 )
 from pricing.core.database import open_engine
+from pricing.core.events import Event
+from pricing.core.timestamps import epoch_us
+from pricing.core.yaml_config import ConfigError
+from pricing.demand.model_store import ModelLoadError, load_model, save_model
+from pricing.demand.training import train_demand_model
+from pricing.plan.cycle import run_pricing_cycle
+from pricing.plan.price_plan import PlanLine, PricePlan
+from pricing.rules.config import load_rules
 from pricing.store.engine_config import EngineConfig, JobConfig
 from pricing.store.engine_state import HEARTBEAT, EngineFlags
-from pricing.store.event_log import Event, EventLog
+from pricing.store.event_log import EventLog
 from pricing.store.metrics import EngineMetrics
-from pricing.demand.model_store import ModelLoadError, load_model, save_model
-from pricing.plan.price_plan import PlanLine, PricePlan
 from pricing.store.price_book import PriceBook
 from pricing.store.price_push import (
     ack_latencies,
@@ -67,7 +71,6 @@ from pricing.store.price_push import (
 )
 from pricing.store.push_guard import PushStop, push_blocked
 from pricing.store.scheduler import Clock, ClockScheduler, SystemClock, schedule_jobs
-from pricing.demand.training import train_demand_model
 
 log = logging.getLogger("esl.daemon")
 

@@ -19,13 +19,15 @@ from label_gateway.delivery import DeliveryReport, DeliverySettings
 from label_gateway.embedded_broker import EmbeddedBroker
 from label_gateway.outbox import Outbox
 from label_gateway.protocol import DEFAULT_PREFIX, Topics
-from pricing.core.yaml_config import load_rules
-from pricing.plan.cycle import run_pricing_cycle
 from pricing.core.data import StoreData, competitor_reference, load_store, shelf_prices
 from pricing.core.database import open_engine
-from pricing.store.event_log import EventLog
+from pricing.core.timing import StageTimer
 from pricing.demand.model_store import save_model
+from pricing.demand.training import train_demand_model
+from pricing.plan.cycle import run_pricing_cycle
 from pricing.plan.price_plan import PricePlan
+from pricing.rules.config import RulesConfig, load_rules
+from pricing.store.event_log import EventLog
 from pricing.store.price_book import PriceBook
 from pricing.store.price_push import (
     deliver_logged,
@@ -33,9 +35,6 @@ from pricing.store.price_push import (
     record_prices,
     sync_labels,
 )
-from pricing.rules.config import RulesConfig
-from pricing.core.timing import StageTimer
-from pricing.demand.training import train_demand_model
 from simulator.gateways import Displayed, SimulatedGateways
 from simulator.store import generate_store
 

@@ -1,6 +1,6 @@
 """The store daemon's config (config/engine.yaml), as pydantic models.
 
-Read it with ``pricing.core.yaml_config.load_engine_config(path)``: problems come out as
+Read it with ``load_engine_config(path)``: problems come out as
 ``FILE:LINE: key.path: message`` lines (a ConfigError), like the rules and the scenario.
 
 - Paths (``data_dir``, ``rules``, ``model_dir``, ``plans_dir`` and a ``database`` that is a file)
@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -39,6 +40,7 @@ from pydantic import (
 )
 
 from pricing.core.store_calendar import StoreCalendar
+from pricing.core.yaml_config import load_yaml_model
 
 __all__ = [
     "DATABASE_ENV",
@@ -100,10 +102,6 @@ def parse_every(text: str) -> timedelta:
 
 def _check_crontab(expr: str) -> str:
     """``expr`` when APScheduler parses it as a 5-field crontab with the meaning crontab gives it."""
-    from apscheduler.triggers.cron import (
-        CronTrigger,  # imported here: config_loader imports this module
-    )
-
     fields = expr.split()
     if len(fields) != 5:
         raise ValueError(
@@ -552,3 +550,10 @@ def database_target(config: EngineConfig, config_dir: Path | str | None = None) 
     if not path.is_absolute():
         path = config._folder(config_dir) / path
     return str(Path(os.path.normpath(path.absolute())))
+
+
+def load_engine_config(path: str | Path) -> EngineConfig:
+    """Read config/engine.yaml (or another engine config). Raises ConfigError.
+
+    The config remembers the file's folder: relative paths in it start there."""
+    return load_yaml_model(path, EngineConfig).with_config_dir(Path(path).parent)

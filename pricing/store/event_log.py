@@ -1,35 +1,18 @@
 """The append-only event log: everything that changes a price or a label, with what replay needs.
 
-Each event is one row of the ``events`` table (rows are never updated or deleted: the database
-refuses it, see pricing/core/migrations) and one line of an exported JSONL file::
-
-    {"seq": 12, "at": "2026-11-23T05:30:00.120000Z", "store": "S001", "kind": "pushed",
-     "correlation": "plan-20261123T053000Z-1a2b3c", "label": "L000012", "sku": "000123",
-     "data": {"gateway": "gw-01", "version": 1763875800120000, "price_cents": 279, ...}}
-
-Kinds and their ``data`` (docs/events.md has the full list):
-
-- ``daemon_started``  ``{"calendar": StoreCalendar}``: the time zone and freeze windows in force.
-- ``cycle_started`` / ``cycle_finished`` / ``cycle_skipped``  ``{"job": id, "kind": job kind, ...}``
-- ``plan_created``  ``{"job", "changes", "awaiting_approval", "held", "solver_status", "gap_pct"}``
-- ``plan_approved`` / ``plan_rejected`` (per SKU)  ``{"by": name}``
-- ``price_changed`` (price book, per SKU)  ``{"price_cents", "previous_cents", "reference_cents", "effective_from"}``
-- ``pushed`` (per label)  ``PushedData``: the desired state as recorded in the outbox
-- ``acked`` (per label)  ``AckedData``: the label displays (or scheduled) that version
-- ``failed`` (per label)  ``FailedData``
-- ``reverted`` (per SKU)  ``{"price_cents", "reverted_correlation"}``: an operator undid a plan
-- ``kill_switch``  ``{"on": bool, "by": name}``
+Each event (pricing.core.events: the public format, with the kinds and their data) is one row of
+the ``events`` table (rows are never updated or deleted: the database refuses it, see
+pricing/core/migrations) and one line of an exported JSONL file.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -42,85 +25,9 @@ from sqlalchemy import (
     select,
 )
 
-from label_gateway.outbox import epoch_us, from_epoch_us
-
-EventKind = Literal[
-    "daemon_started",
-    "daemon_stopped",
-    "cycle_started",
-    "cycle_finished",
-    "cycle_skipped",
-    "plan_created",
-    "plan_approved",
-    "plan_rejected",
-    "price_changed",
-    "pushed",
-    "acked",
-    "failed",
-    "reverted",
-    "kill_switch",
-]
-
-
-class EventLogError(ValueError):
-    """An event file that cannot be read; the message is one ``FILE:LINE: what`` line."""
-
-
-class Event(BaseModel):
-    """One entry of the log. ``seq`` is given by the database (0 before it is appended)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    seq: int = Field(default=0, ge=0)
-    at: datetime
-    store: str = Field(min_length=1)
-    kind: EventKind
-    correlation: str | None = None
-    label: str | None = None
-    sku: str | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
-
-
-class PushedData(BaseModel):
-    """``pushed``: a desired state was recorded for a label (published next)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    gateway: str
-    version: int = Field(ge=1)
-    price_cents: int = Field(ge=1)
-    currency: str
-    content_hash: str
-    reference_cents: int | None = None
-    effective_at: datetime | None = None
-
-
-class AckedData(BaseModel):
-    """``acked``: the label acknowledged ``version`` (displayed, unchanged or scheduled)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    gateway: str
-    version: int = Field(ge=1)
-    status: Literal["displayed", "unchanged", "scheduled"]
-    price_cents: int = Field(ge=1)
-
-
-class FailedData(BaseModel):
-    """``failed``: the engine gave up on ``version`` for this label (``reason`` says why)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    gateway: str
-    version: int = Field(ge=1)
-    reason: str
-
-
-def utc(at: datetime) -> datetime:
-    if at.tzinfo is None:
-        raise ValueError("event times must carry a time zone")
-    return at.astimezone(UTC)
-
+from pricing.core.database import insert_rows
+from pricing.core.events import Event, EventKind, write_jsonl
+from pricing.core.timestamps import epoch_us, from_epoch_us
 
 # -- the table ------------------------------------------------------------------------------
 
@@ -160,10 +67,8 @@ class EventLog:
         ]
         if not rows:
             return 0
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        sql = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join([mark] * len(_COLUMNS))})"
         with self.engine.begin() as conn:
-            conn.exec_driver_sql(sql, rows)
+            insert_rows(conn, events.name, _COLUMNS, rows)
         return len(rows)
 
     def record(self, kind: EventKind, at: datetime, **fields: Any) -> None:
@@ -222,41 +127,3 @@ class EventLog:
     def export(self, path: Path, **filters: Any) -> int:
         """Write the log as JSONL (one event per line, in order); returns how many events."""
         return write_jsonl(self.iter(**filters), path)
-
-
-# -- JSONL files ------------------------------------------------------------------------------
-
-
-def event_line(event: Event) -> str:
-    return event.model_dump_json(exclude_none=True)
-
-
-def write_jsonl(items: Iterable[Event], path: Path) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as out:
-        for event in items:
-            out.write(event_line(event) + "\n")
-            n += 1
-    tmp.replace(path)
-    return n
-
-
-def read_jsonl(path: Path) -> list[Event]:
-    """Read an exported log; a bad line is an EventLogError ``FILE:LINE: what``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EventLogError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    out: list[Event] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            out.append(Event.model_validate_json(line))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "event"
-            raise EventLogError(f"{path}:{number}: {where}: {first['msg']}") from None
-    return out

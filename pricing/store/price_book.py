@@ -29,7 +29,7 @@ from sqlalchemy import (
     update,
 )
 
-from label_gateway.outbox import epoch_us, from_epoch_us, from_us
+from pricing.core.timestamps import epoch_us, from_epoch_us, from_us
 
 metadata = MetaData()
 

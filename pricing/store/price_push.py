@@ -19,9 +19,11 @@ from label_gateway.delivery import (
     StopSignal,
     updates_for_prices,
 )
-from label_gateway.outbox import EnqueueResult, LabelRow, LabelUpdate, Outbox, epoch_us
+from label_gateway.outbox import EnqueueResult, LabelRow, LabelUpdate, Outbox
 from label_gateway.protocol import Topics
-from pricing.store.event_log import Event, EventLog
+from pricing.core.events import Event
+from pricing.core.timestamps import epoch_us
+from pricing.store.event_log import EventLog
 from pricing.store.price_book import PriceBook, PriceChange
 
 

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from pricing.store.engine_state import EngineFlags
 from pricing.core.store_calendar import StoreCalendar
+from pricing.store.engine_state import EngineFlags
 
 
 def push_blocked(*, config_kill_switch: bool, flags: EngineFlags, calendar: StoreCalendar, at: datetime) -> str | None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from label_gateway.protocol import content_hash
-from pricing.store.event_log import Event, write_jsonl
+from pricing.core.events import Event, write_jsonl
 from pricing.core.store_calendar import FreezeConfig, Hours, StoreCalendar
 
 OUT = Path(__file__).with_name("sample-events.jsonl")

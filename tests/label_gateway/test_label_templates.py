@@ -19,14 +19,9 @@ from label_gateway.label_templates import (
     UnknownTagTypeError,
     load_label_templates,
 )
-from pricing.core.yaml_config import (
-    CONFIG_KINDS,
-    ConfigError,
-    schema_text,
-    validate_config_file,
-    write_schemas,
-)
+from pricing.cli.config import CONFIG_KINDS, validate_config_file, write_schemas
 from pricing.core.data import TAG_TYPES
+from pricing.core.yaml_config import ConfigError, schema_text
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "config"
@@ -59,7 +54,7 @@ def test_committed_schema_is_current(tmp_path: Path) -> None:
     fresh = written["label_templates.schema.json"].read_text(encoding="utf-8")
     assert (CONFIG_DIR / "label_templates.schema.json").read_text(encoding="utf-8") == fresh, (
         "config/label_templates.schema.json is out of date with label_gateway/label_templates.py; "
-        "run `python -m pricing.core.yaml_config --write-schema config/`"
+        "run `python -m pricing.cli.config --write-schema config/`"
     )
     schema = json.loads(fresh)
     assert schema["additionalProperties"] is False and schema["title"].startswith("ESL shelf-label templates")

@@ -13,11 +13,10 @@ from label_gateway.outbox import (
     Outbox,
     OutboxError,
     database_url,
-    from_us,
     open_engine,
     stores_in,
-    to_us,
 )
+from pricing.core.timestamps import from_us, to_us
 
 
 def _outbox(url: str) -> Outbox:

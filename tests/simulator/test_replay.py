@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from label_gateway.embedded_broker import free_port
 from label_gateway.protocol import Topics
-from pricing.store.event_log import Event, read_jsonl, write_jsonl
 from pricing.cli.simulate import replay_command
+from pricing.core.events import Event, read_jsonl, write_jsonl
 from simulator.gateways import GatewayOptions
 from simulator.replay import SAMPLE_EVENTS, ReplayReport, read_log, replay
 from simulator.samples.make_sample_events import build

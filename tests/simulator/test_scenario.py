@@ -7,12 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pricing.core.yaml_config import (
-    CONFIG_KINDS,
-    ConfigError,
-    validate_config_file,
-    write_schemas,
-)
+from pricing.cli.config import CONFIG_KINDS, validate_config_file, write_schemas
+from pricing.core.yaml_config import ConfigError
 from simulator.gateways import GatewayOptions, SimulatorError
 from simulator.scenario import (
     Scenario,
@@ -51,7 +47,7 @@ def test_committed_schema_is_current(tmp_path: Path) -> None:
     fresh = written["scenario.schema.json"].read_text(encoding="utf-8")
     assert (CONFIG_DIR / "scenario.schema.json").read_text(encoding="utf-8") == fresh, (
         "config/scenario.schema.json is out of date with simulator/scenario.py; "
-        "run `python -m pricing.core.yaml_config --write-schema config/`"
+        "run `python -m pricing.cli.config --write-schema config/`"
     )
     schema = json.loads(fresh)
     assert schema["additionalProperties"] is False and schema["title"].startswith("ESL store simulator scenario")

@@ -7,10 +7,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 from typer.testing import CliRunner
 
-from pricing.cli import app as cli
+from pricing.cli import common
 from pricing.cli.app import app
 from pricing.plan.price_plan import PlanLine, PricePlan, SolverStats
 
@@ -27,7 +26,7 @@ def _run(*args: str) -> tuple[int, str, str]:
 def _wide_console(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Rich sizes tables to the terminal; a wide one keeps cells on one line for the asserts.
     Each test gets its own engine database (the default would be ./esl-engine.db)."""
-    monkeypatch.setattr(cli, "err", Console(stderr=True, width=250))
+    monkeypatch.setattr(common.err, "_width", 250)
     monkeypatch.setenv("ESL_DATABASE", str(tmp_path / "engine.db"))
 
 

@@ -19,8 +19,9 @@ from label_gateway.broker import clear_retained
 from label_gateway.outbox import LabelUpdate, Outbox
 from pricing.cli.app import app
 from pricing.core.database import open_engine
+from pricing.core.events import read_jsonl
 from pricing.store.engine_state import EngineFlags
-from pricing.store.event_log import EventLog, read_jsonl
+from pricing.store.event_log import EventLog
 
 runner = CliRunner()
 

@@ -16,9 +16,9 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+from pricing.cli.render import register
 from pricing.core.database import open_engine
 from pricing.store.price_book import PriceBook
-from pricing.cli.render import register
 from simulator.store import generate_store
 
 runner = CliRunner()

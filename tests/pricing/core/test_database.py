@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from label_gateway.outbox import Outbox, label_state
+from pricing.cli.db import db_app
 from pricing.core.database import (
     BASELINE_REVISION,
     MIGRATIONS,
@@ -34,9 +35,9 @@ from pricing.core.database import (
     open_engine,
     upgrade,
 )
-from pricing.cli.db import db_app
+from pricing.core.events import Event
 from pricing.store.engine_state import engine_flags
-from pricing.store.event_log import Event, EventLog, events
+from pricing.store.event_log import EventLog, events
 from pricing.store.price_book import price_history
 
 ROOT = Path(__file__).resolve().parents[3]

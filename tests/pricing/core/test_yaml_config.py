@@ -11,16 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pricing.core.yaml_config import (
-    ConfigError,
-    load_rules,
-    load_yaml_model,
-    rules_json_schema,
-    schema_text,
-    validate_config_file,
-    write_schemas,
-)
-from pricing.rules.config import RulesConfig
+from pricing.cli.config import CONFIG_KINDS, validate_config_file, write_schemas
+from pricing.core.yaml_config import ConfigError, load_yaml_model, schema_text
+from pricing.rules.config import RulesConfig, load_rules
 
 REPO = Path(__file__).resolve().parents[3]
 CONFIG_DIR = REPO / "config"
@@ -51,14 +44,14 @@ def problems_of(path: Path) -> list[str]:
 
 def test_committed_schema_is_current() -> None:
     committed = (CONFIG_DIR / "rules.schema.json").read_text(encoding="utf-8")
-    assert committed == schema_text(rules_json_schema()), (
+    assert committed == schema_text(CONFIG_KINDS["rules"].json_schema()), (
         "config/rules.schema.json is out of date with pricing/rules/config.py; "
-        "run `python -m pricing.core.yaml_config --write-schema config/` and commit the result"
+        "run `python -m pricing.cli.config --write-schema config/` and commit the result"
     )
 
 
 def test_schema_has_dialect_and_title() -> None:
-    schema = rules_json_schema()
+    schema = CONFIG_KINDS["rules"].json_schema()
     assert schema["$schema"].startswith("https://json-schema.org/")
     assert schema["title"]
     assert schema["additionalProperties"] is False
@@ -72,8 +65,8 @@ def test_write_schemas(tmp_path: Path) -> None:
     ]
     text = written[0].read_text(encoding="utf-8")
     assert text.endswith("}\n")
-    assert json.loads(text) == rules_json_schema()
-    assert text == json.dumps(rules_json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    assert json.loads(text) == CONFIG_KINDS["rules"].json_schema()
+    assert text == json.dumps(CONFIG_KINDS["rules"].json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def test_example_rules_yaml_validates() -> None:

@@ -166,6 +166,15 @@ def test_not_a_joblib_file(tmp_path: Path) -> None:
         load_model(path)
 
 
+def test_a_model_saved_before_the_demand_package_moved(tmp_path: Path) -> None:
+    """Models pickled when the estimator was pricing.demand.DemandModel: one line that says to retrain."""
+    path = saved(tmp_path)
+    path.write_bytes(b"\x80\x04cpricing.demand\nDemandModel\n)\x81.")  # GLOBAL, EMPTY_TUPLE, NEWOBJ, STOP
+    rewrite_card(path.parent, model_sha256=file_sha(path))
+    with pytest.raises(ModelLoadError, match="classes lived elsewhere .* esl-pricing train"):
+        load_model(path)
+
+
 def test_tampered_model_is_refused_before_unpickling(tmp_path: Path) -> None:
     path = saved(tmp_path)
     path.write_text("garbage")

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pricing.rules.candidates import ending_offsets
 from pricing.plan.cycle import run_pricing_cycle
 from pricing.plan.price_plan import CSV_COLUMNS, PricePlan
+from pricing.rules.candidates import ending_offsets
 from pricing.rules.config import (
     ApprovalBand,
     ChangeBudget,

@@ -10,6 +10,7 @@ import pytest
 
 from pricing.core.data import load_store
 from pricing.demand.model import DemandModel
+from pricing.demand.training import train_demand_model
 from pricing.plan.evaluation import (
     EvaluationOptions,
     TruthDemand,
@@ -18,7 +19,6 @@ from pricing.plan.evaluation import (
     evaluate,
 )
 from pricing.rules.config import RulesConfig
-from pricing.demand.training import train_demand_model
 from simulator.market import Market
 from simulator.store import generate_store
 

@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 
 from pricing.core.database import open_engine
-from pricing.store.event_log import EventLog
-from pricing.plan.price_plan import PlanLine, PricePlan, SolverStats
 from pricing.plan.plan_files import (
     NotAwaitingApproval,
     PlanFileError,
@@ -19,6 +17,8 @@ from pricing.plan.plan_files import (
     plan_files,
     read_plan,
 )
+from pricing.plan.price_plan import PlanLine, PricePlan, SolverStats
+from pricing.store.event_log import EventLog
 
 AT = datetime(2026, 11, 2, 9, tzinfo=UTC)
 
@@ -67,10 +67,11 @@ def test_decide_logs_events_and_refuses_what_does_not_wait(tmp_path: Path) -> No
     plan_file = _plan("plan-a", AT, [_line("0001", "approval"), _line("0002", "keep")]).write(tmp_path)[0]
     engine = open_engine(tmp_path / "engine.db")
     with pytest.raises(NotAwaitingApproval, match=r"0002 \(status keep\), 0009 \(not in the plan\)"):
-        decide(plan_file, ["0001", "0002", "0009"], approve=True, by="ann", at=AT, engine=engine)
+        decide(plan_file, ["0001", "0002", "0009"], approve=True, by="ann", at=AT)
     assert read_plan(plan_file).awaiting_approval  # nothing decided
-    decision = decide(plan_file, ["0001"], approve=True, by="ann", at=AT, engine=engine)
+    decision = decide(plan_file, ["0001"], approve=True, by="ann", at=AT)
     assert decision.decided == ["0001"] and decision.prices == {"0001": 260}
+    EventLog(engine, decision.plan.store).append(decision.events())
     events = EventLog(engine, "store-001").read()
     assert [(e.kind, e.sku, e.data["by"]) for e in events] == [("plan_approved", "0001", "ann")]
     with pytest.raises(NotAwaitingApproval, match="already approved by ann"):

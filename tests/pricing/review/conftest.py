@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from label_gateway.broker import BrokerAddress
-from pricing.core.yaml_config import load_rules
-from pricing.plan.cycle import run_pricing_cycle
 from pricing.core.data import load_store
+from pricing.demand.training import train_demand_model
+from pricing.plan.cycle import run_pricing_cycle
 from pricing.plan.price_plan import PricePlan
 from pricing.review.settings import ReviewSettings
-from pricing.demand.training import train_demand_model
+from pricing.rules.config import load_rules
 from simulator.store import generate_store
 
 REPO = Path(__file__).resolve().parents[3]

@@ -17,14 +17,14 @@ from label_gateway.outbox import LabelUpdate, Outbox
 from label_gateway.protocol import Topics
 from pricing.core.data import label_rows, load_labels
 from pricing.core.database import open_engine
-from pricing.store.engine_state import KILL_SWITCH, EngineFlags
-from pricing.store.event_log import EventLog
 from pricing.core.store_calendar import StoreCalendar
 from pricing.plan.price_plan import PlanLine, PricePlan
-from pricing.store.price_book import PriceBook
 from pricing.review.app import create_app
 from pricing.review.auth import COOKIE_NAME
 from pricing.review.settings import ReviewSettings
+from pricing.store.engine_state import KILL_SWITCH, EngineFlags
+from pricing.store.event_log import EventLog
+from pricing.store.price_book import PriceBook
 from simulator.gateways import SimulatedGateways
 
 ORIGIN = "http://testserver"

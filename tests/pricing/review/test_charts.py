@@ -6,8 +6,8 @@ import itertools
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
-from pricing.store.price_book import PricePeriod
 from pricing.review.charts import lowest_steps, price_history_svg, price_steps
+from pricing.store.price_book import PricePeriod
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 

@@ -12,9 +12,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from pricing.cli.serve import register
 from pricing.review.server import ReviewServer, ServerError, is_loopback
 from pricing.review.settings import ReviewSettings
-from pricing.cli.serve import register
 
 
 def test_server_on_a_free_port_serves_and_stops(make_settings: Callable[..., ReviewSettings]) -> None:
@@ -100,7 +100,7 @@ def test_serve_user_errors_are_one_line(cli: typer.Typer, tmp_path: Path) -> Non
 
 
 def test_settings_from_the_engine_config(tmp_path: Path) -> None:
-    from pricing.core.yaml_config import load_engine_config
+    from pricing.store.engine_config import load_engine_config
 
     config = load_engine_config(_engine_yaml(tmp_path, kill_switch=True, prefix="shop"))
     settings = ReviewSettings.from_engine_config(config, environ={"ESL_REVIEW_TOKEN": "a-long-enough-token"})

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pricing.core.money import to_decimal
 from pricing.rules.candidates import (
     LOWER_RULES,
     NO_CANDIDATE,
@@ -22,7 +23,6 @@ from pricing.rules.candidates import (
     ending_offsets,
     generate_candidates,
 )
-from pricing.core.money import to_decimal
 from pricing.rules.config import DefaultRules, RulesConfig, RuleValues
 
 # -- ending_offsets -------------------------------------------------------------------------

@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 
 from pricing.rules.candidates import Candidates, generate_candidates
-from pricing.rules.links import SIZE_SCALE, build_links
-from pricing.optimize.optimizer import Links
 from pricing.rules.config import RulesConfig
+from pricing.rules.links import SIZE_SCALE, Links, build_links
 
 COLUMNS = ["sku", "category", "brand", "family", "ladder", "tier", "size", "unit", "cost_cents", "price_cents"]
 LOOSE = RulesConfig.model_validate({"default": {"max_change_pct": 50, "margin_floor_pct": 0}})

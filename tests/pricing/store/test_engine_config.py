@@ -12,13 +12,8 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from pricing.core.yaml_config import (
-    CONFIG_KINDS,
-    ConfigError,
-    load_engine_config,
-    schema_text,
-    validate_config_file,
-)
+from pricing.cli.config import CONFIG_KINDS, validate_config_file
+from pricing.core.yaml_config import ConfigError, schema_text
 from pricing.store.engine_config import (
     DATABASE_ENV,
     EngineConfig,
@@ -26,6 +21,7 @@ from pricing.store.engine_config import (
     SchedulerConfig,
     database_target,
     dst_hours,
+    load_engine_config,
     parse_every,
 )
 
@@ -75,11 +71,10 @@ def test_committed_schema_is_current() -> None:
     assert {k: v for k, v in schema.items() if k not in ("$schema", "title")} == {
         k: v for k, v in expected.items() if k != "title"
     }
-    from pricing.core.yaml_config import _json_schema
 
-    assert committed == schema_text(_json_schema(CONFIG_KINDS["engine"])), (
+    assert committed == schema_text(CONFIG_KINDS["engine"].json_schema()), (
         "config/engine.schema.json is out of date with pricing/store/engine_config.py; "
-        "run `python -m pricing.core.yaml_config --write-schema config/`"
+        "run `python -m pricing.cli.config --write-schema config/`"
     )
 
 

@@ -1,0 +1,103 @@
+"""esl-pricing train / evaluate: the demand model from a sales history, and measured against the simulator's truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from pricing.cli.common import (
+    emit_json,
+    err,
+    report_rejects,
+    resolve_rules,
+    user_errors,
+)
+
+if TYPE_CHECKING:
+    from pricing.plan.evaluation import EvaluationReport
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+    app.command()(evaluate)
+
+
+def train(
+    data: Annotated[Path, typer.Option(help="Store data directory (products.csv, sales.csv, labels.csv).")],
+    out: Annotated[Path, typer.Option(help="Directory for the model and its card.")] = Path("models"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
+) -> None:
+    """Train the demand model on a store's sales history and save it with its model card."""
+    from pricing.core.data import load_store
+    from pricing.demand.model_store import save_model
+    from pricing.demand.training import train_demand_model
+
+    with user_errors():
+        store = load_store(data)
+        report_rejects(store.rejects)
+        result = train_demand_model(store.sales, store.products, progress=lambda msg: err.print(f"  {msg}"))
+        path = save_model(result, out)
+    err.print(
+        f"model {path}: {result.n_skus} SKUs, {result.n_rows} rows {result.data_start}..{result.data_end}, "
+        f"holdout WAPE {result.metrics['wape']:.3f} (seasonal-naive {result.metrics['baseline_wape']:.3f})"
+    )
+    if as_json:
+        emit_json({"model": str(path), "n_skus": result.n_skus, "n_rows": result.n_rows, **result.metrics})
+
+def evaluate(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="A simulated store directory (with truth.csv); default: generate the sample store."),
+    ] = None,
+    skus: Annotated[int, typer.Option(min=10, max=200_000, help="SKUs of the generated sample store.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated store and of the simulated weeks.")] = 7,
+    holdout_weeks: Annotated[int, typer.Option(min=1, max=26, help="Weeks held out for the forecast error.")] = 4,
+    weeks: Annotated[int, typer.Option(min=1, max=52, help="Weeks of closed-loop pricing.")] = 8,
+    rules: Annotated[Path | None, typer.Option(help="Rules file (default: config/rules.yaml if present).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
+) -> None:
+    """Measure the demand model against the simulator's truth: forecast, elasticities, closed loop."""
+    from pricing.plan.evaluation import EvaluationOptions
+    from pricing.plan.evaluation import evaluate as run_evaluation
+    from pricing.rules.config import RulesConfig, load_rules
+
+    rules_path = resolve_rules(rules)
+    with user_errors():
+        config = load_rules(rules_path) if rules_path else RulesConfig()
+        options = EvaluationOptions(data, skus, seed, holdout_weeks, weeks, config)
+        with err.status("evaluating") as status:
+
+            def progress(message: str) -> None:
+                err.print(f"  {message}")
+                status.update(message.strip())
+
+            report = run_evaluation(options, progress=progress)
+    _print_evaluation(report)
+    if as_json:
+        emit_json(report.summary())
+
+def _print_evaluation(report: EvaluationReport) -> None:
+    summary = report.summary()
+    table = Table(title="Own-price elasticity: learned vs true, per category")
+    for column in ("category", "SKUs", "true", "learned", "MAE", "MAE cat. only", "uncertain", "cross (learned/true)"):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    for cat, row in report.categories.iterrows():
+        table.add_row(
+            str(cat), f"{int(row['skus'])}", f"{row['true_mean']:.2f}", f"{row['learned_mean']:.2f}",
+            f"{row['mae']:.3f}", f"{row['mae_category_only']:.3f}", f"{row['uncertain_share']:.0%}",
+            f"{row['cross_learned']:.2f} / {row['cross_true']:.2f}",
+        )
+    err.print(table)
+    err.print(
+        f"forecast WAPE {summary['wape']:.3f} vs seasonal-naive {summary['wape_baseline']:.3f} "
+        f"(ratio {summary['wape_ratio']:.2f}); elasticity MAE {summary['elasticity_mae']:.3f} "
+        f"(category means alone {summary['elasticity_mae_category_only']:.3f})"
+    )
+    err.print(
+        f"closed loop, {summary['closed_loop_weeks']} weeks: realised profit {summary['closed_loop_profit_vs_oracle']:.3f} "
+        f"of the oracle's (expected {summary['closed_loop_expected_profit_vs_oracle']:.3f}); "
+        f"keeping today's prices: {summary['hold_profit_vs_oracle']:.3f}"
+    )
