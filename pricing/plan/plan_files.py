@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -120,10 +119,7 @@ def _locked(plan_file: Path) -> Iterator[None]:
 def save_plan(plan: PricePlan, plan_file: Path) -> None:
     """Replace the plan's JSON and CSV; each file is either the old or the new one, never half written."""
     try:
-        with tempfile.TemporaryDirectory(dir=plan_file.parent, prefix=".approve-") as scratch:
-            json_path, csv_path = plan.write(Path(scratch))
-            os.replace(csv_path, plan_file.with_suffix(".csv"))
-            os.replace(json_path, plan_file)
+        plan.write(plan_file.parent)
     except OSError as exc:
         raise PlanFileError(f"cannot rewrite {plan_file}: {exc.strerror or exc}") from None
 

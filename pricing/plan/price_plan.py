@@ -7,6 +7,7 @@ spreadsheets); money is decimal text in both, integer cents inside.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pricing.core.files import atomic_write_text
 from pricing.core.money import to_decimal
 
 LineStatus = Literal["change", "keep", "held", "approval", "rejected"]
@@ -142,16 +144,17 @@ class PricePlan(BaseModel):
 
     # -- files -----------------------------------------------------------------------------
     def write(self, directory: Path) -> tuple[Path, Path]:
-        """Write ``<plan_id>.json`` and ``<plan_id>.csv`` into directory."""
-        directory.mkdir(parents=True, exist_ok=True)
+        """Write ``<plan_id>.json`` and ``<plan_id>.csv`` into directory, each file replaced whole
+        (a reader sees the old or the new plan, never half of one)."""
         json_path = directory / f"{self.plan_id}.json"
         csv_path = directory / f"{self.plan_id}.csv"
-        json_path.write_text(self.model_dump_json(indent=2) + "\n")
-        with csv_path.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(CSV_COLUMNS)
-            for line in self.lines:
-                writer.writerow(_csv_row(line))
+        table = io.StringIO(newline="")
+        writer = csv.writer(table)
+        writer.writerow(CSV_COLUMNS)
+        for line in self.lines:
+            writer.writerow(_csv_row(line))
+        atomic_write_text(csv_path, table.getvalue())
+        atomic_write_text(json_path, self.model_dump_json(indent=2) + "\n")
         return json_path, csv_path
 
     @classmethod
