@@ -27,7 +27,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-for module in (config, simulate, outbox, db, daemon, render, serve, demo, demand, plan):
+for module in (demo, demand, plan, outbox, daemon, serve, render, simulate, config, db):  # the order of --help
     module.register(app)
 
 

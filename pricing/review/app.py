@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,6 +100,19 @@ class ReviewError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+# The user errors whose answer is a fixed status: exception class -> (HTTP status, text before the
+# exception's message). An exception answers with the entry of its nearest class (PlanNotFound,
+# a PlanFileError, with 404).
+USER_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    PlanNotFound: (404, ""),
+    NotAwaitingApproval: (409, ""),
+    PlanFileError: (409, ""),
+    FilterError: (400, ""),
+    DataError: (409, "store data: "),
+    DatabaseError: (503, ""),
+}
 
 
 class DecideRequest(BaseModel):
@@ -473,29 +486,14 @@ def create_app(
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return error_response(request, exc.status, str(exc), headers)
 
-    @app.exception_handler(PlanNotFound)
-    async def _no_plan(request: Request, exc: PlanNotFound) -> Response:
-        return error_response(request, 404, str(exc))
+    def user_error(status: int, prefix: str) -> Callable[[Request, Exception], Awaitable[Response]]:
+        async def handler(request: Request, exc: Exception) -> Response:
+            return error_response(request, status, f"{prefix}{exc}")
 
-    @app.exception_handler(NotAwaitingApproval)
-    async def _not_waiting(request: Request, exc: NotAwaitingApproval) -> Response:
-        return error_response(request, 409, str(exc))
+        return handler
 
-    @app.exception_handler(PlanFileError)
-    async def _plan_file(request: Request, exc: PlanFileError) -> Response:
-        return error_response(request, 409, str(exc))
-
-    @app.exception_handler(FilterError)
-    async def _filter(request: Request, exc: FilterError) -> Response:
-        return error_response(request, 400, str(exc))
-
-    @app.exception_handler(DataError)
-    async def _data(request: Request, exc: DataError) -> Response:
-        return error_response(request, 409, f"store data: {exc}")
-
-    @app.exception_handler(DatabaseError)
-    async def _database(request: Request, exc: DatabaseError) -> Response:
-        return error_response(request, 503, str(exc))
+    for error, (status, prefix) in USER_ERRORS.items():
+        app.add_exception_handler(error, user_error(status, prefix))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -2,9 +2,9 @@
 the secret that allows approvals.
 
 Built from config/engine.yaml (``ReviewSettings.from_engine_config``) so the page and the daemon
-agree on the store, the broker, the freeze windows and the kill switch. The secret comes from the
-environment (``ESL_REVIEW_TOKEN``), never from a config file: the config is committed and shared,
-the secret is not. Without a secret the page is read-only.
+agree on the store, the broker, the delivery, the freeze windows and the kill switch. The secret
+comes from the environment (``ESL_REVIEW_TOKEN``), never from a config file: the config is
+committed and shared, the secret is not. Without a secret the page is read-only.
 """
 
 from __future__ import annotations
@@ -17,12 +17,10 @@ from pathlib import Path
 from label_gateway.broker import BrokerAddress
 from label_gateway.delivery import DeliverySettings
 from pricing.core.store_calendar import StoreCalendar
-from pricing.store.engine_config import EngineConfig
+from pricing.store.engine_config import DeliveryConfig, EngineConfig
 
 TOKEN_ENV = "ESL_REVIEW_TOKEN"
 MIN_SECRET_CHARS = 8
-
-
 @dataclass(frozen=True)
 class ReviewSettings:
     """One store's review page. ``secret`` None: read-only (every POST is refused)."""
@@ -33,8 +31,7 @@ class ReviewSettings:
     database: str  # a SQLite file or a SQLAlchemy URL (pricing.core.database.open_engine)
     broker: BrokerAddress
     prefix: str = "esl"
-    delivery: DeliverySettings = field(default_factory=DeliverySettings)
-    deadline_s: float | None = 600.0  # a push stops waiting for acks after this; the rest stays in the outbox
+    delivery_config: DeliveryConfig = field(default_factory=DeliveryConfig)  # engine.yaml's delivery:
     calendar: StoreCalendar = field(default_factory=StoreCalendar)
     kill_switch: bool = False  # the config's switch; `esl-pricing kill-switch on` is read from the database
     secret: str | None = field(default=None, repr=False)
@@ -42,12 +39,19 @@ class ReviewSettings:
     max_rows: int = 500  # plan rows one page shows at most
     probe_ttl_s: float = 10.0  # how long a look at the broker's gateway statuses is reused
     login_max_age_s: int = 12 * 3600
+    delivery: DeliverySettings = field(init=False, repr=False, compare=False)  # of delivery_config
 
     def __post_init__(self) -> None:
         if self.secret is not None and len(self.secret) < MIN_SECRET_CHARS:
             raise ValueError(f"{TOKEN_ENV} is too short: use at least {MIN_SECRET_CHARS} characters")
         if self.max_rows < 1:
             raise ValueError("max_rows must be at least 1")
+        object.__setattr__(self, "delivery", self.delivery_config.settings())
+
+    @property
+    def deadline_s(self) -> float | None:
+        """A push stops waiting for acks after this; the rest stays in the outbox (None: no deadline)."""
+        return self.delivery_config.deadline_s
 
     @property
     def read_only(self) -> bool:
@@ -64,7 +68,6 @@ class ReviewSettings:
         """The settings of config/engine.yaml (paths relative to ``config_dir``, by default the
         folder the config was loaded from); the secret from ``ESL_REVIEW_TOKEN`` in ``environ``."""
         env = os.environ if environ is None else environ
-        delivery = config.delivery
         return cls(
             store=config.store,
             plans_dir=config.resolve("plans_dir", config_dir),
@@ -72,12 +75,7 @@ class ReviewSettings:
             database=config.database_target(config_dir),
             broker=BrokerAddress.parse(config.broker),
             prefix=config.prefix,
-            delivery=DeliverySettings(
-                ack_timeout_s=delivery.ack_timeout_s,
-                max_attempts=delivery.max_attempts,
-                window_per_gateway=delivery.window_per_gateway,
-            ),
-            deadline_s=delivery.deadline_s,
+            delivery_config=config.delivery,
             calendar=config.calendar,
             kill_switch=config.kill_switch,
             secret=env.get(TOKEN_ENV) or None,

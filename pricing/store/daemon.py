@@ -35,7 +35,6 @@ from sqlalchemy import Engine
 from label_gateway.broker import BrokerAddress
 from label_gateway.delivery import (
     DeliveryReport,
-    DeliverySettings,
 )
 from label_gateway.outbox import LabelRow, Outbox
 from label_gateway.protocol import Topics
@@ -381,11 +380,7 @@ class StoreDaemon:
 
     def _deliver(self, result: CycleResult) -> None:
         """Deliver everything open in the outbox; log acks and failures of the labels that moved."""
-        settings = DeliverySettings(
-            ack_timeout_s=self.config.delivery.ack_timeout_s,
-            max_attempts=self.config.delivery.max_attempts,
-            window_per_gateway=self.config.delivery.window_per_gateway,
-        )
+        settings = self.config.delivery.settings()
         stop = PushStop(self.stopping, self.push_blocked, stopping_reason="daemon stopping")
         try:
             delivered = deliver_logged(

@@ -24,7 +24,7 @@ import re
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -39,6 +39,7 @@ from pydantic import (
     model_validator,
 )
 
+from label_gateway.delivery import DeliverySettings
 from pricing.core.store_calendar import StoreCalendar
 from pricing.core.yaml_config import load_yaml_model
 
@@ -195,6 +196,17 @@ class DeliveryConfig(_Strict):
         description="A push stops waiting for acks after this many seconds; what is left stays in the outbox "
         "for the next cycle (null: wait until every label is confirmed or failed).",
     )
+
+    #: Fields that are not DeliverySettings fields: the deadline is an argument of the push
+    #: (LabelDelivery.run).
+    NOT_DELIVERY_SETTINGS: ClassVar[frozenset[str]] = frozenset({"deadline_s"})
+
+    def settings(self) -> DeliverySettings:
+        """The label delivery settings of this ``delivery:`` section (the rest at their defaults).
+
+        Every field goes over except NOT_DELIVERY_SETTINGS; DeliverySettings refuses unknown
+        fields, so a new field here that it lacks fails loudly instead of being dropped."""
+        return DeliverySettings(**self.model_dump(exclude=set(self.NOT_DELIVERY_SETTINGS)))
 
 
 class SchedulerConfig(_Strict):

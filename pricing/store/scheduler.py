@@ -21,6 +21,21 @@ What the clock does not reach: APScheduler's log timestamps, ``CalendarIntervalT
 (``date.today()``, not used here), the asyncio/gevent/Qt/Tornado/Twisted schedulers (their event
 loops time themselves), and whatever a job itself reads (it should call ``active_clock().now()``).
 
+Job store and reconcile
+-----------------------
+``schedule_jobs`` makes the job store hold exactly the configured jobs through APScheduler's public
+API only: the scheduler is started paused (``start(paused=True)``; ``schedule_jobs`` does that for a
+ClockScheduler not started yet, whose ``start()`` then just resumes it), the stored jobs are read
+with ``get_jobs``, the configured ones added with ``add_job(..., id=..., replace_existing=True)``
+(keeping the stored next run time where the schedule did not change), the others removed with
+``remove_job``, and job processing resumes.
+
+A stored job whose function cannot be imported any more (it moved in a restructuring) cannot be
+restored: APScheduler's SQLAlchemyJobStore logs "Unable to restore job" and deletes the row, and
+the reconcile adds the configured job afresh (a run missed meanwhile is lost). For the moves we
+made, the job store restores the job with the new reference from ``MOVED_FUNC_REFS`` instead, so
+its next run time, and the missed-run rule, survive the upgrade.
+
 Executors: with a simulated clock jobs run inline, in the loop thread, after the due jobs of one
 instant have been collected and their next run times stored, so simulated time stands still while
 a cycle runs. With a real clock, pricing jobs (``executor="default"``) run in a 1-worker pool and
@@ -29,12 +44,13 @@ retraining (``"training"``) in another, so a long retrain never blocks a push.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -44,10 +60,17 @@ import apscheduler.triggers.date as _ap_triggers_date
 import apscheduler.triggers.interval as _ap_triggers_interval
 from apscheduler.executors.base import BaseExecutor, run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers import SchedulerNotRunningError
-from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
+from apscheduler.schedulers.base import (
+    STATE_PAUSED,
+    STATE_RUNNING,
+    STATE_STOPPED,
+    BaseScheduler,
+)
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Column, Engine, Float, MetaData, Table, Unicode, inspect, select
@@ -56,6 +79,7 @@ __all__ = [
     "CLOCK_PATCHED_MODULES",
     "JOBS_TABLE",
     "MAX_WAIT_S",
+    "MOVED_FUNC_REFS",
     "Clock",
     "ClockScheduler",
     "InlineExecutor",
@@ -72,6 +96,12 @@ log = logging.getLogger("esl.scheduler")
 JOBS_TABLE = "apscheduler_jobs"
 MAX_WAIT_S = 3600.0  # the loop looks at the job store at least this often (real or simulated seconds)
 _REAL_DATETIME = datetime
+
+# Job functions that moved: a job store written before the move holds the old reference, which
+# can no longer be imported; such a job is restored with the new one.
+MOVED_FUNC_REFS: Mapping[str, str] = {
+    "pricing.daemon:run_scheduled_job": "pricing.store.daemon:run_scheduled_job",
+}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -272,9 +302,35 @@ class InlineExecutor(BaseExecutor):
         self._queue.clear()
 
 
+class _Stored(NamedTuple):
+    trigger: Any
+    next_run_time: datetime | None
+    func_ref: str | None
+
+
 class _EngineJobStore(SQLAlchemyJobStore):
     """SQLAlchemyJobStore on the caller's engine, which it leaves open at shutdown (the stock store
-    disposes of the engine it was given, which the daemon still uses for the outbox)."""
+    disposes of the engine it was given, which the daemon still uses for the outbox).
+
+    A job whose function reference cannot be imported is restored with ``moved_func_refs[old]``
+    when there is one; otherwise it is dropped as APScheduler does (logged, row deleted)."""
+
+    def __init__(self, *, engine: Engine, tablename: str, moved_func_refs: Mapping[str, str]) -> None:
+        super().__init__(engine=engine, tablename=tablename)
+        self.moved_func_refs = dict(moved_func_refs)
+
+    def _reconstitute_job(self, job_state: bytes) -> Job:
+        try:
+            return super()._reconstitute_job(job_state)
+        except LookupError:  # Job.__setstate__ -> ref_to_obj: the function cannot be imported
+            # Only here, for a row APScheduler itself failed to restore, is its state decoded again.
+            state = pickle.loads(job_state)
+            old = state.get("func")
+            new = self.moved_func_refs.get(old)
+            if new is None:
+                raise
+        log.warning("job %s: its function %s moved to %s; restored with the new reference", state["id"], old, new)
+        return super()._reconstitute_job(pickle.dumps(state | {"func": new}, self.pickle_protocol))
 
     def shutdown(self) -> None:
         pass
@@ -292,6 +348,11 @@ class ClockScheduler(BaseScheduler):
     - ``stop_poll_s``: with a real clock, the loop looks at ``stop`` at least this often (call
       ``wakeup()`` after setting it to stop at once).
     - Job defaults: max_instances=1, coalesce=True, misfire_grace_time=900 (``job_defaults`` overrides).
+    - ``moved_func_refs``: old job function reference -> new one, for jobs stored before a function
+      moved (default ``MOVED_FUNC_REFS``).
+
+    ``schedule_jobs`` on a scheduler not started yet starts it paused; ``start()`` then resumes it
+    (or leaves it paused with ``paused=True``).
     """
 
     def __init__(
@@ -304,6 +365,7 @@ class ClockScheduler(BaseScheduler):
         tablename: str = JOBS_TABLE,
         job_defaults: dict[str, Any] | None = None,
         stop_poll_s: float = 1.0,
+        moved_func_refs: Mapping[str, str] | None = None,
         **options: Any,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
@@ -311,11 +373,17 @@ class ClockScheduler(BaseScheduler):
         self._simulated = bool(getattr(self.clock, "simulated", False))
         self.inline_jobs = self._simulated if inline_jobs is None else inline_jobs
         self.stop_poll_s = stop_poll_s
+        self._opened_paused = False  # started paused by schedule_jobs, before the caller's start()
         if self.inline_jobs:
             executors: dict[str, BaseExecutor] = {"default": InlineExecutor(), "training": InlineExecutor()}
         else:
             executors = {"default": ThreadPoolExecutor(1), "training": ThreadPoolExecutor(1)}
-        store = _EngineJobStore(engine=engine, tablename=tablename) if engine is not None else MemoryJobStore()
+        moved = MOVED_FUNC_REFS if moved_func_refs is None else moved_func_refs
+        store = (
+            _EngineJobStore(engine=engine, tablename=tablename, moved_func_refs=moved)
+            if engine is not None
+            else MemoryJobStore()
+        )
         defaults = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 900} | (job_defaults or {})
         super().__init__(
             jobstores={"default": store}, executors=executors, job_defaults=defaults, timezone=timezone, **options
@@ -324,7 +392,13 @@ class ClockScheduler(BaseScheduler):
     # -- BaseScheduler ------------------------------------------------------------------------------
     def start(self, paused: bool = False) -> None:
         """Make this scheduler's clock the active one, open the job store and add pending jobs.
-        Returns at once: jobs run in ``run``."""
+        Returns at once: jobs run in ``run``. After ``schedule_jobs`` opened the scheduler paused,
+        this only resumes it (unless ``paused``)."""
+        if self._opened_paused and self.state != STATE_STOPPED:
+            self._opened_paused = False
+            if not paused:
+                self.resume()
+            return
         _activate(self)
         try:
             super().start(paused)
@@ -334,6 +408,7 @@ class ClockScheduler(BaseScheduler):
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop: executors (``wait``: let running jobs finish), job store; restores the clock."""
+        self._opened_paused = False
         try:
             super().shutdown(wait)
         finally:
@@ -342,6 +417,12 @@ class ClockScheduler(BaseScheduler):
 
     def wakeup(self) -> None:
         self._wake.set()
+
+    def _open_paused(self) -> None:
+        """Start paused for ``schedule_jobs`` (the job store open, nothing processed); the caller's
+        ``start()`` resumes."""
+        self.start(paused=True)
+        self._opened_paused = True
 
     # -- the loop -----------------------------------------------------------------------------------
     def run(self, stop: threading.Event, until: datetime | None = None) -> None:
@@ -401,12 +482,6 @@ class ScheduledJob(NamedTuple):
     coalesce: bool
 
 
-class _Stored(NamedTuple):
-    trigger: Any
-    next_run_time: datetime | None
-    func_ref: str | None
-
-
 def _zone_name(tz: Any) -> str:
     return str(getattr(tz, "key", None) or tz)
 
@@ -427,43 +502,6 @@ def _same_schedule(old: Any, new: Any) -> bool:
     return repr(old) == repr(new)
 
 
-def _stored_jobs(scheduler: BaseScheduler, jobstore: str) -> dict[str, _Stored]:
-    """The jobs in the job store now. A stopped scheduler's SQLAlchemy store is read directly."""
-    if scheduler.state != STATE_STOPPED:
-        return {
-            job.id: _Stored(job.trigger, job.next_run_time, job.func_ref)
-            for job in scheduler.get_jobs(jobstore=jobstore)
-        }
-    store = scheduler._jobstores.get(jobstore)
-    if not isinstance(store, SQLAlchemyJobStore):
-        return {}
-    store.jobs_t.create(store.engine, checkfirst=True)
-    found: dict[str, _Stored] = {}
-    with store.engine.connect() as conn:
-        for row in conn.execute(select(store.jobs_t.c.id, store.jobs_t.c.job_state)):
-            try:
-                state = pickle.loads(row.job_state)
-            except Exception:  # noqa: BLE001 (unpickling raises anything; APScheduler drops such jobs at start)
-                log.warning("job %s in the job store cannot be read; it will be replaced", row.id)
-                continue
-            found[row.id] = _Stored(state.get("trigger"), state.get("next_run_time"), state.get("func"))
-    return found
-
-
-def _remove_stored(scheduler: BaseScheduler, jobstore: str, job_ids: Iterable[str]) -> None:
-    ids = list(job_ids)
-    if not ids:
-        return
-    if scheduler.state != STATE_STOPPED:
-        for job_id in ids:
-            scheduler.remove_job(job_id, jobstore)
-        return
-    store = scheduler._jobstores[jobstore]
-    assert isinstance(store, SQLAlchemyJobStore)
-    with store.engine.begin() as conn:
-        conn.execute(store.jobs_t.delete().where(store.jobs_t.c.id.in_(ids)))
-
-
 def schedule_jobs(
     scheduler: BaseScheduler, jobs: Sequence[tuple[Any, ...]], *, jobstore: str = "default", prefix: str = ""
 ) -> list[str]:
@@ -478,9 +516,11 @@ def schedule_jobs(
     its phase): APScheduler's ``replace_existing`` would compute it afresh from now, so a run missed
     while the daemon was down would vanish instead of being run late or reported missed.
 
-    Works before ``start()`` (a SQLAlchemy store is then read and pruned directly; the jobs are added
-    when the scheduler starts) and after. With ``prefix`` (e.g. ``"S001/"``: several stores share
-    one database) only stored jobs whose id starts with it are this caller's to keep or remove.
+    Only APScheduler's public API is used: the scheduler is paused while the store is read and
+    changed (``get_jobs``, ``add_job``, ``remove_job``), then resumed. A ClockScheduler not started
+    yet is started paused here (its ``start()`` then resumes it); another scheduler must be started
+    (paused) first. With ``prefix`` (e.g. ``"S001/"``: several stores share one database) only
+    stored jobs whose id starts with it are this caller's to keep or remove.
     """
     specs = [ScheduledJob(*job) for job in jobs]
     ids = [spec.job_id for spec in specs]
@@ -490,9 +530,36 @@ def schedule_jobs(
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise ValueError(f"job ids used more than once: {', '.join(duplicates)}")
-    stored = {i: job for i, job in _stored_jobs(scheduler, jobstore).items() if i.startswith(prefix)}
-    removed = sorted(set(stored) - set(ids))
-    _remove_stored(scheduler, jobstore, removed)
+    opened = scheduler.state == STATE_STOPPED
+    if opened:
+        if not isinstance(scheduler, ClockScheduler):
+            raise TypeError("start the scheduler (paused=True) before schedule_jobs")
+        scheduler._open_paused()
+    was_running = scheduler.state == STATE_RUNNING
+    if was_running:
+        scheduler.pause()
+    try:
+        return _reconcile(scheduler, specs, jobstore, prefix)
+    except BaseException:
+        if opened:
+            scheduler.shutdown(wait=False)
+        raise
+    finally:
+        if was_running and scheduler.state == STATE_PAUSED:
+            scheduler.resume()
+
+
+def _reconcile(scheduler: BaseScheduler, specs: list[ScheduledJob], jobstore: str, prefix: str) -> list[str]:
+    stored = {
+        job.id: _Stored(job.trigger, job.next_run_time, job.func_ref)
+        for job in scheduler.get_jobs(jobstore=jobstore)  # drops the jobs it cannot restore
+        if job.id.startswith(prefix)
+    }
+    ids = {spec.job_id for spec in specs}
+    removed = sorted(set(stored) - ids)
+    for job_id in removed:
+        with contextlib.suppress(JobLookupError):  # gone already (another process)
+            scheduler.remove_job(job_id, jobstore)
     for spec in specs:
         options: dict[str, Any] = {}
         trigger = spec.trigger

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
 from decimal import Decimal
 from pathlib import Path
@@ -11,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pricing.cli.config import CONFIG_KINDS, validate_config_file, write_schemas
-from pricing.core.yaml_config import ConfigError, load_yaml_model, schema_text
+from pricing.cli.config import validate_config_file
+from pricing.core.yaml_config import ConfigError, load_yaml_model
 from pricing.rules.config import RulesConfig, load_rules
 
 REPO = Path(__file__).resolve().parents[3]
@@ -40,33 +39,6 @@ def problems_of(path: Path) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # The committed files
 # ---------------------------------------------------------------------------------------------
-
-
-def test_committed_schema_is_current() -> None:
-    committed = (CONFIG_DIR / "rules.schema.json").read_text(encoding="utf-8")
-    assert committed == schema_text(CONFIG_KINDS["rules"].json_schema()), (
-        "config/rules.schema.json is out of date with pricing/rules/config.py; "
-        "run `python -m pricing.cli.config --write-schema config/` and commit the result"
-    )
-
-
-def test_schema_has_dialect_and_title() -> None:
-    schema = CONFIG_KINDS["rules"].json_schema()
-    assert schema["$schema"].startswith("https://json-schema.org/")
-    assert schema["title"]
-    assert schema["additionalProperties"] is False
-
-
-def test_write_schemas(tmp_path: Path) -> None:
-    written = write_schemas(tmp_path)
-    assert written == [
-        tmp_path / "rules.schema.json", tmp_path / "engine.schema.json", tmp_path / "scenario.schema.json",
-        tmp_path / "label_templates.schema.json",
-    ]
-    text = written[0].read_text(encoding="utf-8")
-    assert text.endswith("}\n")
-    assert json.loads(text) == CONFIG_KINDS["rules"].json_schema()
-    assert text == json.dumps(CONFIG_KINDS["rules"].json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def test_example_rules_yaml_validates() -> None:
@@ -410,18 +382,6 @@ def test_not_utf8(tmp_path: Path) -> None:
     assert problems[0].startswith(f"{path}: cannot read: not UTF-8")
 
 
-def test_file_name_is_reported_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    Path("r.yaml").write_text("currency: 12\n", encoding="utf-8")
-    assert validate_config_file("r.yaml") == ["r.yaml:1: currency: must be text, got the number 12; put it in quotes: \"12\""]
-
-
-def test_validate_config_file_unrecognised_content_defaults_to_rules(tmp_path: Path) -> None:
-    path = write(tmp_path, "foo: 1\n")
-    problems = validate_config_file(path)
-    assert problems == [f"{path}:1: foo: unknown key (allowed: {TOP_LEVEL})"]
-
-
 # ---------------------------------------------------------------------------------------------
 # Scopes (brands, SKUs), rules written as mappings, budget, band: broken files
 # ---------------------------------------------------------------------------------------------
@@ -696,56 +656,6 @@ def test_valid_file_with_every_kind_of_rule(tmp_path: Path) -> None:
     assert not r.hard("competitor_index") and r.enforcement["competitor_index"].penalty_cents == 20
     assert (r.maximize, r.revenue_weight, r.drift_penalty_pct) == ("mix", Decimal("0.25"), Decimal("0.5"))
     assert r.max_change_abs_cents == 150
-
-
-# ---------------------------------------------------------------------------------------------
-# The command line: esl-pricing config validate
-# ---------------------------------------------------------------------------------------------
-
-
-def _cli(*args: str) -> tuple[int, str]:
-    from typer.testing import CliRunner
-
-    from pricing.cli.app import app
-
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stderr
-
-
-def test_cli_config_validate_accepts_the_repo_rules() -> None:
-    code, err = _cli("config", "validate", str(CONFIG_DIR / "rules.yaml"))
-    assert code == 0, err
-
-
-def test_cli_config_validate_exits_2_with_file_line_messages(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        """
-        default:
-          max_change_pct: {value: lots}
-        brands:
-          Acme:
-            margn_floor_pct: 10
-        skus:
-          "0123":
-            endings: {value: [".99", .49], hard: maybe}
-        change_budget: {max_changes: 3, max_share_pct: 5}
-        """,
-    )
-    code, err = _cli("config", "validate", str(path))
-    assert code == 2
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    expected = [
-        f"{path}:2: default.max_change_pct.value: must be a valid decimal",
-        f"{path}:5: brands.Acme.margn_floor_pct: unknown key",
-        f"{path}:8: skus.0123.endings.value.1: must be text",
-        f"{path}:8: skus.0123.endings.hard: must be a valid boolean",
-        f"{path}:9: change_budget: set exactly one of max_changes and max_share_pct",
-    ]
-    for start in expected:
-        assert any(line.startswith(start) for line in lines), f"{start!r} not in\n{err}"
-    assert all(line.startswith(f"{path}:") for line in lines), err
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,13 +15,16 @@ from fastapi.testclient import TestClient
 
 from label_gateway.outbox import LabelUpdate, Outbox
 from label_gateway.protocol import Topics
-from pricing.core.data import label_rows, load_labels
-from pricing.core.database import open_engine
+from pricing.core.data import DataError, label_rows, load_labels
+from pricing.core.database import DatabaseError, open_engine
 from pricing.core.store_calendar import StoreCalendar
+from pricing.plan.plan_files import NotAwaitingApproval, PlanFileError
 from pricing.plan.price_plan import PlanLine, PricePlan
 from pricing.review.app import create_app
 from pricing.review.auth import COOKIE_NAME
+from pricing.review.plans import PlanNotFound
 from pricing.review.settings import ReviewSettings
+from pricing.review.views import FilterError
 from pricing.store.engine_state import KILL_SWITCH, EngineFlags
 from pricing.store.event_log import EventLog
 from pricing.store.price_book import PriceBook
@@ -476,3 +479,32 @@ def test_login_never_redirects_off_the_site(
     login = client.post("/login", data={"name": "dana", "token": make_settings().secret, "next": target},
                         follow_redirects=False)
     assert login.status_code == 303 and login.headers["location"] == "/"
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "message"),
+    [
+        (PlanNotFound("no plan x"), 404, "no plan x"),
+        (NotAwaitingApproval("SKU-1 does not await approval"), 409, "SKU-1 does not await approval"),
+        (PlanFileError("x.json: plan file not found"), 409, "x.json: plan file not found"),
+        (FilterError("unknown status filter x"), 400, "unknown status filter x"),
+        (DataError("products.csv: missing"), 409, "store data: products.csv: missing"),
+        (DatabaseError("database x: unreachable"), 503, "database x: unreachable"),
+    ],
+)
+def test_user_errors_answer_their_status_and_one_line(
+    make_settings: Callable[..., ReviewSettings], error: Exception, status: int, message: str
+) -> None:
+    app = create_app(make_settings())
+
+    @app.get("/api/raise")
+    @app.get("/raise")
+    def raising() -> None:
+        raise error
+
+    with TestClient(app, base_url=ORIGIN) as c:
+        api = c.get("/api/raise")
+        assert api.status_code == status and _one_line_error(api) == message
+        assert api.headers["Cache-Control"] == "no-store" and "WWW-Authenticate" not in api.headers
+        page = c.get("/raise")
+        assert page.status_code == status and message in page.text and "Traceback" not in page.text

@@ -3,9 +3,12 @@ misfires, max_instances, DST, and a simulated week in seconds."""
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
 import threading
 import time
+import types
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,16 +27,21 @@ from apscheduler.events import (
     JobExecutionEvent,
     JobSubmissionEvent,
 )
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from apscheduler.util import ref_to_obj
 from sqlalchemy import Engine, create_engine, func, inspect, select, text
 from sqlalchemy.pool import StaticPool
 
 from label_gateway.outbox import database_url as to_url
+from pricing.store import daemon as store_daemon
 from pricing.store import scheduler as sched
 from pricing.store.engine_config import JobConfig
 from pricing.store.scheduler import (
     CLOCK_PATCHED_MODULES,
+    MOVED_FUNC_REFS,
     ClockScheduler,
     InlineExecutor,
     ScheduledJob,
@@ -346,6 +354,127 @@ def test_next_runs_without_a_scheduler(tmp_path: Path) -> None:
         ("weekly-retrain", None),
     ]
     assert all(at is None or at.tzinfo is UTC for _, at in runs)
+
+
+def test_schedule_jobs_before_start_opens_the_store_paused_and_start_resumes(tmp_path: Path) -> None:
+    start = datetime(2026, 6, 1, tzinfo=BERLIN)
+    clock = SimulatedClock(start)
+    scheduler = ClockScheduler(clock, engine=sqlite_engine(tmp_path), timezone=BERLIN)
+    assert schedule_jobs(scheduler, jobs_for([WEEK_JOBS[2]], start)) == []
+    assert scheduler.state == STATE_PAUSED  # the store is open (get_jobs reads it), nothing runs
+    assert [job.id for job in scheduler.get_jobs()] == ["reconcile"]
+    scheduler.run(threading.Event(), until=start + timedelta(hours=1))
+    assert RUNS == []
+    scheduler.start()
+    assert scheduler.state == STATE_RUNNING
+    scheduler.run(threading.Event(), until=start + timedelta(hours=1, minutes=1))
+    scheduler.shutdown()
+    assert times_of("reconcile") == [start + timedelta(hours=1)]  # the runs due while paused, coalesced
+
+    # the same by hand: start paused, reconcile, resume; a running scheduler stays running
+    again = ClockScheduler(clock, engine=sqlite_engine(tmp_path), timezone=BERLIN)
+    again.start(paused=True)
+    assert schedule_jobs(again, jobs_for([WEEK_JOBS[2]], clock.now())) == []
+    assert again.state == STATE_PAUSED
+    again.resume()
+    assert schedule_jobs(again, jobs_for([WEEK_JOBS[0]], clock.now())) == ["reconcile"]
+    assert again.state == STATE_RUNNING
+    again.shutdown()
+    with pytest.raises(TypeError, match="paused=True"):
+        schedule_jobs(BackgroundScheduler(), jobs_for([WEEK_JOBS[0]], start))
+
+
+OLD_FUNCTION = "pricing.daemon:run_scheduled_job"  # before pricing/daemon.py moved to pricing/store/
+
+
+class FakeDaemon:
+    def run_job(self, job_id: str) -> None:
+        record(job_id)
+
+
+def old_job_store(engine: Engine, clock: SimulatedClock, func_ref: str, monkeypatch: pytest.MonkeyPatch,
+                  until: datetime) -> None:
+    """A job store written by the previous version: S001's jobs (one no longer configured) and one
+    of another store, all calling ``func_ref``, a module that is importable only while it is written."""
+    module, _, name = func_ref.partition(":")
+    stand_in = types.ModuleType(module)
+    setattr(stand_in, name, record)
+    monkeypatch.setitem(sys.modules, module, stand_in)
+    configs = [*WEEK_JOBS[:3], JobConfig(id="gone", kind="reconcile", every="1h")]
+    first = ClockScheduler(clock, engine=engine, timezone=BERLIN)
+    for prefix, jobs in (("S001/", configs), ("S002/", [JobConfig(id="late", kind="reprice", cron="0 23 * * *")])):
+        schedule_jobs(first, [
+            job._replace(job_id=prefix + job.job_id, func_ref=func_ref) for job in jobs_for(jobs, clock.now())
+        ], prefix=prefix)
+    first.start()
+    first.run(threading.Event(), until=until)
+    first.shutdown()
+    monkeypatch.delitem(sys.modules, module)
+    with pytest.raises(LookupError):
+        ref_to_obj(func_ref)  # as after the move: APScheduler cannot restore these jobs
+    assert stored_ids(engine) == ["S001/gone", "S001/markdown-perishables", "S001/nightly-reprice",
+                                  "S001/reconcile", "S002/late"]
+    RUNS.clear()
+
+
+def test_a_job_stored_with_the_old_daemon_function_is_restored_with_the_moved_one(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert ref_to_obj(MOVED_FUNC_REFS[OLD_FUNCTION]) is store_daemon.run_scheduled_job
+    assert MOVED_FUNC_REFS[OLD_FUNCTION] == store_daemon.JOB_FUNCTION
+    start = datetime(2026, 6, 1, 4, 0, tzinfo=BERLIN)
+    clock = SimulatedClock(start)
+    old_job_store(engine, clock, OLD_FUNCTION, monkeypatch, until=local(start, 5, 20))
+    clock.advance_to(local(start, 5, 40))  # the upgrade took 20 minutes: the 05:30 reprice is 10 minutes late
+
+    monkeypatch.setattr(store_daemon, "_ACTIVE", FakeDaemon())
+    caplog.set_level(logging.WARNING)
+    second = ClockScheduler(clock, engine=engine, timezone=BERLIN)
+    executed = collect(second, EVENT_JOB_EXECUTED)
+    trouble = collect(second, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+    jobs = [job._replace(job_id="S001/" + job.job_id, func_ref=store_daemon.JOB_FUNCTION)
+            for job in jobs_for(WEEK_JOBS[:3], clock.now())]
+    assert schedule_jobs(second, jobs, prefix="S001/") == ["S001/gone"]
+    stored = {job.id: job for job in second.get_jobs() if job.id.startswith("S001/")}
+    assert {job.func_ref for job in stored.values()} == {store_daemon.JOB_FUNCTION}
+    assert stored["S001/nightly-reprice"].next_run_time == local(start, 5, 30)  # kept: the missed run is caught
+    assert stored["S001/reconcile"].next_run_time == local(start, 5, 30)  # kept, and the 15-minute phase
+    second.start()
+    second.run(threading.Event(), until=local(start, 6, 0))
+    second.shutdown()
+
+    assert times_of("nightly-reprice") == [local(start, 5, 40)]  # late within its grace, run once
+    assert times_of("reconcile") == [local(start, 5, 40), local(start, 5, 45)]
+    assert [e.scheduled_run_time for e in executed if e.job_id == "S001/nightly-reprice"] == [local(start, 5, 30)]
+    assert trouble == []
+    # no duplicates; the other store's job is left to its own daemon
+    assert stored_ids(engine) == ["S001/markdown-perishables", "S001/nightly-reprice", "S001/reconcile", "S002/late"]
+    moved = [r.getMessage() for r in caplog.records if "moved to" in r.getMessage()]
+    assert any(m.startswith("job S001/nightly-reprice: its function pricing.daemon:run_scheduled_job moved to "
+                            "pricing.store.daemon:run_scheduled_job") for m in moved)
+    assert not [r for r in caplog.records if "Unable to restore" in r.getMessage()]
+
+
+def test_a_job_whose_function_cannot_be_imported_is_dropped_and_added_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No known move: APScheduler drops the job (and says so); the configured one takes its id."""
+    engine = sqlite_engine(tmp_path)
+    start = datetime(2026, 6, 1, 4, 0, tzinfo=BERLIN)
+    clock = SimulatedClock(start)
+    old_job_store(engine, clock, "esl_removed_jobs:run", monkeypatch, until=local(start, 5, 0))
+    clock.advance_to(local(start, 7, 0))
+
+    caplog.set_level(logging.WARNING)
+    second = ClockScheduler(clock, engine=engine, timezone=BERLIN, moved_func_refs={})
+    jobs = [job._replace(job_id="S001/" + job.job_id, kwargs={"job_id": job.job_id})
+            for job in jobs_for(WEEK_JOBS[:3], clock.now())]
+    assert schedule_jobs(second, jobs, prefix="S001/") == []  # the dropped ones are gone already
+    assert stored_ids(engine) == ["S001/markdown-perishables", "S001/nightly-reprice", "S001/reconcile"]
+    assert {job.func_ref for job in second.get_jobs()} == {f"{HERE}:record"}
+    assert all(job.next_run_time >= clock.now() for job in second.get_jobs())  # computed afresh
+    second.shutdown()
+    assert any(r.getMessage().startswith('Unable to restore job "S001/nightly-reprice"') for r in caplog.records)
 
 
 # ---------------------------------------------------------------------------------------------
