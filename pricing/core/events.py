@@ -5,7 +5,7 @@ The engine's log (pricing.store.event_log) stores these in the ``events`` table;
 
     {"seq": 12, "at": "2026-11-23T05:30:00.120000Z", "store": "S001", "kind": "pushed",
      "correlation": "plan-20261123T053000Z-1a2b3c", "label": "L000012", "sku": "000123",
-     "data": {"gateway": "gw-01", "version": 1763875800120000, "price_cents": 279, ...}}
+     "data": {"gateway": "gw-01", "version": 1795411800120000, "price_cents": 279, ...}}
 
 Kinds and their ``data``:
 
@@ -133,7 +133,8 @@ def read_jsonl(path: Path) -> list[Event]:
     except (OSError, UnicodeDecodeError) as exc:
         raise EventLogError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     out: list[Event] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # "\n" only: JSON leaves U+0085, U+2028 and U+2029 unescaped, and str.splitlines() breaks at them
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

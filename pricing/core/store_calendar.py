@@ -34,6 +34,21 @@ class Hours(BaseModel):
     start: time = Field(title="Start", description="Local time the span starts (HH:MM).")
     end: time = Field(title="End", description="Local time the span ends (HH:MM); after start.")
 
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _clock_text(cls, value: object) -> object:
+        if isinstance(value, int | float):  # pydantic would read seconds since midnight, in UTC
+            raise ValueError(f"give the time as text HH:MM (e.g. '08:00'), not the number {value}")
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _local(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError(f"give the store's local time without a UTC offset (the calendar's timezone applies), "
+                             f"not {value.isoformat()}")
+        return value
+
     @model_validator(mode="after")
     def _ordered(self) -> Hours:
         if self.end <= self.start:

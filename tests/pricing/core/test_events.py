@@ -30,7 +30,7 @@ from pricing.core.events import (
 from pricing.core.store_calendar import FreezeConfig, FreezeWindow, Hours, StoreCalendar
 
 AT = datetime(2026, 11, 23, 5, 30, 0, 120000, tzinfo=UTC)
-# str.splitlines() also breaks lines at these, and JSON does not escape them (see the test below)
+# str.splitlines() would break lines at these, and JSON does not escape them (see the test below)
 LINE_BREAKS_JSON_KEEPS = "\x85\u2028\u2029"
 TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters=LINE_BREAKS_JSON_KEEPS), max_size=20)
 JSON_VALUES = st.recursive(
@@ -275,14 +275,14 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("char", list(LINE_BREAKS_JSON_KEEPS))
-def test_unicode_line_separator_in_text_breaks_the_round_trip(tmp_path: Path, char: str) -> None:
-    # Current behaviour, a bug: JSON leaves U+0085/U+2028/U+2029 unescaped, so event_line writes them
-    # raw, but read_jsonl splits with str.splitlines(), which breaks lines at them. An event whose
-    # text contains one (e.g. a FailedData.reason copied from an error) is written fine and then
-    # cannot be read back. The same splitting would also shift the reported line numbers.
+def test_unicode_line_separators_in_text_round_trip(tmp_path: Path, char: str) -> None:
+    """JSON leaves U+0085/U+2028/U+2029 unescaped; lines are split at "\n" only, so an event whose
+    text holds one (e.g. a FailedData.reason copied from an error) reads back, on its own line number."""
     e = event(kind="failed", data={"reason": f"gateway said{char}no"})
     assert char in event_line(e)
     path = tmp_path / "e.jsonl"
-    write_jsonl([e], path)
-    with pytest.raises(EventLogError, match=rf"^{re.escape(str(path))}:1: event: Invalid JSON"):
+    write_jsonl([e, e], path)
+    assert read_jsonl(path) == [e, e]
+    path.write_text(event_line(e) + "\n" + "not json\n", encoding="utf-8")
+    with pytest.raises(EventLogError, match=rf"^{re.escape(str(path))}:2: "):
         read_jsonl(path)

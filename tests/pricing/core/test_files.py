@@ -130,11 +130,14 @@ def test_unencodable_text_leaves_old_file(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["out.txt"]
 
 
-def test_replaced_file_gets_owner_only_permissions(tmp_path: Path) -> None:
-    # Current behaviour, possibly unintended: the new file is mkstemp's, so a 0644 file becomes 0600
-    # (the old file's mode and the umask are not applied); other users can no longer read it.
+def test_a_replaced_file_keeps_its_mode_and_a_new_one_gets_the_umasks(tmp_path: Path) -> None:
     path = tmp_path / "out.txt"
     path.write_text("old")
-    path.chmod(0o644)
+    path.chmod(0o640)
     atomic_write_text(path, "new")
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    fresh = tmp_path / "fresh.txt"
+    atomic_write_text(fresh, "new")
+    reference = tmp_path / "reference.txt"
+    reference.write_text("made by open()")
+    assert stat.S_IMODE(fresh.stat().st_mode) == stat.S_IMODE(reference.stat().st_mode)
