@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +17,8 @@ import paho.mqtt.client as mqtt
 DEFAULT_PORT = 1883
 USERNAME_ENV = "ESL_MQTT_USERNAME"
 PASSWORD_ENV = "ESL_MQTT_PASSWORD"
+RECONNECT_FIRST_S = 1.0  # paho's loop_start() waits this long before reconnecting ...
+RECONNECT_MAX_S = 2.0  # ... and doubles the wait up to this (its reconnect_delay_set defaults)
 
 
 class BrokerError(Exception):
@@ -56,6 +58,46 @@ class BrokerAddress:
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
+
+
+@dataclass
+class ReconnectBackoff:
+    """The waits between attempts to reconnect a lost connection: ``first_s``, then each wait
+    ``factor`` times the one before, at most ``max_s``; ``reset()`` after a success starts over.
+
+    The defaults are paho's own (loop_start() waits 1 s, then 2 s, 2 s, ...). The owner decides
+    whether the first attempt comes at once or after the first wait::
+
+        backoff = ReconnectBackoff()
+        backoff.next_delay()  # 1.0
+        backoff.next_delay()  # 2.0
+        backoff.next_delay()  # 2.0
+        backoff.reset()
+        backoff.next_delay()  # 1.0
+    """
+
+    first_s: float = RECONNECT_FIRST_S
+    max_s: float = RECONNECT_MAX_S
+    factor: float = 2.0
+    _next_s: float | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.first_s < 0:
+            raise ValueError(f"first_s must be >= 0 (got {self.first_s})")
+        if self.max_s < self.first_s:
+            raise ValueError(f"max_s ({self.max_s}) must be >= first_s ({self.first_s})")
+        if self.factor < 1:
+            raise ValueError(f"factor must be >= 1 (got {self.factor})")
+
+    def next_delay(self) -> float:
+        """Seconds to wait before the next attempt; each call is one more attempt."""
+        delay = self.first_s if self._next_s is None else self._next_s
+        self._next_s = min(delay * self.factor, self.max_s)
+        return delay
+
+    def reset(self) -> None:
+        """The connection is back: the next loss starts again at ``first_s``."""
+        self._next_s = None
 
 
 def new_client(role: str) -> mqtt.Client:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import resource
+import socket
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from label_gateway import broker, delivery
 from label_gateway.broker import (
     BrokerAddress,
     BrokerError,
@@ -166,3 +171,78 @@ def test_unreachable_broker_is_one_clear_error(topics: Topics, tmp_path: Path) -
     with pytest.raises(BrokerError, match=f"cannot reach MQTT broker at mqtt://127.0.0.1:{address.port}"):
         LabelDelivery(address, topics, outbox, DeliverySettings(connect_timeout_s=2)).run()
     assert [r.state for r in outbox.rows()] == ["pending"]  # nothing lost: it waits in the outbox
+
+
+@pytest.fixture
+def fds_above_1023() -> Iterator[None]:
+    """Every file descriptor below 1024 taken (by /dev/null), so the next socket is numbered 1024
+    or more: past what select.select() accepts."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 4096
+    if soft < wanted:
+        if hard != resource.RLIM_INFINITY and hard < wanted:
+            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is too low to open 1024 files")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    dummies: list[int] = []
+    try:
+        while not dummies or dummies[-1] < 1024:
+            dummies.append(os.open(os.devnull, os.O_RDONLY))
+        yield
+    finally:
+        for fd in dummies:
+            os.close(fd)
+        if soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_socket_numbered_1024_or_more_delivers_without_spinning(
+    mqtt_broker, topics: Topics, tmp_path: Path, fds_above_1023: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    numbers: list[int] = []
+
+    def open_socket(client, address, **kw) -> None:
+        broker.open_socket(client, address, **kw)
+        numbers.append(client.socket().fileno())
+
+    monkeypatch.setattr(delivery, "open_socket", open_socket)
+    turns = [0]
+
+    def progress(done: int, total: int) -> None:
+        turns[0] += 1
+
+    outbox = _outbox(tmp_path)
+    with SimulatedGateways(mqtt_broker.address, topics, LABELS[:30]):
+        # Labels acknowledge within milliseconds; every ack arrives one ack_flush_s (0.02 s) later.
+        started = time.monotonic()
+        report = _push(mqtt_broker.address, topics, outbox, PRICES, labels=LABELS[:30], progress=progress)
+        seconds = time.monotonic() - started
+    assert numbers and numbers[0] >= 1024
+    assert len(report.confirmed) == 30 and not report.failed and not report.waiting
+    # The loop waits for the network (up to 20 ms a turn); a loop that cannot wait turns
+    # hundreds of thousands of times a second.
+    assert turns[0] <= 200 + seconds / 0.02 * 2, (turns[0], seconds)
+
+
+def test_a_connection_cut_mid_push_is_reconnected_and_the_push_completes(
+    mqtt_broker, topics: Topics, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clients: list = []
+
+    def open_socket(client, address, **kw) -> None:
+        broker.open_socket(client, address, **kw)
+        clients.append(client)
+
+    monkeypatch.setattr(delivery, "open_socket", open_socket)
+    sockets: list = []
+
+    def progress(done: int, total: int) -> None:
+        sock = clients[0].socket()
+        if sock is not None and sock not in sockets:
+            sockets.append(sock)
+            if len(sockets) == 1:
+                sock.shutdown(socket.SHUT_RDWR)  # the broker sees the connection drop
+
+    with SimulatedGateways(mqtt_broker.address, topics, LABELS[:30]):
+        report = _push(mqtt_broker.address, topics, _outbox(tmp_path), PRICES, labels=LABELS[:30], progress=progress)
+    assert report.reconnects == 1 and len(sockets) == 2
+    assert len(report.confirmed) == 30 and not report.failed and not report.waiting

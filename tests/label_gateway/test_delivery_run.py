@@ -354,3 +354,38 @@ def test_the_desired_state_written_directly_is_what_the_protocol_model_accepts(t
                                       price_cents=row.price_cents, currency="EUR", correlation="plan-9",
                                       effective_at=None if row.label_id == "L0" else when)
         assert state == expected.model_copy(update={"issued_at": issued})
+
+
+def test_a_lost_connection_is_retried_at_once_then_after_1_s_then_every_2_s(tmp_path, monkeypatch) -> None:
+    from label_gateway import delivery
+
+    run, _, _ = _run(tmp_path, labels=1)
+    clock = [100.0]
+    attempts: list[float] = []
+    failures = [3]
+
+    class Clock:
+        @staticmethod
+        def monotonic() -> float:
+            return clock[0]
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            clock[0] += seconds
+
+    class LostClient:
+        def reconnect(self) -> None:
+            attempts.append(clock[0])
+            if failures[0]:
+                failures[0] -= 1
+                raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(delivery, "time", Clock)
+    client = LostClient()
+    while len(attempts) < 4:
+        run.owner._reconnect(client, 0.25)  # type: ignore[arg-type]
+    assert attempts == [100.0, 101.0, 103.0, 105.0]
+    failures[0] = 1  # lost again: at once, then 1 s again (the backoff started over)
+    while len(attempts) < 6:
+        run.owner._reconnect(client, 0.25)  # type: ignore[arg-type]
+    assert attempts[4:] == [105.0, 106.0]
