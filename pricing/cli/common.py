@@ -35,6 +35,7 @@ from pricing.core.yaml_config import ConfigError
 from pricing.demand.model_store import ModelLoadError
 from pricing.plan.plan_files import PlanFileError, read_plan
 from pricing.plan.price_plan import PricePlan
+from pricing.store.engine_config import DATABASE_ENV
 
 err = Console(stderr=True)
 
@@ -69,8 +70,6 @@ def emit_json(payload: dict[str, object]) -> None:
 
 
 # -- options several commands take ---------------------------------------------------------------
-DATABASE_ENV = "ESL_DATABASE"
-
 DEFAULT_DATABASE = "esl-engine.db"
 
 DbOption = Annotated[

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pricing.cli.common import (
+    DATABASE_ENV,
     emit_json,
     err,
     fail,
@@ -105,7 +106,7 @@ def approve(
     decider = by if by is not None else os.environ.get("USER") or "unknown"
     if not decider.strip():
         fail("--by must name who decides")
-    target = db or os.environ.get("ESL_DATABASE")
+    target = db or os.environ.get(DATABASE_ENV)
     with user_errors(PlanFileError):
         engine = open_engine(target) if target else None
         decision = decide(plan_file, None if all_ else skus, approve=not reject, by=decider, at=datetime.now(UTC))
