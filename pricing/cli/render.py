@@ -32,6 +32,7 @@ from label_gateway.render import (
 )
 from pricing.cli.common import emit_json, err, fail, user_errors
 from pricing.core.money import to_cents, to_decimal
+from pricing.store import omnibus
 
 DEFAULT_TAG_TYPE = "2.9"
 DEFAULT_CURRENCY = "EUR"
@@ -242,8 +243,7 @@ def _from_book(db: str, data: Path, sku: str, cents: int, currency: str, preview
         return cents, currency, None
     if preview is not None:
         if preview < current.price_cents:
-            return current.price_cents, current.currency, min(lowest.get(sku, current.price_cents),
-                                                              current.price_cents)
+            return current.price_cents, current.currency, omnibus.reference(preview, current.price_cents, lowest.get(sku))
         return current.price_cents, current.currency, None
     return current.price_cents, current.currency, references.get(sku)
 

@@ -16,7 +16,10 @@ from datetime import datetime, timedelta, tzinfo
 from html import escape
 
 from pricing.core.money import to_decimal
-from pricing.store.price_book import OMNIBUS_DAYS, PricePeriod
+from pricing.core.timestamps import epoch_us, from_epoch_us, to_us
+from pricing.store import omnibus
+from pricing.store.omnibus import OMNIBUS_DAYS
+from pricing.store.price_book import PricePeriod
 
 WIDTH, HEIGHT = 1200, 330
 LEFT, RIGHT, TOP, BOTTOM = 60, 110, 48, 34
@@ -52,29 +55,21 @@ def lowest_steps(
     periods: Sequence[PricePeriod], start: datetime, end: datetime, *, days: int = OMNIBUS_DAYS
 ) -> list[Step]:
     """The lowest price in force at any moment of the ``days`` days before each instant of
-    [start, end] (the price of the instant itself included), as steps. Before the first price
-    there is no value and no step."""
-    window = timedelta(days=days)
-    edges = {start, end}
-    for p in periods:
-        for moment in (p.effective_from, p.effective_to):
-            if moment is not None:
-                edges.update((moment, moment + window))
-    points = sorted(t for t in edges if start <= t <= end)
+    [start, end] (the price of the instant itself included: ``omnibus.lowest_price`` with
+    ``including_at``), as steps. Before the first price there is no value and no step."""
+    spans = [(p.price_cents, epoch_us(p.effective_from), to_us(p.effective_to)) for p in periods]
+    first, last = epoch_us(start), epoch_us(end)
+    edges = sorted(t for t in omnibus.breakpoints(spans, days=days) | {first, last} if first <= t <= last)
+    moments = {t: from_epoch_us(t) for t in edges} | {first: start, last: end}
     steps: list[Step] = []
-    for a, b in itertools.pairwise(points):
-        mid = a + (b - a) / 2  # constant on (a, b): evaluate inside, away from the edges
-        low = [
-            p.price_cents for p in periods
-            if p.effective_from <= mid and (p.effective_to is None or p.effective_to > mid - window)
-        ]
-        if not low:
+    for a, b in itertools.pairwise(edges):
+        value = omnibus.lowest_price(spans, a, days=days, including_at=True)  # constant on [a, b)
+        if value is None:
             continue
-        value = min(low)
-        if steps and steps[-1].cents == value and steps[-1].end == a:
-            steps[-1] = Step(steps[-1].start, b, value)
+        if steps and steps[-1].cents == value and steps[-1].end == moments[a]:
+            steps[-1] = Step(steps[-1].start, moments[b], value)
         else:
-            steps.append(Step(a, b, value))
+            steps.append(Step(moments[a], moments[b], value))
     return steps
 
 

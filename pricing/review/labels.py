@@ -20,6 +20,7 @@ from label_gateway.outbox import LabelRow
 from label_gateway.render import LabelContent, check_fit, render_label
 from pricing.core.money import format_money
 from pricing.review.store_files import Product
+from pricing.store import omnibus
 from pricing.store.price_book import PriceBook
 
 
@@ -57,9 +58,8 @@ def after_prices(book: PriceBook, sku: str, current_cents: int, new_cents: int, 
     lowest price of the previous 30 days, never above the price before the reduction)."""
     if new_cents >= current_cents:
         return LabelPrices(new_cents)
-    lowest = book.lowest_prices([sku], at).get(sku, current_cents)
-    reference = min(lowest, current_cents)
-    return LabelPrices(new_cents, reference if reference > new_cents else None)
+    shown = omnibus.reference(new_cents, current_cents, book.lowest_prices([sku], at).get(sku))
+    return LabelPrices(new_cents, shown if shown is not None and shown > new_cents else None)
 
 
 def content(product: Product, prices: LabelPrices, currency: str) -> LabelContent:

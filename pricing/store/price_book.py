@@ -6,14 +6,17 @@ change is recorded here when it is applied (from its ``effective_at``), and the 
 every label to it.
 
 EU Omnibus rule (Directive 98/6/EC art. 6a): an announced price reduction must show the lowest
-price applied during the 30 days before the reduction. ``reference_prices`` computes it per SKU.
+price applied during the 30 days before the reduction. The rule itself is ``pricing.store.omnibus``;
+the book fetches the periods it needs and asks it (``lowest_prices``, ``current_references``, the
+reference ``record`` gives a reduction).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -22,14 +25,16 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
-    func,
     select,
     update,
 )
 
 from pricing.core.timestamps import epoch_us, from_epoch_us, from_us
+from pricing.store import omnibus
+from pricing.store.omnibus import OMNIBUS_DAYS
 
 metadata = MetaData()
 
@@ -47,9 +52,6 @@ price_history = Table(
     Column("reason", String(32), nullable=False),
     Index("ix_price_history_store_sku_from", "store", "sku", "effective_from_us"),
 )
-
-OMNIBUS_DAYS = 30
-
 
 @dataclass(frozen=True)
 class PricePeriod:
@@ -123,47 +125,41 @@ class PriceBook:
 
     def lowest_prices(self, skus: Iterable[str], at: datetime, *, days: int = OMNIBUS_DAYS) -> dict[str, int]:
         """sku -> the lowest price in force at any moment of the ``days`` days before ``at``
-        (periods that overlap [at - days, at)). SKUs without a price in that span are left out."""
-        start, end = epoch_us(at - timedelta(days=days)), epoch_us(at)
-        wanted = set(skus)
+        (``omnibus.lowest_price``). SKUs without a price in that span are left out."""
+        moment = epoch_us(at)
+        start = omnibus.window_start(moment, days)
         c = price_history.c
-        query = (
-            select(c.sku, func.min(c.price_cents))
-            .where(
-                c.store == self.store, c.effective_from_us < end,
-                (c.effective_to_us.is_(None)) | (c.effective_to_us > start),
-            )
-            .group_by(c.sku)
+        # Only the periods that can touch the window, a superset (inclusive bounds): the rule decides.
+        query = select(c.sku, c.price_cents, c.effective_from_us, c.effective_to_us).where(
+            c.store == self.store, c.effective_from_us <= moment,
+            (c.effective_to_us.is_(None)) | (c.effective_to_us >= start),
         )
-        with self.engine.connect() as conn:
-            return {sku: int(low) for sku, low in conn.execute(query) if sku in wanted}
+        periods = self._periods(query, skus)
+        lowest = {sku: omnibus.lowest_price(spans, moment, days=days) for sku, spans in periods.items()}
+        return {sku: low for sku, low in lowest.items() if low is not None}
 
     def current_references(self, skus: Iterable[str] | None = None) -> dict[str, int]:
         """sku -> the Omnibus reference of its current price, for SKUs whose current price is a
-        reduction from the one before: the lowest price of the 30 days before the reduction (as
-        ``record`` gave it). What a label showing today's price must also show."""
+        reduction from the one before (``omnibus.current_reference``: the reference ``record``
+        gave it). What a label showing today's price must also show."""
         c = price_history.c
         query = select(c.sku, c.price_cents, c.effective_from_us, c.effective_to_us).where(c.store == self.store)
+        periods = self._periods(query.order_by(c.sku, c.effective_from_us, c.id), skus)
+        references = {sku: omnibus.current_reference(spans) for sku, spans in periods.items()}
+        return {sku: reference for sku, reference in references.items() if reference is not None}
+
+    def _periods(self, query: Select[Any], skus: Iterable[str] | None) -> dict[str, list[omnibus.Period]]:
+        """sku -> its (price_cents, from_us, to_us) rows of ``query`` (sku, price, from, to), in the
+        query's order; only ``skus`` when given (filtered in the query for up to 500 of them)."""
         wanted = None if skus is None else set(skus)
         if wanted is not None and len(wanted) <= 500:
-            query = query.where(c.sku.in_(sorted(wanted)))
-        periods: dict[str, list[tuple[int, int, int | None]]] = {}
+            query = query.where(price_history.c.sku.in_(sorted(wanted)))
+        periods: dict[str, list[omnibus.Period]] = {}
         with self.engine.connect() as conn:
-            for sku, cents, start, end in conn.execute(query.order_by(c.sku, c.effective_from_us, c.id)):
+            for sku, cents, start, end in conn.execute(query):
                 if wanted is None or sku in wanted:
-                    periods.setdefault(sku, []).append((int(cents), int(start), end))
-        references: dict[str, int] = {}
-        for sku, spans in periods.items():
-            if len(spans) < 2 or spans[-1][2] is not None:
-                continue
-            cents, start, _ = spans[-1]
-            before = spans[-2][0]
-            if cents >= before:
-                continue
-            window = start - OMNIBUS_DAYS * 86_400_000_000
-            lowest = min(p for p, _, end in spans[:-1] if end is None or end > window)
-            references[sku] = min(lowest, before)
-        return references
+                    periods.setdefault(sku, []).append((int(cents), int(start), None if end is None else int(end)))
+        return periods
 
     # -- writing ---------------------------------------------------------------------------
     def record(
@@ -177,8 +173,8 @@ class PriceBook:
     ) -> list[PriceChange]:
         """Make ``prices`` (sku -> cents) current from ``at``: the open period of each SKU whose
         price differs is closed at ``at`` and a new one opens. A reduction carries the Omnibus
-        reference (the lowest price of the 30 days before ``at``; the price before the reduction
-        when the book knows nothing older). Same price: nothing changes. One transaction."""
+        reference (``omnibus.reference``: the lowest price of the 30 days before ``at``, never above
+        the price before the reduction). Same price: nothing changes. One transaction."""
         for sku, cents in prices.items():
             if int(cents) < 1:
                 raise ValueError(f"sku {sku}: price_cents {cents} is not a price")
@@ -191,10 +187,7 @@ class PriceBook:
         changes: list[PriceChange] = []
         for sku, cents in sorted(changed.items()):
             before = now.get(sku)
-            reference = None
-            if before is not None and cents < before:
-                reference = min(lowest.get(sku, before), before)
-            changes.append(PriceChange(sku, cents, before, reference, at))
+            changes.append(PriceChange(sku, cents, before, omnibus.reference(cents, before, lowest.get(sku)), at))
         c = price_history.c
         with self.engine.begin() as conn:
             closing = [sku for sku in changed if sku in now]
