@@ -1,11 +1,19 @@
-"""A pydantic ValidationError as the one line a user reads: where the first problem is and what."""
+"""A validation error as the one line a user reads: where the first problem is and what."""
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 
-def first_error(exc: ValidationError, whole: str = "data") -> str:
+class ValidationErrors(Protocol):
+    """pydantic's ValidationError, or anything listing errors the same way (FastAPI's
+    RequestValidationError)."""
+
+    def errors(self) -> Sequence[Mapping[str, Any]]: ...
+
+
+def first_error(exc: ValidationErrors, whole: str = "data") -> str:
     """``loc.path: message`` of the first error (``whole`` names the top when it has no path)."""
     errors = exc.errors()
     if not errors:

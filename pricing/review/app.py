@@ -41,6 +41,7 @@ from label_gateway.probe import BrokerProbe, probe_gateways
 from label_gateway.protocol import Topics
 from pricing.core.data import DataError
 from pricing.core.database import DatabaseError, open_engine
+from pricing.core.errors import first_error
 from pricing.core.money import format_money, to_decimal
 from pricing.core.timestamps import from_us
 from pricing.plan.plan_files import NotAwaitingApproval, PlanFileError, decide
@@ -502,9 +503,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(part) for part in first["loc"])
-        return error_response(request, 422, f"{where}: {first['msg']}" if where else str(first["msg"]))
+        return error_response(request, 422, first_error(exc, "request"))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -7,7 +7,7 @@ import resource
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -174,9 +174,10 @@ def test_unreachable_broker_is_one_clear_error(topics: Topics, tmp_path: Path) -
 
 
 @pytest.fixture
-def fds_above_1023() -> Iterator[None]:
-    """Every file descriptor below 1024 taken (by /dev/null), so the next socket is numbered 1024
-    or more: past what select.select() accepts."""
+def fds_above_1023() -> Iterator[Callable[[], None]]:
+    """Takes every file descriptor below 1024 (by /dev/null), so the next socket is numbered 1024
+    or more: past what select.select() accepts. Yields a function that takes the ones freed since
+    (other threads and the garbage collector close files): call it just before opening the socket."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 4096
     if soft < wanted:
@@ -184,10 +185,18 @@ def fds_above_1023() -> Iterator[None]:
             pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is too low to open 1024 files")
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     dummies: list[int] = []
+
+    def fill() -> None:
+        while True:
+            fd = os.open(os.devnull, os.O_RDONLY)
+            if fd >= 1024:
+                os.close(fd)
+                return
+            dummies.append(fd)
+
     try:
-        while not dummies or dummies[-1] < 1024:
-            dummies.append(os.open(os.devnull, os.O_RDONLY))
-        yield
+        fill()
+        yield fill
     finally:
         for fd in dummies:
             os.close(fd)
@@ -196,11 +205,12 @@ def fds_above_1023() -> Iterator[None]:
 
 
 def test_a_socket_numbered_1024_or_more_delivers_without_spinning(
-    mqtt_broker, topics: Topics, tmp_path: Path, fds_above_1023: None, monkeypatch: pytest.MonkeyPatch
+    mqtt_broker, topics: Topics, tmp_path: Path, fds_above_1023: Callable[[], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     numbers: list[int] = []
 
     def open_socket(client, address, **kw) -> None:
+        fds_above_1023()
         broker.open_socket(client, address, **kw)
         numbers.append(client.socket().fileno())
 
