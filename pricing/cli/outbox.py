@@ -52,14 +52,11 @@ outbox_app = typer.Typer(
 )
 
 
-
-
-
 def delivery_settings(ack_timeout: float, max_attempts: int, window: int) -> DeliverySettings:
     try:
         return DeliverySettings(
             ack_timeout_s=ack_timeout, max_attempts=max_attempts, window_per_gateway=window,
-            max_in_flight=max(window, DeliverySettings().max_in_flight),
+            max_in_flight=max(window, DELIVERY_DEFAULTS.max_in_flight),
             backoff_base_s=min(1.0, ack_timeout), backoff_max_s=max(1.0, min(60.0, ack_timeout * 4)),
         )
     except ValidationError as exc:

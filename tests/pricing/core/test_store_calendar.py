@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from pricing.core.errors import first_error
 from pricing.core.store_calendar import (
     WEEKDAYS,
-    FreezeConfig,
     FreezeWindow,
     Hours,
     StoreCalendar,
