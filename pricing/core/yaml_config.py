@@ -46,7 +46,6 @@ __all__ = [
     "json_schema",
     "load_yaml_model",
     "loads_yaml_model",
-    "read_yaml_mapping",
     "schema_text",
     "validate_yaml_file",
 ]
@@ -446,13 +445,11 @@ def loads_yaml_model(text: str, model_cls: type[M], *, filename: str = "<string>
 
 def load_yaml_model(path: str | Path, model_cls: type[M]) -> M:
     """Read the YAML file at ``path`` and validate it as ``model_cls``. Raises ConfigError."""
-    filename = str(path)
-    return loads_yaml_model(_read_text(Path(path), filename), model_cls, filename=filename)
+    return _validate(_read_yaml(path), model_cls, str(path))
 
 
-def read_yaml_mapping(path: str | Path) -> CommentedMap:
-    """The YAML file at ``path``, parsed with its line numbers (validate it with validate_yaml_file).
-    Raises ConfigError."""
+def _read_yaml(path: str | Path) -> CommentedMap:
+    """The YAML file at ``path``, parsed with its line numbers. Raises ConfigError."""
     filename = str(path)
     return _parse(_read_text(Path(path), filename), filename)
 
@@ -461,7 +458,7 @@ def validate_yaml_file(path: str | Path, choose: Callable[[Path, Mapping[Any, An
     """Problem lines for the YAML file at ``path`` validated as the model ``choose(path, data)``
     picks from its top-level data; [] when it is valid."""
     try:
-        data = read_yaml_mapping(path)
+        data = _read_yaml(path)
         _validate(data, choose(Path(path), data), str(path))
     except ConfigError as exc:
         return exc.problems

@@ -21,6 +21,8 @@ from pricing.store.engine_config import DeliveryConfig, EngineConfig
 
 TOKEN_ENV = "ESL_REVIEW_TOKEN"
 MIN_SECRET_CHARS = 8
+
+
 @dataclass(frozen=True)
 class ReviewSettings:
     """One store's review page. ``secret`` None: read-only (every POST is refused)."""
@@ -39,14 +41,17 @@ class ReviewSettings:
     max_rows: int = 500  # plan rows one page shows at most
     probe_ttl_s: float = 10.0  # how long a look at the broker's gateway statuses is reused
     login_max_age_s: int = 12 * 3600
-    delivery: DeliverySettings = field(init=False, repr=False, compare=False)  # of delivery_config
 
     def __post_init__(self) -> None:
         if self.secret is not None and len(self.secret) < MIN_SECRET_CHARS:
             raise ValueError(f"{TOKEN_ENV} is too short: use at least {MIN_SECRET_CHARS} characters")
         if self.max_rows < 1:
             raise ValueError("max_rows must be at least 1")
-        object.__setattr__(self, "delivery", self.delivery_config.settings())
+
+    @property
+    def delivery(self) -> DeliverySettings:
+        """How a push paces itself: engine.yaml's delivery, the rest at DeliverySettings' defaults."""
+        return self.delivery_config.settings()
 
     @property
     def deadline_s(self) -> float | None:

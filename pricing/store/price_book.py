@@ -53,6 +53,7 @@ price_history = Table(
     Index("ix_price_history_store_sku_from", "store", "sku", "effective_from_us"),
 )
 
+
 @dataclass(frozen=True)
 class PricePeriod:
     """One price of one SKU, from ``effective_from`` (inclusive) to ``effective_to`` (exclusive;
