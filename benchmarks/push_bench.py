@@ -5,14 +5,18 @@
    the last message received. Measured before and after the engine; the higher one is used.
 2. Engine: the simulator's gateways run in a second process (`esl-pricing simulate run`, fast
    mode); this process records N changed prices in a fresh outbox (SQLite) and delivers them until
-   every label has acknowledged, timed from the enqueue to the last ack.
+   every label has acknowledged, timed from the enqueue to the last ack. Run twice per round, in
+   alternating order: signed (the engine signs every desired state, the simulated labels hold the
+   public key and verify each one: what ships) and unsigned (neither), so the cost of signing is
+   a ratio measured in one run.
 3. Lost: labels whose displayed price (the simulator's state file after it stops) is not the price
    the outbox holds, plus labels the engine did not confirm.
 
-    python benchmarks/push_bench.py --labels 20000 --json
+    python benchmarks/push_bench.py --labels 20000 --json [--rounds 3]
 
-Last stdout line, JSON: labels, confirmed, lost, engine_per_s, ceiling_per_s, ratio (+ details).
-Bars against Mosquitto: lost == 0, ratio >= 0.6.
+Last stdout line, JSON: labels, confirmed, lost, engine_per_s (signed), ceiling_per_s, ratio,
+unsigned_per_s, signing_ratio (signed / unsigned; medians over the rounds) (+ details).
+Bars against Mosquitto: lost == 0, ratio >= 0.6, signing_ratio >= 0.85.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ import multiprocessing as mp
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -43,6 +49,7 @@ from label_gateway.broker import (
 from label_gateway.delivery import DeliverySettings, LabelDelivery
 from label_gateway.outbox import LabelUpdate, Outbox
 from label_gateway.protocol import DesiredState, Topics
+from label_gateway.signing import KeyDirectory, Signer
 from simulator.scenario import load_scenario
 
 STORE = "bench"
@@ -132,10 +139,12 @@ def write_scenario(directory: Path, labels: int, gateways: int) -> Path:
     return path
 
 
-def start_simulator(scenario: Path, broker: str, prefix: str, state: Path) -> subprocess.Popen[str]:
+def start_simulator(scenario: Path, broker: str, prefix: str, state: Path, trust: Path | None) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "pricing.cli", "simulate", "run", "--scenario", str(scenario), "--broker",
                broker, "--prefix", prefix, "--state", str(state), "--json"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    if trust is not None:
+        command += ["--trust", str(trust)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line or not json.loads(line).get("ready"):
@@ -151,6 +160,66 @@ def stop_simulator(proc: subprocess.Popen[str]) -> dict[str, object]:
     return json.loads(lines[-1]) if lines else {}
 
 
+@dataclass
+class Push:
+    signed: bool
+    labels: int
+    confirmed: int
+    lost: int
+    seconds: float
+    enqueue_seconds: float
+    engine_cpu_us: float
+    simulator_cpu_us: float
+    sent: int
+    retries: int
+    forged: int
+    simulator: dict[str, object]
+
+    @property
+    def per_s(self) -> float:
+        return self.labels / self.seconds
+
+
+def push(
+    address: BrokerAddress, broker: str, scenario: Path, work: Path, updates: list[LabelUpdate],
+    settings: DeliverySettings, keys: Path | None,
+) -> Push:
+    """One push of ``updates`` into a fresh outbox, to a fresh simulator, under a fresh prefix."""
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    state_file = work / f"sim-state-{prefix}.json"
+    signer: Signer | None = KeyDirectory(keys).signer() if keys is not None else None
+    simulator = start_simulator(scenario, broker, prefix, state_file, keys)
+    sim_cpu_at_start = _process_cpu_seconds(simulator.pid)
+    try:
+        outbox = Outbox.open(work / f"engine-{prefix}.db", STORE)
+        cpu_before = _cpu_seconds()
+        started = time.monotonic()
+        outbox.enqueue(updates)
+        enqueued = time.monotonic()
+        report = LabelDelivery(address, Topics(STORE, prefix=prefix), outbox, settings, signer=signer).run(
+            deadline_s=600
+        )
+        seconds = time.monotonic() - started
+        engine_cpu = _cpu_seconds() - cpu_before
+        sim_cpu_at_end = _process_cpu_seconds(simulator.pid)
+    finally:
+        sim_summary = stop_simulator(simulator)
+    state = json.loads(state_file.read_text())
+    shown = {label: record.get("price_cents") for label, record in state["labels"].items()}
+    desired = {row.label_id: row.price_cents for row in outbox.rows()}
+    wrong = sum(1 for label, cents in desired.items() if shown.get(label) != cents)
+    confirmed = len(report.confirmed)
+    clear_retained(address, f"{prefix}/#", settle_s=2.0)
+    n = len(updates)
+    return Push(
+        signed=signer is not None, labels=n, confirmed=confirmed, lost=max(wrong, n - confirmed), seconds=seconds,
+        enqueue_seconds=enqueued - started, engine_cpu_us=engine_cpu / n * 1e6,
+        simulator_cpu_us=(sim_cpu_at_end - sim_cpu_at_start) / n * 1e6, sent=report.sent, retries=report.retries,
+        forged=int(sim_summary.get("forged", 0) or 0),
+        simulator={k: sim_summary.get(k) for k in ("applied", "regressions", "malformed", "forged")},
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labels", type=int, default=20_000)
@@ -159,71 +228,70 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=DeliverySettings().window_per_gateway)
     parser.add_argument("--max-in-flight", type=int, default=DeliverySettings().max_in_flight)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=1, help="signed and unsigned pushes, alternating; medians")
     parser.add_argument("--json", action="store_true", help="print the JSON result as the last stdout line")
     args = parser.parse_args()
 
     address = BrokerAddress.parse(args.broker)
-    prefix = f"bench-{uuid.uuid4().hex[:8]}"
     work = Path(tempfile.mkdtemp(prefix="push-bench-"))
+    keys = work / "keys"
+    KeyDirectory(keys).create()
     scenario_path = write_scenario(work, args.labels, args.gateways)
     rows = load_scenario(scenario_path).label_rows(work)[: args.labels]
     rng = random.Random(args.seed)
     updates = [LabelUpdate(label, gateway, sku, rng.randint(49, 9_999), "EUR", "plan-bench")
                for label, gateway, sku in rows]
+    settings = DeliverySettings(window_per_gateway=args.window, max_in_flight=args.max_in_flight, ack_timeout_s=30)
 
     ceiling_before, lost_before = measure_ceiling(address, len(updates))
-    simulator = start_simulator(scenario_path, args.broker, prefix, work / "sim-state.json")
-    sim_cpu_at_start = _process_cpu_seconds(simulator.pid)
-    try:
-        outbox = Outbox.open(work / "engine.db", STORE)
-        settings = DeliverySettings(window_per_gateway=args.window, max_in_flight=args.max_in_flight,
-                                    ack_timeout_s=30)
-        cpu_before = _cpu_seconds()
-        started = time.monotonic()
-        outbox.enqueue(updates)
-        enqueued = time.monotonic()
-        report = LabelDelivery(address, Topics(STORE, prefix=prefix), outbox, settings).run(deadline_s=600)
-        seconds = time.monotonic() - started
-        engine_cpu = _cpu_seconds() - cpu_before
-        sim_cpu_at_end = _process_cpu_seconds(simulator.pid)
-    finally:
-        sim_summary = stop_simulator(simulator)
+    signed: list[Push] = []
+    unsigned: list[Push] = []
+    for round_number in range(args.rounds):
+        order = [keys, None] if round_number % 2 else [None, keys]
+        for key_dir in order:
+            result = push(address, args.broker, scenario_path, work, updates, settings, key_dir)
+            (signed if key_dir is not None else unsigned).append(result)
     ceiling_after, lost_after = measure_ceiling(address, len(updates))
 
-    state = json.loads((work / "sim-state.json").read_text())
-    shown = {label: record.get("price_cents") for label, record in state["labels"].items()}
-    desired = {row.label_id: row.price_cents for row in outbox.rows()}
-    wrong = sum(1 for label, cents in desired.items() if shown.get(label) != cents)
-    confirmed = len(report.confirmed)
-    lost = max(wrong, len(updates) - confirmed)
     ceiling = max(ceiling_before, ceiling_after)
-    engine_per_s = len(updates) / seconds
-    clear_retained(address, f"{prefix}/#", settle_s=2.0)
+    engine_per_s = statistics.median(p.per_s for p in signed)
+    unsigned_per_s = statistics.median(p.per_s for p in unsigned)
+    lost = max(p.lost for p in signed + unsigned)
+    confirmed = min(p.confirmed for p in signed)
+    last = signed[-1]
     result = {
         "labels": len(updates),
         "confirmed": confirmed,
         "lost": lost,
         "engine_per_s": round(engine_per_s, 1),
+        "unsigned_per_s": round(unsigned_per_s, 1),
+        "signing_ratio": round(engine_per_s / unsigned_per_s, 3),
+        "signed_per_s_each": [round(p.per_s, 1) for p in signed],
+        "unsigned_per_s_each": [round(p.per_s, 1) for p in unsigned],
         "ceiling_per_s": round(ceiling, 1),
         "ratio": round(engine_per_s / ceiling, 3),
         "ceiling_before_per_s": round(ceiling_before, 1),
         "ceiling_after_per_s": round(ceiling_after, 1),
         "ceiling_lost": [lost_before, lost_after],
-        "engine_seconds": round(seconds, 3),
-        "enqueue_seconds": round(enqueued - started, 3),
-        "engine_cpu_us_per_label": round(engine_cpu / len(updates) * 1e6, 1),
-        "simulator_cpu_us_per_label": round((sim_cpu_at_end - sim_cpu_at_start) / len(updates) * 1e6, 1),
-        "sent": report.sent,
-        "retries": report.retries,
+        "engine_seconds": round(last.seconds, 3),
+        "enqueue_seconds": round(last.enqueue_seconds, 3),
+        "engine_cpu_us_per_label": round(last.engine_cpu_us, 1),
+        "simulator_cpu_us_per_label": round(last.simulator_cpu_us, 1),
+        "unsigned_engine_cpu_us_per_label": round(unsigned[-1].engine_cpu_us, 1),
+        "unsigned_simulator_cpu_us_per_label": round(unsigned[-1].simulator_cpu_us, 1),
+        "sent": last.sent,
+        "retries": last.retries,
+        "rounds": args.rounds,
         "gateways": args.gateways,
         "window_per_gateway": args.window,
         "max_in_flight": args.max_in_flight,
-        "simulator": {k: sim_summary.get(k) for k in ("applied", "regressions", "malformed")},
+        "simulator": last.simulator,
         "broker": broker_version(address) or args.broker,
         "cpus": os.cpu_count(),
     }
     print(
-        f"ceiling {ceiling:,.0f}/s, engine {engine_per_s:,.0f}/s (ratio {result['ratio']}), "
+        f"ceiling {ceiling:,.0f}/s, engine {engine_per_s:,.0f}/s signed (ratio {result['ratio']}), "
+        f"{unsigned_per_s:,.0f}/s unsigned (signing ratio {result['signing_ratio']}), "
         f"{confirmed}/{len(updates)} confirmed, lost {lost}",
         file=sys.stderr,
     )

@@ -18,12 +18,18 @@ it), never at PUBACK. The loop below owns the in-memory working set of one push:
 - A lost broker connection pauses the push (paho reconnects); what was in flight is sent again.
 - State changes are written to the outbox in batches; see label_gateway/outbox.py for why a
   crash in between loses nothing.
-- Malformed ack and status messages are counted and dropped.
+- Malformed ack and status messages are counted and dropped. An ack counts only on its own
+  gateway's topic and for that gateway's labels (``foreign_acks`` otherwise). A label claiming a
+  version the engine never issued is a forged-state alarm (``forged_versions``): logged, the
+  engine's own signed state is published again once, and the label fails if it still claims it.
+- With a ``Signer``, every desired state carries the engine's Ed25519 signature
+  (label_gateway/signing.py), made once per label and version; labels reject states without one.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 import random
 import selectors
 import threading
@@ -54,6 +60,7 @@ from label_gateway.outbox import (
 )
 from label_gateway.protocol import (
     COMPACT_JSON,
+    MAX_VERSION,
     PROTOCOL_VERSION,
     QOS,
     GatewayStatus,
@@ -64,8 +71,11 @@ from label_gateway.protocol import (
     parse_acks,
     utc_now,
 )
+from label_gateway.signing import Proof, Signer, signed_message
 from pricing.core.money import to_decimal
 from pricing.core.timestamps import from_us, now_us
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DeliveryReport",
@@ -138,7 +148,9 @@ class DeliveryReport:
     malformed_status: int = 0
     unmatched_acks: int = 0
     late_acks: int = 0
-    version_bumps: int = 0
+    foreign_acks: int = 0  # acks on another gateway's topic than the label's: dropped
+    forged_versions: int = 0  # labels claiming a version the engine never issued
+    signature_rejections: int = 0  # labels that refused a state for its signature
     reconnects: int = 0
     broker_lost: bool = False
     gateways_offline: list[str] = field(default_factory=list)
@@ -176,6 +188,9 @@ class DeliveryReport:
             "malformed_acks": self.malformed_acks,
             "malformed_status": self.malformed_status,
             "unmatched_acks": self.unmatched_acks,
+            "foreign_acks": self.foreign_acks,
+            "forged_versions": self.forged_versions,
+            "signature_rejections": self.signature_rejections,
             "reconnects": self.reconnects,
             "gateways_offline": self.gateways_offline,
             "low_battery": self.low_battery,
@@ -193,12 +208,14 @@ class LabelDelivery:
         outbox: Outbox,
         settings: DeliverySettings | None = None,
         *,
+        signer: Signer | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.address = address
         self.topics = topics
         self.outbox = outbox
         self.settings = settings or DeliverySettings()
+        self.signer = signer  # None: unsigned states, which labels that hold a public key reject
         self._rng = rng or random.Random()
         self._inbox: deque[mqtt.MQTTMessage] = deque()
         self._subscribed = threading.Event()
@@ -356,6 +373,9 @@ class DeliveryRun:
         self.online: dict[str, bool] = {}
         self.offline_since: dict[str, float] = {}
         self.dirty: dict[str, LabelRow] = {}
+        self.proofs: dict[str, tuple[int, Proof]] = {}  # label -> (version, its proof): signed once
+        self.alarmed: set[str] = set()  # labels already re-pushed once for a forged-version claim
+        self._ack_topic = (self.topics.gateway(""), "/ack")  # {base}/gateway/ ... /ack
         self.last_flush = started
         self.disconnected_since: float | None = None
         self.connects_seen = owner._connects
@@ -439,35 +459,38 @@ class DeliveryRun:
         while inbox:
             message = inbox.popleft()
             if message.topic.endswith("/ack"):
-                self._on_acks(message.payload, now)
+                self._on_acks(message.topic, message.payload, now)
             elif message.topic.endswith("/status"):
                 self._on_status(message.topic, message.payload, now)
 
-    def _on_acks(self, payload: bytes, now: float) -> None:
+    def _on_acks(self, topic: str, payload: bytes, now: float) -> None:
+        head, tail = self._ack_topic
+        gateway = topic[len(head) : -len(tail)]
         try:
             batch = parse_acks(payload)
         except ProtocolError:
             self.report.malformed_acks += 1
             return
         self.report.malformed_acks += batch.malformed
+        if batch.gateway != gateway:
+            self.report.foreign_acks += len(batch.acks)  # a batch naming another gateway than its topic
+            return
         for ack in batch.acks:
-            self._on_ack(ack, now)
+            self._on_ack(ack, gateway, now)
 
-    def _on_ack(self, ack: LabelAck, now: float) -> None:
+    def _on_ack(self, ack: LabelAck, gateway: str, now: float) -> None:
         row = self.rows.get(ack.label)
         if row is None:
             self.report.unmatched_acks += 1
             return
+        if row.gateway != gateway:
+            self.report.foreign_acks += 1  # only a label's own gateway speaks for it
+            return
         if ack.battery_mv is not None and ack.battery_mv != row.battery_mv:
             row.battery_mv = ack.battery_mv
             self.dirty[row.label_id] = row
-        if ack.status == "stale" and ack.shown_version >= row.version:
-            # The label shows a version the outbox never issued (a restored database, another
-            # engine): issue ours above it and send again.
-            self.report.version_bumps += 1
-            self._settle(row)
-            row.version = ack.shown_version + 1
-            self._requeue(row, front=True)
+        if ack.status == "stale" and ack.shown_version > row.version:
+            self._forged_version(row, ack.shown_version)
             return
         if ack.version != row.version:
             if ack.version < row.version:
@@ -492,11 +515,35 @@ class DeliveryRun:
                 self.open -= 1
                 self._touch(row)
         elif ack.status == "rejected":
+            if (ack.reason or "").startswith("signature:"):
+                self.report.signature_rejections += 1
+                log.warning("label %s refused version %s: %s", row.label_id, row.version, ack.reason)
             self._settle(row)
             self._fail(row, f"rejected by the label: {ack.reason or 'no reason given'}")
         elif ack.status == "unreachable":
             self._settle(row)
             self._attempt_failed(row, f"label unreachable: {ack.reason or 'no answer on the radio'}", now)
+
+    def _forged_version(self, row: LabelRow, claimed: int) -> None:
+        """The label says it shows ``claimed``, above the newest version the engine issued for it:
+        a desired state the engine never signed reached it (or the database was restored from an
+        older backup). Never arithmetic on the claim: publish the engine's own state once more
+        (it also replaces a forged retained message), then fail the label for an operator."""
+        self.report.forged_versions += 1
+        log.warning(
+            "label %s (gateway %s) claims version %s, which the engine never issued (newest: %s)",
+            row.label_id, row.gateway, claimed, row.version,
+        )
+        self._settle(row)
+        if row.label_id in self.alarmed:
+            self._fail(
+                row,
+                f"label shows version {claimed}, which the engine never issued (a forged desired state, or a "
+                f"database restored from an older backup); reset the label, then reconcile",
+            )
+            return
+        self.alarmed.add(row.label_id)
+        self._requeue(row, front=True)
 
     def _on_status(self, topic: str, payload: bytes, now: float) -> None:
         if not payload:
@@ -540,7 +587,7 @@ class DeliveryRun:
         room = self.settings.max_in_flight - len(self.inflight)
         if room <= 0:
             return
-        issued_at = utc_now().isoformat()
+        batch: list[LabelRow] = []
         for gateway, queue in self.due.items():
             if not queue or not self.online.get(gateway, True):
                 continue
@@ -549,7 +596,7 @@ class DeliveryRun:
                 row = self.rows[queue.popleft()]
                 if row.state != "pending" or row.label_id in self.inflight:
                     continue  # confirmed meanwhile (e.g. from its retained state)
-                self._publish(row, issued_at)
+                batch.append(row)
                 row.state = "sent"
                 row.attempts += 1
                 if row.attempts > 1:
@@ -559,14 +606,37 @@ class DeliveryRun:
                 free -= 1
                 room -= 1
             if room <= 0:
-                return
+                break
+        if batch:
+            self._publish(batch)
 
-    def _publish(self, row: LabelRow, issued_at: str) -> None:
+    def _publish(self, rows: list[LabelRow]) -> None:
         # The DesiredState JSON, written directly: the row was validated when it was enqueued, and
         # building a model per label cost more than the MQTT publish (a test checks both agree).
-        payload = desired_state_json(row, issued_at)
-        self.client.publish(self.topics.desired(row.gateway, row.label_id), payload, qos=QOS, retain=True)
-        self.report.sent += 1
+        issued_at = utc_now().isoformat()
+        proofs = self._proofs(rows)
+        for row in rows:
+            payload = desired_state_json(row, issued_at, proofs.get(row.label_id))
+            self.client.publish(self.topics.desired(row.gateway, row.label_id), payload, qos=QOS, retain=True)
+        self.report.sent += len(rows)
+
+    def _proofs(self, rows: list[LabelRow]) -> dict[str, Proof]:
+        """The proof of each row's desired state: what is sent together is signed together, once
+        per label and version (a re-send carries the proof it had)."""
+        signer = self.owner.signer
+        if signer is None:
+            return {}
+        cache = self.proofs
+        unsigned = [row for row in rows if cache.get(row.label_id, (0, None))[0] != row.version]
+        if unsigned:
+            messages = [
+                signed_message(row.store, row.label_id, row.sku, row.version, row.price_cents, row.currency,
+                               row.reference_cents, row.effective_at_us)
+                for row in unsigned
+            ]
+            for row, proof in zip(unsigned, signer.sign_batch(messages), strict=True):
+                cache[row.label_id] = (row.version, proof)
+        return {row.label_id: cache[row.label_id][1] for row in rows}
 
     def _expire(self, now: float) -> None:
         timeout = self.settings.ack_timeout_s
@@ -679,8 +749,10 @@ class DeliveryRun:
         )
 
 
-def desired_state_json(row: LabelRow, issued_at: str) -> bytes:
+def desired_state_json(row: LabelRow, issued_at: str, proof: Proof | None = None) -> bytes:
     """The DesiredState payload of a row, as label_gateway.protocol.DesiredState would write it."""
+    if not 1 <= row.version <= MAX_VERSION:
+        raise ValueError(f"label {row.label_id}: version {row.version} is outside 1..{MAX_VERSION}")
     fields: dict[str, object] = {
         "v": PROTOCOL_VERSION, "label": row.label_id, "sku": row.sku, "version": row.version,
         "price": str(to_decimal(row.price_cents)), "price_cents": row.price_cents, "currency": row.currency,
@@ -693,6 +765,10 @@ def desired_state_json(row: LabelRow, issued_at: str) -> bytes:
         effective = from_us(row.effective_at_us)
         assert effective is not None
         fields["effective_at"] = effective.isoformat()
+    if proof is not None:
+        fields["key_id"], fields["signature"] = proof.key_id, proof.signature
+        if proof.size > 1:
+            fields["proof"], fields["proof_index"], fields["proof_size"] = proof.path, proof.index, proof.size
     return COMPACT_JSON.encode(fields).encode()
 
 
@@ -730,12 +806,13 @@ def push_prices(
     correlation: str,
     effective_at: datetime | None = None,
     settings: DeliverySettings | None = None,
+    signer: Signer | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> DeliveryReport:
     """Record new prices (sku -> cents) for every label showing those SKUs in the outbox, then
     deliver everything the outbox holds open (this plan and anything left from before)."""
     updates = updates_for_prices(prices, labels, currency=currency, correlation=correlation, effective_at=effective_at)
     enqueued = outbox.enqueue(updates)
-    report = LabelDelivery(address, topics, outbox, settings).run(progress=progress)
+    report = LabelDelivery(address, topics, outbox, settings, signer=signer).run(progress=progress)
     report.enqueued = enqueued
     return report

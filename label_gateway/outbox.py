@@ -38,9 +38,10 @@ from sqlalchemy import (
     update,
 )
 
-from label_gateway.protocol import content_hash
+from label_gateway.protocol import MAX_VERSION, content_hash
 from pricing.core.database import DatabaseError as OutboxError  # noqa: F401  (re-exported: the CLI catches it)
 from pricing.core.database import database_url, driver_mark, insert_rows, open_engine  # noqa: F401  (database_url re-exported)
+from pricing.core.ids import id_problem, shown
 from pricing.core.timestamps import now_us, to_us
 
 RowState = Literal["pending", "sent", "scheduled", "confirmed", "failed"]
@@ -226,6 +227,9 @@ class Outbox:
         for item in updates:
             if item.price_cents < 1:
                 raise ValueError(f"label {item.label_id}: price_cents {item.price_cents} is not a price")
+            problem = id_problem(item.label_id, "label id") or id_problem(item.gateway, "gateway id")
+            if problem:  # an id becomes a topic level: labels.csv is checked on load, this is the last check
+                raise ValueError(f"label {shown(item.label_id)}: {problem}")
             digest = content_hash(item.label_id, item.sku, item.price_cents, item.currency, item.reference_cents)
             effective = to_us(item.effective_at)
             old = existing.get(item.label_id)
@@ -238,7 +242,13 @@ class Outbox:
                     continue
             # Even when the label shows this content, a newer version is needed if another one was
             # sent after it (it may sit retained on the broker); the label answers "unchanged".
-            version = max(item.version or at, (old.version + 1) if old else 1)
+            # Versions are the engine's own: the clock, above the label's previous desired version,
+            # never derived from what a label claims. A previous version outside the range (written
+            # by an older engine after a forged claim) is not continued.
+            previous = old.version if old is not None and old.version < MAX_VERSION else 0
+            version = max(item.version or at, previous + 1)
+            if version > MAX_VERSION:
+                raise ValueError(f"label {item.label_id}: version {version} is above {MAX_VERSION}")
             desired = {
                 "gateway": item.gateway, "sku": item.sku, "version": version, "price_cents": item.price_cents,
                 "currency": item.currency, "content_hash": digest, "effective_at_us": effective,
@@ -255,10 +265,16 @@ class Outbox:
         return EnqueueResult(len(inserts) + len(changes), shown, waiting)
 
     def save(self, rows: Sequence[LabelRow]) -> None:
-        """Write changed rows (the delivery loop's batched state changes) in one transaction."""
+        """Write changed rows (the delivery loop's batched state changes) in one transaction.
+
+        A row is written only while the table still holds the desired state the run loaded: the
+        same plan (correlation) and content at a version no newer than the row's (the row's own
+        version may only have risen, above a label that showed a version we never issued). A row
+        that another push has given a newer desired state meanwhile is left alone, so an older
+        push can never write its price back over a newer one."""
         if rows:
             with self.engine.begin() as conn:
-                self._write(conn, rows)
+                self._write(conn, rows, only_loaded=True)
 
     # Writes go through the driver's executemany with plain tuples (insert_rows): a push writes
     # every label once or twice.
@@ -267,13 +283,16 @@ class Outbox:
         values = attrgetter(*names)
         insert_rows(conn, label_state.name, names, [values(row) for row in rows])
 
-    def _write(self, conn: Any, rows: Sequence[LabelRow]) -> None:
+    def _write(self, conn: Any, rows: Sequence[LabelRow], *, only_loaded: bool = False) -> None:
         if not rows:
             return
         mark = driver_mark(self.engine)
         sets = ", ".join(f"{name} = {mark}" for name in _MUTABLE)
         sql = f"UPDATE {label_state.name} SET {sets} WHERE store = {mark} AND label_id = {mark}"
         values = attrgetter(*_MUTABLE, "store", "label_id")
+        if only_loaded:  # save(): never over a newer desired state (enqueue changes it on purpose)
+            sql += f" AND version <= {mark} AND content_hash = {mark} AND correlation = {mark}"
+            values = attrgetter(*_MUTABLE, "store", "label_id", "version", "content_hash", "correlation")
         params = [values(row) for row in rows]
         conn.exec_driver_sql(sql, params)
 
@@ -297,3 +316,24 @@ class Outbox:
                 .values(state="pending", attempts=0, next_attempt_us=0, last_error=None, updated_us=at)
             )
         return int(result.rowcount or 0)
+
+    def reopen_labels(self, labels: Iterable[str], *, at_us: int | None = None) -> int:
+        """Make these labels pending again with their desired state, whatever their state
+        (confirmed ones too, attempts reset): read-back reconciliation found that what the broker
+        retains for them is not what the outbox says, so their desired state is published again.
+        Returns how many rows were reopened."""
+        wanted = sorted(set(labels))
+        if not wanted:
+            return 0
+        c = label_state.c
+        at = at_us if at_us is not None else now_us()
+        reopened = 0
+        with self.engine.begin() as conn:
+            for chunk in _chunks(wanted):
+                result = conn.execute(
+                    update(label_state)
+                    .where(c.store == self.store, c.label_id.in_(list(chunk)))
+                    .values(state="pending", attempts=0, next_attempt_us=0, last_error=None, updated_us=at)
+                )
+                reopened += int(result.rowcount or 0)
+        return reopened

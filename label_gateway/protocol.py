@@ -24,12 +24,20 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from label_gateway.signing import Proof, signed_message
 from pricing.core.errors import first_error
+from pricing.core.ids import id_problem, shown
 from pricing.core.money import to_cents, to_decimal
+from pricing.core.timestamps import to_us
 
 PROTOCOL_VERSION: Literal[1] = 1
 QOS = 1
 DEFAULT_PREFIX = "esl"
+#: Versions are the engine's clock in microseconds (1.8e15 today), so they stay below 2**53 (exact
+#: in every JSON reader) until the year 2255; anything above was not issued by the engine.
+MAX_VERSION = 2**53 - 1
+#: A 64-bit column holds any version a label may claim; larger numbers are not even stored.
+MAX_CLAIMED_VERSION = 2**63 - 1
 
 
 class ProtocolError(ValueError):
@@ -69,7 +77,9 @@ class DesiredState(_Message):
     v: Literal[1] = PROTOCOL_VERSION
     label: str = Field(min_length=1)
     sku: str = Field(min_length=1)
-    version: int = Field(ge=1, description="Monotonic per label; a label ignores a version <= the one it shows.")
+    version: int = Field(
+        ge=1, le=MAX_VERSION, description="Monotonic per label; a label ignores a version <= the one it shows."
+    )
     price: str = Field(description="Price as decimal text, e.g. '2.99' (equal to price_cents).")
     price_cents: int = Field(ge=1)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -82,6 +92,18 @@ class DesiredState(_Message):
     effective_at: datetime | None = None
     correlation: str = Field(description="The plan that decided this price.")
     issued_at: datetime
+    key_id: str | None = Field(default=None, max_length=64, description="The engine key that signed this state.")
+    signature: str | None = Field(
+        default=None, max_length=128,
+        description="Ed25519 signature (base64url) over the root of the batch this state was signed in; the "
+        "leaf is store, label, sku, version, price, reference price, effective_at and currency "
+        "(label_gateway/signing.py). Labels reject a state without a valid one.",
+    )
+    proof: str = Field(
+        default="", max_length=1024, description="Sibling hashes from this state's leaf to the batch root (base64url)."
+    )
+    proof_index: int = Field(default=0, ge=0, description="This state's place in its batch.")
+    proof_size: int = Field(default=1, ge=1, le=1_000_000, description="States in the batch.")
 
     @model_validator(mode="after")
     def _consistent(self) -> DesiredState:
@@ -95,6 +117,18 @@ class DesiredState(_Message):
         if self.content_hash != expected:
             raise ValueError("content_hash does not match label, sku, price and currency")
         return self
+
+    def signed_message(self, store: str) -> bytes:
+        """What this state's proof must prove, for a label of ``store``."""
+        return signed_message(
+            store, self.label, self.sku, self.version, self.price_cents, self.currency,
+            self.reference_price_cents, to_us(self.effective_at),
+        )
+
+    def signed_proof(self) -> Proof | None:
+        if self.key_id is None or self.signature is None:
+            return None
+        return Proof(self.key_id, self.signature, self.proof_index, self.proof_size, self.proof)
 
     @classmethod
     def build(
@@ -141,9 +175,9 @@ class LabelAck(_Message):
 
     v: Literal[1] = PROTOCOL_VERSION
     label: str = Field(min_length=1)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_CLAIMED_VERSION)
     status: AckStatus
-    shown_version: int = Field(ge=0)
+    shown_version: int = Field(ge=0, le=MAX_CLAIMED_VERSION)
     content_hash: str | None = None
     reason: str | None = None
     correlation: str | None = None
@@ -231,9 +265,11 @@ class Topics:
     """Topic names for one store under one prefix."""
 
     def __init__(self, store: str, prefix: str = DEFAULT_PREFIX) -> None:
-        for part, value in (("prefix", prefix), ("store", store)):
-            if not value or any(ch in value for ch in "+#") or value.startswith("/") or value.endswith("/"):
-                raise ValueError(f"{part} '{value}' is not a usable topic level")
+        if not prefix or any(ch in prefix for ch in "+#\x00") or prefix.startswith("/") or prefix.endswith("/"):
+            raise ValueError(f"prefix '{shown(prefix)}' is not a usable topic prefix")
+        problem = id_problem(store, "store id")
+        if problem:
+            raise ValueError(problem)
         self.prefix = prefix
         self.store = store
         self.base = f"{prefix}/{store}"

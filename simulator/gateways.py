@@ -53,6 +53,7 @@ from label_gateway.broker import (
     BrokerError,
     ReconnectBackoff,
     flush_writes,
+    gateway_credentials,
     new_client,
     open_socket,
 )
@@ -69,6 +70,7 @@ from label_gateway.protocol import (
     parse,
     utc_now,
 )
+from label_gateway.signing import TrustedKeys
 from pricing.core.errors import first_error
 from pricing.core.files import atomic_write_text
 
@@ -114,6 +116,10 @@ class GatewayOptions:
     dead_rate: float = 0.0
     dead_labels: frozenset[str] = frozenset()
     seed: int = 0
+    #: The engine's public keys. With them, a label takes only states the engine signed and rejects
+    #: the rest (``rejected``, reason ``signature: ...``); None: labels take unsigned states, as
+    #: hardware without a key would (say so wherever that is chosen).
+    trusted_keys: TrustedKeys | None = field(default=None, compare=False)
 
     @property
     def fast(self) -> bool:
@@ -167,6 +173,7 @@ class GatewayCounters:
     dropped: int = 0  # desired states the radio lost (no ack)
     acks_lost: int = 0  # acks lost on the way back (label applied it)
     malformed: int = 0
+    forged: int = 0  # states refused for their signature (missing, unknown key, invalid)
     acks_sent: int = 0
     batches_sent: int = 0
 
@@ -569,7 +576,8 @@ class GatewayEmulator:
 
     def _connect(self, timeout: float) -> None:
         assert self._loop is not None
-        client = new_client(f"gateway-{self.gateway_id}")
+        # Each gateway logs in as itself when ESL_GATEWAY_SECRETS_DIR holds its secret (else the environment's user).
+        client = new_client(f"gateway-{self.gateway_id}", credentials=gateway_credentials(self.gateway_id))
         client.will_set(self._status_topic, self._status_payload("offline", counts=False), qos=QOS, retain=True)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
@@ -688,6 +696,10 @@ class GatewayEmulator:
             with self._lock:
                 self.counters.malformed += 1
             return
+        refused = self._forged(state)
+        if refused is not None:
+            self._send(refused)
+            return
         if self.options.loss_rate > 0 and self._loss_rng.random() < self.options.loss_rate:
             with self._lock:
                 self.counters.received += 1
@@ -697,6 +709,22 @@ class GatewayEmulator:
             self._send(self._apply(state))
         else:
             self._enqueue_radio(state)
+
+    def _forged(self, state: DesiredState) -> AckDict | None:
+        """The ``rejected`` ack for a state the engine did not sign (when the labels hold its keys):
+        it never reaches the radio, so a forged state cannot even take a label's transfer slot."""
+        trusted = self.options.trusted_keys
+        if trusted is None:
+            return None
+        problem = trusted.verify(state.signed_proof(), state.signed_message(self.topics.store))
+        if problem is None:
+            return None
+        with self._lock:
+            self.counters.received += 1
+            self.counters.forged += 1
+            label = self._states.get(state.label)
+            shown = label.displayed.version if label is not None and label.displayed is not None else 0
+            return self._ack(state, "rejected", shown, self._clock(), reason=problem)
 
     def _enqueue_radio(self, state: DesiredState) -> None:
         """Timed mode: the update waits for the label's next check-in, then for the gateway's radio.
@@ -769,9 +797,10 @@ class GatewayEmulator:
         """Apply one desired state to its label (idempotent) and return the immediate ack.
 
         A state for later (``effective_at`` in the future) is held and acked ``scheduled``; the
-        ``displayed`` ack follows from ``tick()`` at that instant, through the ack batches.
+        ``displayed`` ack follows from ``tick()`` at that instant, through the ack batches. A state
+        without a trusted signature is rejected (when the labels hold the engine's keys).
         """
-        return LabelAck.model_validate(self._apply(state))
+        return LabelAck.model_validate(self._forged(state) or self._apply(state))
 
     def _apply(self, state: DesiredState) -> AckDict:
         with self._lock:
@@ -1323,6 +1352,7 @@ class SimulatedGateways:
             "dropped": counters.dropped,
             "acks_lost": counters.acks_lost,
             "malformed": counters.malformed,
+            "forged": counters.forged,
             "regressions": self.regressions(),
             "low_battery": low,
             "dead": dead,

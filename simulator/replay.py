@@ -46,6 +46,7 @@ from label_gateway.broker import (
     new_client,
 )
 from label_gateway.protocol import QOS, DesiredState, ProtocolError, Topics, parse_acks
+from label_gateway.signing import Signer
 from pricing.core.errors import first_error
 from pricing.core.events import AckedData, Event, FailedData, PushedData
 from pricing.core.money import to_decimal
@@ -537,7 +538,10 @@ def replay(
         topics = Topics(facts.store or "store", prefix=run_prefix)
     except ValueError as exc:
         raise ReplayError(str(exc)) from None
-    gateway_options = dataclasses.replace(options or GatewayOptions(), seed=seed)
+    # The replay signs as the engine did, with a key of its own that its labels trust: a replay
+    # exercises the labels' signature checks too, and nothing recorded needs the store's key.
+    signer = Signer.generate()
+    gateway_options = dataclasses.replace(options or GatewayOptions(), seed=seed, trusted_keys=signer.trusted())
     report = ReplayReport(
         events=facts.events,
         store=facts.store,
@@ -552,7 +556,7 @@ def replay(
     )
     found = list(facts.divergences)
     if facts.labels:
-        run = _Run(facts, address, topics, gateway_options, speed, ack_timeout_s)
+        run = _Run(facts, address, topics, gateway_options, speed, ack_timeout_s, signer)
         run.execute()
         report.pushes = run.published
         report.acks = len(run.acks.received)
@@ -574,9 +578,11 @@ class _Run:
         options: GatewayOptions,
         speed: float | None,
         ack_timeout_s: float,
+        signer: Signer,
     ) -> None:
         assert facts.start is not None
         self.facts = facts
+        self.signer = signer
         self.address = address
         self.topics = topics
         self.speed = speed
@@ -657,7 +663,9 @@ class _Run:
         with acks.cond:
             acks.wait_for(lambda: acks.in_flight(gateway) < WINDOW_PER_GATEWAY, self.ack_timeout_s)
             acks.add((push.label, state.version), gateway, time.monotonic() + self.ack_timeout_s, state.effective_at)
-        acks.client.publish(self.topics.desired(gateway, push.label), state.to_json(), qos=QOS, retain=True)
+        (proof,) = self.signer.sign_batch([state.signed_message(self.topics.store)])
+        signed = state.model_copy(update={"key_id": proof.key_id, "signature": proof.signature})
+        acks.client.publish(self.topics.desired(gateway, push.label), signed.to_json(), qos=QOS, retain=True)
         self.published += 1
         self.published_keys.add((push.label, state.version))
         if state.effective_at is not None and state.effective_at > self.clock():

@@ -23,6 +23,7 @@ import pytest
 from label_gateway.broker import BrokerAddress, broker_version, clear_retained
 from label_gateway.embedded_broker import EmbeddedBroker, free_port
 from label_gateway.protocol import Topics
+from label_gateway.signing import KEYS_ENV, KeyDirectory
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 DEFAULT_MOSQUITTO = BrokerAddress("127.0.0.1", 1883)
@@ -99,6 +100,22 @@ def topics(mqtt_broker: Broker) -> Iterator[Topics]:
     store = "store-test"
     yield Topics(store, prefix=prefix)
     clear_retained(mqtt_broker.address, f"{prefix}/#", settle_s=0.3)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engine_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyDirectory]:
+    """The engine's signing keys for the whole run, in ESL_SIGNING_KEYS: every command that pushes
+    signs with them (and refuses to run without). Simulated labels that should verify are given
+    ``engine_keys.trusted()``."""
+    keys = KeyDirectory(tmp_path_factory.mktemp("engine-keys"))
+    keys.create()
+    previous = os.environ.get(KEYS_ENV)
+    os.environ[KEYS_ENV] = str(keys.path)
+    yield keys
+    if previous is None:
+        os.environ.pop(KEYS_ENV, None)
+    else:
+        os.environ[KEYS_ENV] = previous
 
 
 def pytest_report_header(config: pytest.Config) -> str:

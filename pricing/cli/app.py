@@ -13,6 +13,8 @@ from pricing.cli import (
     db,
     demand,
     demo,
+    gateways,
+    keys,
     outbox,
     plan,
     render,
@@ -27,7 +29,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-for module in (demo, demand, plan, outbox, daemon, serve, render, simulate, config, db):  # the order of --help
+for module in (demo, demand, plan, outbox, daemon, serve, render, simulate, keys, gateways, config, db):  # the order of --help
     module.register(app)
 
 

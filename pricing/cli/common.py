@@ -30,6 +30,7 @@ from rich.progress import (
 from label_gateway.broker import BrokerError, BrokerUrlError
 from label_gateway.delivery import DeliverySettings
 from label_gateway.outbox import OutboxError
+from label_gateway.signing import KEYS_ENV, KeyDirectory, Signer, SigningError
 from pricing.core.data import DataError, Reject
 from pricing.core.yaml_config import ConfigError
 from pricing.demand.model_store import ModelLoadError
@@ -58,7 +59,7 @@ def user_errors(*also: type[Exception]) -> Iterator[None]:
         for problem in exc.problems:
             err.print(problem, highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(EXIT_USER_ERROR) from None
-    except (DataError, ModelLoadError, BrokerUrlError, *also) as exc:
+    except (DataError, ModelLoadError, BrokerUrlError, SigningError, *also) as exc:
         fail(str(exc))
     except (BrokerError, OutboxError) as exc:
         fail(str(exc), EXIT_FAILURE)
@@ -97,6 +98,26 @@ DeadlineOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")]
 
 StoreOption = Annotated[str | None, typer.Option(help="Store id (needed when the database holds several).")]
+
+DEFAULT_KEYS = Path("keys")
+
+KeysOption = Annotated[
+    Path,
+    typer.Option(
+        "--keys",
+        envvar=KEYS_ENV,
+        help=f"The engine's signing-key directory (esl-pricing keys create); default: ${KEYS_ENV}, else ./keys.",
+    ),
+]
+
+
+def signer_or_fail(keys: Path) -> Signer:
+    """The engine's current signing key; one line and exit 2 when there is none."""
+    try:
+        return KeyDirectory(keys).signer()
+    except SigningError as exc:
+        fail(str(exc))
+
 
 #: The delivery options' defaults are DeliverySettings' own.
 DELIVERY_DEFAULTS = DeliverySettings()

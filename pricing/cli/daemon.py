@@ -68,6 +68,10 @@ def daemon(
             raise typer.Exit(1)
         return
 
+    with user_errors():  # one daemon per store and database: a second one exits here, having changed nothing
+        store.signer  # noqa: B018  (no signing key: one line now, not at the first push)
+        store.claim()
+
     def on_signal(signum: int, frame: FrameType | None) -> None:
         err.print(f"{signal.Signals(signum).name}: finishing the cycle in flight, then stopping")
         store.stop()

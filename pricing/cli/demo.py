@@ -89,6 +89,7 @@ def _serve_demo(result: DemoResult, options: DemoOptions, port: int) -> None:
             store=result.store.store_id, plans_dir=options.workdir.resolve() / "plans",
             data_dir=options.workdir.resolve() / "data", database=str(result.database.resolve()),
             broker=result.address, prefix=options.prefix, secret=os.environ.get(TOKEN_ENV) or None,
+            signing_keys=options.workdir.resolve() / "keys",
         )
     except ValueError as exc:
         fail(str(exc))

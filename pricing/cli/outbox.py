@@ -4,6 +4,7 @@ still on its way, resume after a crash and reconcile labels with what they shoul
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -21,7 +22,11 @@ from label_gateway.delivery import (
 )
 from label_gateway.outbox import Outbox, open_engine, stores_in
 from label_gateway.protocol import DEFAULT_PREFIX, Topics
+from label_gateway.readback import ReadBack, clear_retained_topics, read_back
+from label_gateway.signing import Signer
+from label_gateway.writer_lock import DEFAULT_WAIT_S, OutboxLock
 from pricing.cli.common import (
+    DEFAULT_KEYS,
     DELIVERY_DEFAULTS,
     EXIT_FAILURE,
     AckTimeoutOption,
@@ -30,6 +35,7 @@ from pricing.cli.common import (
     DbOption,
     DeadlineOption,
     JsonOption,
+    KeysOption,
     PrefixOption,
     StoreOption,
     WindowOption,
@@ -40,16 +46,27 @@ from pricing.cli.common import (
     print_still_waiting,
     read_plan_or_fail,
     report_rejects,
+    signer_or_fail,
     stage_progress,
     user_errors,
 )
 from pricing.store.event_log import EventLog
+from pricing.store.last_gate import HeldPrice, costs_with_plan, held_lines, product_costs
 from pricing.store.price_book import PriceBook
 from pricing.store.price_push import deliver_logged, record_prices, sync_labels
 
 outbox_app = typer.Typer(
     help="The durable outbox of label updates: status, resume after a crash, reconcile.", no_args_is_help=True
 )
+
+#: One push per store outbox at a time (label_gateway/writer_lock.py): a second one waits this long.
+LockWaitOption = Annotated[
+    float,
+    typer.Option(
+        "--lock-wait", min=0,
+        help="Seconds to wait while another push holds the store's outbox (then exit 1 saying who holds it).",
+    ),
+]
 
 
 def delivery_settings(ack_timeout: float, max_attempts: int, window: int) -> DeliverySettings:
@@ -86,11 +103,12 @@ def deliver(
     prefix: str,
     settings: DeliverySettings,
     *,
+    signer: Signer,
     deadline: float | None,
     progress: Callable[[int, int], None] | None,
 ) -> DeliveryReport:
     address = BrokerAddress.parse(broker)
-    return LabelDelivery(address, Topics(outbox.store, prefix=prefix), outbox, settings).run(
+    return LabelDelivery(address, Topics(outbox.store, prefix=prefix), outbox, settings, signer=signer).run(
         deadline_s=deadline, progress=progress
     )
 
@@ -118,10 +136,28 @@ def print_report(report: DeliveryReport, *, what: str) -> None:
     noise = s["malformed_acks"] or s["malformed_status"]
     if noise:
         err.print(f"ignored {s['malformed_acks']} malformed acks and {s['malformed_status']} malformed status messages")
+    tampering = {k: s[k] for k in ("signature_rejections", "forged_versions", "foreign_acks") if s[k]}
+    if tampering:
+        found = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in tampering.items())
+        err.print(f"[bold red]signs of tampering:[/] {found} (docs/security.md)", highlight=False)
 
 
 def exit_code(report: DeliveryReport) -> int:
     return EXIT_FAILURE if report.failed or report.waiting or report.broker_lost else 0
+
+
+def print_held(held: list[HeldPrice]) -> None:
+    """The last gate's held prices, one line per SKU (pricing.store.last_gate); they make the
+    command exit 1."""
+    if not held:
+        return
+    err.print(f"[red]{len(held)} price(s) held by the last gate[/] (not recorded, not pushed):", highlight=False)
+    for line in held_lines(held, limit=50):
+        err.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+
+
+def held_json(held: list[HeldPrice]) -> list[dict[str, str]]:
+    return [{"sku": h.sku, "reason": h.reason} for h in held]
 
 
 def _open_outbox(db: str | None, store: str | None) -> Outbox:
@@ -150,6 +186,8 @@ def apply(
         typer.Option(help="ISO 8601 instant with time zone at which the labels switch (push ahead; registers switch too)."),
     ] = None,
     deadline: DeadlineOption = None,
+    lock_wait: LockWaitOption = DEFAULT_WAIT_S,
+    keys: KeysOption = DEFAULT_KEYS,
     as_json: JsonOption = False,
 ) -> None:
     """Push a saved plan's changed prices (approved ones included) to the labels and wait for their acks.
@@ -158,9 +196,10 @@ def apply(
     when the label acknowledges it displays it. Changes still awaiting approval (esl-pricing
     approve) and rejected ones are not pushed. If the push is interrupted, `esl-pricing outbox
     resume` finishes it."""
-    from pricing.core.data import label_rows, load_labels
+    from pricing.core.data import PRODUCTS_FILE, label_rows, load_labels, load_products
 
     saved = read_plan_or_fail(plan_file)
+    signer = signer_or_fail(keys)
     prices = saved.new_prices()
     waiting = len(saved.awaiting_approval)
     when = parse_instant(effective_at)
@@ -172,33 +211,48 @@ def apply(
         if as_json:
             emit_json(summary | {"labels_confirmed": 0, "labels_failed": 0, "seconds": 0.0})
         return
-    with user_errors():
+    with user_errors(), ExitStack() as locks:
         labels = load_labels(data / "labels.csv")
         report_rejects(labels.rejects)
         BrokerAddress.parse(broker)  # a bad URL is a user error before anything is recorded
         engine = open_engine(database_target(db))
+        locks.enter_context(OutboxLock(engine, saved.store, wait_s=lock_wait))  # enqueue + deliver: one push at a time
         outbox = Outbox(engine, saved.store)
         log = EventLog(engine, saved.store)
-        # The price book takes the prices (reductions get their Omnibus reference), the outbox
-        # every label of a changed SKU, the event log both; then the push.
+        # The last gate checks each price against products.csv's cost (the plan's own cost only
+        # raises it; without products.csv in --data, the plan's cost); the price book takes the
+        # rest (reductions get their Omnibus reference), the outbox every label of a changed
+        # SKU, the event log both; then the push.
+        product_file = data / PRODUCTS_FILE
+        file_costs = None
+        if product_file.exists():
+            products = load_products(product_file)
+            report_rejects(products.rejects)
+            file_costs = product_costs(products.frame)
+        else:
+            err.print(f"no {product_file}: prices are checked against the plan's costs", highlight=False,
+                      markup=False)
         recorded = record_prices(
             PriceBook(engine, saved.store), outbox, log, prices, label_rows(labels.frame),
             currency=saved.currency, correlation=saved.plan_id, at=datetime.now(UTC), effective_at=when,
+            costs=costs_with_plan(file_costs, saved.lines),
         )
+        print_held(recorded.held)  # before the push: shown even when the broker is not there
         with stage_progress() as progress:
             delivered = deliver_logged(
                 outbox, log, BrokerAddress.parse(broker), Topics(outbox.store, prefix=prefix), settings,
-                now=lambda: datetime.now(UTC), deadline_s=deadline,
+                signer=signer, now=lambda: datetime.now(UTC), deadline_s=deadline,
                 progress=lambda done, total: progress("push + acks", done, total),
             )
         report = delivered.report if delivered is not None else DeliveryReport()
         report.enqueued = recorded.enqueued
-    print_report(report, what=f"{len(prices)} prices on {len(recorded.updates)} labels")
+    print_report(report, what=f"{len(prices) - len(recorded.held)} prices on {len(recorded.updates)} labels")
     print_still_waiting(plan_file, waiting)
     if as_json:
         s = report.summary()
-        emit_json(summary | s | {"labels_confirmed": s["confirmed"], "labels_failed": s["failed"]})
-    code = exit_code(report)
+        emit_json(summary | s | {"labels_confirmed": s["confirmed"], "labels_failed": s["failed"],
+                                 "held": held_json(recorded.held)})
+    code = exit_code(report) or (EXIT_FAILURE if recorded.held else 0)
     if code:
         raise typer.Exit(code)
 
@@ -239,24 +293,52 @@ def outbox_status(
 def _deliver_command(
     what: str, db: str | None, store: str | None, broker: str, prefix: str, ack_timeout: float,
     max_attempts: int, window: int, deadline: float | None, as_json: bool, *, reopen: bool, gateway: str | None,
+    keys: Path, lock_wait: float = DEFAULT_WAIT_S, readback: bool = False, clear_unknown: bool = False,
 ) -> None:
-
     settings = delivery_settings(ack_timeout, max_attempts, window)
-    with user_errors():
-        BrokerAddress.parse(broker)
+    signer = signer_or_fail(keys)
+    found: ReadBack | None = None
+    cleared = 0
+    with user_errors(), ExitStack() as locks:
+        address = BrokerAddress.parse(broker)
         outbox = _open_outbox(db, store)
+        locks.enter_context(OutboxLock(outbox.engine, outbox.store, wait_s=lock_wait))  # no other push meanwhile
+        if readback:  # what the broker retains, against the outbox: forged, lost or unknown states
+            found = read_back(address, Topics(outbox.store, prefix=prefix), outbox, gateway=gateway, signer=signer)
+            outbox.reopen_labels(found.labels)
+            if clear_unknown:
+                cleared = clear_retained_topics(address, found.unknown)
         reopened = outbox.reopen(gateway=gateway) if reopen else 0
         with stage_progress() as progress:
             report = deliver(
-                outbox, broker, prefix, settings, deadline=deadline,
+                outbox, broker, prefix, settings, signer=signer, deadline=deadline,
                 progress=lambda done, total: progress(what, done, total),
             )
+    if found is not None:
+        print_readback(found, cleared=cleared, cleared_asked=clear_unknown)
     print_report(report, what=what + (f" ({reopened} labels differed from what they should show)" if reopen else ""))
     if as_json:
-        emit_json({"store": outbox.store, "reopened": reopened} | report.summary())
+        extra = {} if found is None else found.summary() | {"readback_cleared": cleared}
+        emit_json({"store": outbox.store, "reopened": reopened} | extra | report.summary())
     code = exit_code(report)
     if code:
         raise typer.Exit(code)
+
+
+def print_readback(found: ReadBack, *, cleared: int, cleared_asked: bool) -> None:
+    """What the read-back of the retained desired states found, on stderr."""
+    reasons = ", ".join(f"{reason} {n}" for reason, n in found.by_reason().items())
+    differing = f"{len(found.differing)} differed from the outbox ({reasons}), sent again" if found.differing else "all as the outbox says"
+    err.print(f"read back {found.checked} labels' retained desired states: {differing}", highlight=False, markup=False)
+    for difference in found.differing[:10]:
+        err.print(f"  label {difference.label_id} ({difference.gateway}): {difference.reason}: {difference.detail}",
+                  highlight=False, markup=False)
+    if found.unknown:
+        what = f"cleared {cleared}" if cleared_asked else "left alone (--clear-unknown deletes them)"
+        err.print(f"{len(found.unknown)} retained desired states for labels the outbox does not know: {what}",
+                  highlight=False, markup=False)
+        for topic in found.unknown[:10]:
+            err.print(f"  {topic}", highlight=False, markup=False)
 
 
 @outbox_app.command("resume")
@@ -269,11 +351,13 @@ def outbox_resume(
     max_attempts: AttemptsOption = DELIVERY_DEFAULTS.max_attempts,
     window: WindowOption = DELIVERY_DEFAULTS.window_per_gateway,
     deadline: DeadlineOption = None,
+    lock_wait: LockWaitOption = DEFAULT_WAIT_S,
+    keys: KeysOption = DEFAULT_KEYS,
     as_json: JsonOption = False,
 ) -> None:
     """Deliver what the outbox still holds (after a crash or a lost broker): pending and unacknowledged updates."""
     _deliver_command("resume", db, store, broker, prefix, ack_timeout, max_attempts, window, deadline, as_json,
-                     reopen=False, gateway=None)
+                     reopen=False, gateway=None, keys=keys, lock_wait=lock_wait)
 
 
 @outbox_app.command("reconcile")
@@ -287,11 +371,31 @@ def outbox_reconcile(
     max_attempts: AttemptsOption = DELIVERY_DEFAULTS.max_attempts,
     window: WindowOption = DELIVERY_DEFAULTS.window_per_gateway,
     deadline: DeadlineOption = None,
+    readback: Annotated[
+        bool,
+        typer.Option(
+            "--readback/--no-readback",
+            help="Also read back every label's retained desired state from the broker and send again those that "
+            "differ from the outbox (missing, unparsable, another price or version: e.g. forged).",
+        ),
+    ] = True,
+    clear_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--clear-unknown",
+            help="Delete retained desired states under the store's topics for labels the outbox does not know.",
+        ),
+    ] = False,
+    lock_wait: LockWaitOption = DEFAULT_WAIT_S,
+    keys: KeysOption = DEFAULT_KEYS,
     as_json: JsonOption = False,
 ) -> None:
-    """Send again every label whose confirmed version differs from its desired one, failed ones included."""
+    """Send again every label whose confirmed version differs from its desired one, failed ones included, and
+    every label whose desired state retained on the broker is not the outbox's (read back: forged, lost, or
+    signed with a key other than the current one, as after `esl-pricing keys rotate`)."""
     _deliver_command("reconcile", db, store, broker, prefix, ack_timeout, max_attempts, window, deadline, as_json,
-                     reopen=True, gateway=gateway)
+                     reopen=True, gateway=gateway, keys=keys, lock_wait=lock_wait, readback=readback,
+                     clear_unknown=clear_unknown)
 
 
 @outbox_app.command("sync")
@@ -305,6 +409,8 @@ def outbox_sync(
     max_attempts: AttemptsOption = DELIVERY_DEFAULTS.max_attempts,
     window: WindowOption = DELIVERY_DEFAULTS.window_per_gateway,
     deadline: DeadlineOption = None,
+    lock_wait: LockWaitOption = DEFAULT_WAIT_S,
+    keys: KeysOption = DEFAULT_KEYS,
     as_json: JsonOption = False,
 ) -> None:
     """Give every label the price book's current price: new labels, and labels never given one.
@@ -314,29 +420,33 @@ def outbox_sync(
     from pricing.core.data import load_shelf, shelf_prices
 
     settings = delivery_settings(ack_timeout, max_attempts, window)
+    signer = signer_or_fail(keys)
     now = datetime.now(UTC)
-    with user_errors():
+    with user_errors(), ExitStack() as locks:
         BrokerAddress.parse(broker)
         store = load_shelf(data)
         report_rejects(store.rejects)
         engine = open_engine(database_target(db))
+        locks.enter_context(OutboxLock(engine, store.store_id, wait_s=lock_wait))  # enqueue + deliver: one push at a time
         outbox, log = Outbox(engine, store.store_id), EventLog(engine, store.store_id)
         synced = sync_labels(
             PriceBook(engine, store.store_id), outbox, log, store.label_rows(), file_prices=shelf_prices(store.products),
-            currency=currency.upper(), at=now, correlation=f"sync-{now:%Y%m%dT%H%M%SZ}",
+            costs=product_costs(store.products), currency=currency.upper(), at=now,
+            correlation=f"sync-{now:%Y%m%dT%H%M%SZ}",
         )
+        print_held(synced.held)  # before the push: shown even when the broker is not there
         with stage_progress() as progress:
             delivered = deliver_logged(
                 outbox, log, BrokerAddress.parse(broker), Topics(outbox.store, prefix=prefix), settings,
-                now=lambda: datetime.now(UTC), deadline_s=deadline,
+                signer=signer, now=lambda: datetime.now(UTC), deadline_s=deadline,
                 progress=lambda done, total: progress("sync", done, total),
             )
     report = delivered.report if delivered is not None else DeliveryReport()
     report.enqueued = synced.enqueued
     print_report(report, what=f"sync of {len(synced.updates)} labels ({len(synced.pushed)} to send)")
     if as_json:
-        emit_json({"store": outbox.store, "labels": len(synced.updates), "to_send": len(synced.pushed)}
-                  | report.summary())
-    code = exit_code(report)
+        emit_json({"store": outbox.store, "labels": len(synced.updates), "to_send": len(synced.pushed),
+                   "held": held_json(synced.held)} | report.summary())
+    code = exit_code(report) or (EXIT_FAILURE if synced.held else 0)
     if code:
         raise typer.Exit(code)

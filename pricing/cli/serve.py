@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from label_gateway.broker import BrokerAddress
+from label_gateway.signing import SigningError
 from pricing.cli.common import err, fail, user_errors
 from pricing.review.settings import TOKEN_ENV, ReviewSettings
 from pricing.store.engine_config import load_engine_config
@@ -43,6 +44,11 @@ def serve(
     prefix: Annotated[str | None, typer.Option("--prefix", help="MQTT topic prefix (default: the config's).")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0: any free port).")] = 8080,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option("--trusted-proxy", help="IP or CIDR network of a TLS proxy in front whose X-Forwarded-Proto/-For "
+                                              "are believed (repeatable; default: none)."),
+    ] = None,
 ) -> None:
     """Serve the review page: the latest plan, approvals, price history, labels and gateways.
 
@@ -71,7 +77,17 @@ def serve(
             if not prefix.strip() or any(ch in prefix for ch in "+# ") or prefix.startswith("/") or prefix.endswith("/"):
                 fail(f"--prefix '{prefix}': not a usable MQTT topic prefix")
             changes["prefix"] = prefix
-        settings = dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+        if trusted_proxy:
+            changes["trusted_proxies"] = tuple(trusted_proxy)
+        try:
+            settings = dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+        except ValueError as exc:
+            fail(str(exc))
+    if not settings.read_only:
+        try:
+            settings.signer()  # approvals push signed states: a missing key is said now, not at the first approval
+        except SigningError as exc:
+            fail(str(exc))
     if settings.read_only and not is_loopback(host):
         fail(f"--host {host} would open the page to the network without a token: set {TOKEN_ENV} first "
              "(or keep the default --host 127.0.0.1)")
@@ -82,7 +98,7 @@ def serve(
               markup=False, soft_wrap=True)
     if not is_loopback(host):
         err.print("[yellow]warning:[/] listening beyond this machine over plain HTTP: the token travels unencrypted; "
-                  "put a TLS proxy in front")
+                  "put a TLS proxy in front (and name it with --trusted-proxy)")
     typer.echo(server.url)
     serve_until_stopped(server)
 

@@ -7,6 +7,7 @@ a scenario with problems, a bad option).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import sys
@@ -23,6 +24,7 @@ from rich.table import Table
 
 from label_gateway.broker import BrokerAddress
 from label_gateway.protocol import DEFAULT_PREFIX, Topics
+from label_gateway.signing import TRUST_ENV, TrustedKeys
 from pricing.cli import common
 from pricing.cli.common import emit_json, err, fail
 from simulator.gateways import (
@@ -56,6 +58,29 @@ def register(app: typer.Typer) -> None:
 
 def user_errors() -> AbstractContextManager[None]:
     return common.user_errors(SimulatorError)
+
+
+TrustOption = Annotated[
+    Path | None,
+    typer.Option(
+        envvar=TRUST_ENV,
+        help=f"The engine's public keys (a directory of *.pub files, or one file; default ${TRUST_ENV}): "
+        "labels then take only states the engine signed. Without it they take unsigned states.",
+    ),
+]
+
+
+def _trusted(trust: Path | None) -> TrustedKeys | None:
+    if trust is None:
+        err.print(
+            "[yellow]warning:[/] no --trust keys: these labels take UNSIGNED desired states, so anyone who "
+            "can publish to the broker can set a price",
+            highlight=False,
+        )
+        return None
+    trusted = TrustedKeys.load(trust)
+    err.print(f"labels trust {len(trusted.keys)} engine key(s): {', '.join(sorted(trusted.keys))}", highlight=False)
+    return trusted
 
 
 # -- generate -----------------------------------------------------------------------------------
@@ -160,6 +185,7 @@ def simulate_run(
         float | None, typer.Option(min=0, help="Stop after this many seconds (default: until SIGTERM/Ctrl-C).")
     ] = None,
     fast: Annotated[bool, typer.Option("--fast", help="No check-in wait and no radio time (milliseconds).")] = False,
+    trust: TrustOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
 ) -> None:
     """Run a store's gateways and labels as MQTT clients until SIGTERM, Ctrl-C or --duration.
@@ -180,7 +206,7 @@ def simulate_run(
             address,
             topics,
             labels.rows,
-            options=setup.gateway_options(),
+            options=dataclasses.replace(setup.gateway_options(), trusted_keys=_trusted(trust)),
             state_file=state,
             outages=setup.outages,
             on_event=lambda message: err.print(f"  {message}", highlight=False, markup=False),

@@ -8,6 +8,16 @@ once, with the first. Fields are stripped of surrounding whitespace before anyth
 
 SKUs are strings, always: "0123" stays "0123".
 
+Ids that become MQTT topic levels (label_id, gateway and store, in labels and sales) must match
+``ID_PATTERN``: 1 to 64 of ``A-Z a-z 0-9 . _ -`` (a ``#`` or ``+`` is a topic wildcard, a ``/``
+a level separator, a NUL byte a protocol error that drops the connection). A SKU never becomes a
+topic level, so it may hold any printable character ("AB/12+3" is a SKU), but at most
+``SKU_MAX_LENGTH`` (64) characters (the engine database's columns) and no control characters
+(a NUL byte cannot be stored in PostgreSQL, a line break splits a CSV or log line): see
+``CONTROL_CHARACTERS``. Reasons: ``label_id has a character other than A-Z a-z 0-9 . _ - ...``,
+``gateway is 65 characters long, at most 64 ...``, ``sku has a control character: 'A\\x00B'``
+(a shown value has its control characters escaped and is cut at 80 characters).
+
 The frames (index: ``row``, the file line number of each row, int64):
 
 - products: sku, name, category, brand, unit (and family, ladder, tier when present) "string"
@@ -59,6 +69,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pricing.core.ids import (  # noqa: F401  (re-exported: ids are part of the data contracts)
+    CONTROL_CHARACTERS,
+    ID_CHARACTERS,
+    ID_MAX_LENGTH,
+    ID_PATTERN,
+    SKU_MAX_LENGTH,
+    id_problem,
+    shown,
+    sku_problem,
+)
+
 PRODUCT_COLUMNS = ["sku", "name", "category", "brand", "size", "unit", "cost_cents", "price_cents"]
 PRODUCT_OPTIONAL = ["family", "ladder", "tier"]
 SALES_COLUMNS = ["date", "store", "sku", "units", "price_cents", "promo"]
@@ -67,6 +88,8 @@ LABEL_COLUMNS = ["label_id", "store", "gateway", "sku", "tag_type"]
 COMPETITOR_COLUMNS = ["date", "sku", "competitor", "price_cents"]
 TAG_TYPES = ("1.54", "2.9", "4.2")
 _MAX_WHOLE = 2**53  # largest magnitude a parsed number holds exactly
+
+#: An id that becomes an MQTT topic level (label_id, gateway, store): match it with fullmatch.
 
 # File names inside a store data directory.
 PRODUCTS_FILE = "products.csv"
@@ -255,6 +278,27 @@ class _RowChecker:
     def required_text(self, col: str) -> None:
         self.flag(col, self.text(col).fillna("") == "", f"{col} is empty")
 
+    def _by_value(self, col: str, problem: object) -> None:
+        """Reject rows whose (non-empty) value of ``col`` has a ``problem(text, ...)``."""
+        text = self.text(col).fillna("")
+        reasons = pd.Series([None if t == "" else problem(t) for t in text.tolist()], dtype=object)
+        self.flag(col, reasons.notna().to_numpy(), reasons)
+
+    def identifier(self, col: str) -> None:
+        """An id that becomes an MQTT topic level (ID_PATTERN); empty values are left to required_text."""
+        text = self.text(col).fillna("")
+        bad = ~text.str.fullmatch(ID_PATTERN.pattern).fillna(False).astype(bool) & (text != "")
+        if bool(bad.any()):  # reasons only for the distinct values that fail
+            self._by_value(col, lambda t: id_problem(t, col))
+
+    def sku(self, col: str = "sku") -> None:
+        """A SKU: any printable text of up to SKU_MAX_LENGTH characters."""
+        text = self.text(col).fillna("")
+        long = (text.str.len() > SKU_MAX_LENGTH).fillna(False).astype(bool)
+        control = text.str.contains(CONTROL_CHARACTERS.pattern, regex=True).fillna(False).astype(bool)
+        if bool((long | control).any()):
+            self._by_value(col, sku_problem)
+
     def integer(self, col: str, *, minimum: int | None = None, optional: bool = False) -> pd.Series:
         """Whole numbers (Int64 per distinct value, <NA> where empty or rejected)."""
         text = self.text(col).fillna("")
@@ -349,6 +393,7 @@ def load_products(path: Path | str) -> Loaded:
     check = _RowChecker(_read_table(path, PRODUCT_COLUMNS, PRODUCT_OPTIONAL), path.name)
     for col in ("sku", "name", "category"):
         check.required_text(col)
+    check.sku()
     price = check.integer("price_cents", minimum=1)
     cost = check.integer("cost_cents", minimum=0, optional=True)
     size_text = check.text("size").fillna("")
@@ -433,6 +478,8 @@ def _load_sales(path: Path, known: set[str] | None) -> tuple[Loaded, list[Reject
     check = _RowChecker(_read_table(path, SALES_COLUMNS, SALES_OPTIONAL, caseless=("promo",)), path.name)
     for col in ("store", "sku"):
         check.required_text(col)
+    check.identifier("store")
+    check.sku()
     date = _dates(check)
     units = check.integer("units", minimum=0)
     price = check.integer("price_cents", minimum=1)
@@ -466,6 +513,9 @@ def _load_labels(path: Path, known: set[str] | None) -> tuple[Loaded, list[Rejec
     check = _RowChecker(_read_table(path, LABEL_COLUMNS, []), path.name)
     for col in LABEL_COLUMNS:
         check.required_text(col)
+    for col in ("label_id", "store", "gateway"):  # MQTT topic levels
+        check.identifier(col)
+    check.sku()
     tag_type = check.text("tag_type")
     check.flag(
         "tag_type",
@@ -488,6 +538,7 @@ def _load_competitors(path: Path, known: set[str] | None) -> tuple[Loaded, list[
     check = _RowChecker(_read_table(path, COMPETITOR_COLUMNS, []), path.name)
     for col in ("sku", "competitor"):
         check.required_text(col)
+    check.sku()
     date = _dates(check)
     price = check.integer("price_cents", minimum=1)
     # The same competitor's price for a SKU on one date twice: ambiguous, keep the first.

@@ -17,6 +17,10 @@ Kinds and their ``data``:
 - ``pushed`` (per label)  ``PushedData``: the desired state as recorded in the outbox
 - ``acked`` (per label)  ``AckedData``: the label displays (or scheduled) that version
 - ``failed`` (per label)  ``FailedData``
+- ``held`` (per SKU)  ``{"price_cents", "cost_cents", "reason"}``: the last gate
+  (pricing.store.last_gate) kept a price from the price book and the labels: not positive, no
+  cost on record (a cost of 0 counts as missing), below cost or outside a hard price rule.
+  ``price_cents`` is the price as given (a text when it was not whole cents). Replay ignores it.
 - ``reverted`` (per SKU)  ``{"price_cents", "reverted_correlation"}``: an operator undid a plan
 - ``kill_switch``  ``{"on": bool, "by": name}``
 """
@@ -46,6 +50,7 @@ EventKind = Literal[
     "pushed",
     "acked",
     "failed",
+    "held",
     "reverted",
     "kill_switch",
 ]

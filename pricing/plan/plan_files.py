@@ -9,6 +9,7 @@ time without losing either's decisions.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from pricing.core.ids import shown
 from pricing.core.errors import first_error
 from pricing.core.events import Event
 from pricing.plan.price_plan import PlanLine, PricePlan
@@ -31,15 +33,37 @@ class NotAwaitingApproval(PlanFileError):
     """A decision named a SKU whose change does not await approval."""
 
 
+def _problem(exc: ValidationError, raw: object) -> str:
+    """The first problem, naming the plan line and its SKU when it is in a line:
+    ``lines[3] (sku '0001'): new_cents: must be more than 0 cents, got 0``."""
+    errors = exc.errors()
+    loc = tuple(errors[0]["loc"]) if errors else ()
+    if len(loc) >= 2 and loc[0] == "lines" and isinstance(loc[1], int) and isinstance(raw, dict):
+        lines = raw.get("lines")
+        line = lines[loc[1]] if isinstance(lines, list) and loc[1] < len(lines) else None
+        sku = line.get("sku") if isinstance(line, dict) else None
+        where = f"lines[{loc[1]}]" + (f" (sku '{shown(sku)}')" if isinstance(sku, str) else "")
+        field = ".".join(str(part) for part in loc[2:])
+        return f"{where}: {field + ': ' if field else ''}{errors[0]['msg']}"
+    return first_error(exc, "plan")
+
+
 def read_plan(path: Path) -> PricePlan:
+    """Read and check a plan file; any problem is a PlanFileError of one line naming the file
+    (and, for a bad line, its index and SKU)."""
     if not path.is_file():
         raise PlanFileError(f"{path}: plan file not found")
+    raw: object = None
     try:
-        return PricePlan.read(path)
+        raw = json.loads(path.read_bytes())
+        return PricePlan.model_validate(raw)
     except ValidationError as exc:
+        n = exc.error_count()
         raise PlanFileError(
-            f"{path}: not a price plan: {first_error(exc, 'plan')} ({exc.error_count()} problems)"
+            f"{path}: not a price plan: {_problem(exc, raw)} ({n} problem{'' if n == 1 else 's'})"
         ) from None
+    except RecursionError:  # JSON nested thousands deep
+        raise PlanFileError(f"{path}: not a price plan: nested too deep") from None
     except ValueError as exc:  # not JSON, not UTF-8
         raise PlanFileError(f"{path}: not a price plan: {str(exc).splitlines()[0]}") from None
     except OSError as exc:

@@ -2,6 +2,15 @@
 
 A plan is plain data. It is written as JSON (the full record) and CSV (one line per SKU, for
 spreadsheets); money is decimal text in both, integer cents inside.
+
+A plan file is read back by ``esl-pricing apply`` and ``approve`` and by the review page, and a
+person may have edited it, so reading checks what would otherwise crash later or reach a label:
+prices are whole cents (an integer: never ``2.5``, ``"260"`` or ``true``), old and new prices are
+> 0, a cost is >= 0 or null, expected units and profits are finite numbers, a SKU is a SKU and
+appears once, the store and the plan id are ids (pricing.core.data.ID_PATTERN: the store is an
+MQTT topic level, the plan id a file name), the currency is three capitals and ``created_at``
+has a time zone. The last gate (pricing.store.last_gate) still checks every price against cost
+before it is pushed.
 """
 
 from __future__ import annotations
@@ -9,12 +18,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import numbers
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
+from pricing.core.ids import id_problem, shown, sku_problem
 from pricing.core.files import atomic_write_text
 from pricing.core.money import to_decimal
 
@@ -22,10 +34,59 @@ LineStatus = Literal["change", "keep", "held", "approval", "rejected"]
 PUSHED_STATUSES = ("change",)
 
 
+def _whole_cents(value: object) -> int:
+    """An integer (not a bool, a float or a text): money in a plan is whole cents."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise PydanticCustomError(
+            "whole_cents", "must be whole cents (an integer), got {value}", {"value": repr(value)}
+        )
+    return int(value)
+
+
+def _positive(cents: int) -> int:
+    if cents <= 0:
+        raise PydanticCustomError("positive_cents", "must be more than 0 cents, got {value}", {"value": cents})
+    return cents
+
+
+def _not_negative(cents: int | None) -> int | None:
+    if cents is not None and cents < 0:
+        raise PydanticCustomError("negative_cents", "must be 0 cents or more, got {value}", {"value": cents})
+    return cents
+
+
+def _check(problem: str | None) -> None:
+    if problem is not None:
+        raise PydanticCustomError("bad_id", "{problem}", {"problem": problem})
+
+
+def _sku(value: str) -> str:
+    _check(sku_problem(value))
+    return value
+
+
+def _id(value: str) -> str:
+    _check(id_problem(value))
+    return value
+
+
+def _currency(value: str) -> str:
+    if len(value) != 3 or not value.isascii() or not value.isalpha() or not value.isupper():
+        raise PydanticCustomError("currency", "must be an ISO 4217 code such as EUR, got '{value}'",
+                                  {"value": shown(value)})
+    return value
+
+
+PriceCents = Annotated[int, BeforeValidator(_whole_cents), AfterValidator(_positive)]
+CostCents = Annotated[int | None, BeforeValidator(lambda v: v if v is None else _whole_cents(v)),
+                      AfterValidator(_not_negative)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
 class PlanLine(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    sku: str
+    sku: Annotated[str, AfterValidator(_sku)]
     name: str
     category: str
     status: LineStatus = Field(
@@ -35,13 +96,13 @@ class PlanLine(BaseModel):
             "rejected: a change a pricing manager rejected (not pushed)"
         )
     )
-    old_cents: int
-    new_cents: int
-    cost_cents: int | None
-    units_old: float | None = Field(description="Expected units per day at the old price")
-    units_new: float | None = Field(description="Expected units per day at the new price")
-    profit_old_cents: float | None = Field(description="Expected profit per day at the old price, cents")
-    profit_new_cents: float | None = Field(description="Expected profit per day at the new price, cents")
+    old_cents: PriceCents
+    new_cents: PriceCents
+    cost_cents: CostCents
+    units_old: Finite | None = Field(description="Expected units per day at the old price")
+    units_new: Finite | None = Field(description="Expected units per day at the new price")
+    profit_old_cents: Finite | None = Field(description="Expected profit per day at the old price, cents")
+    profit_new_cents: Finite | None = Field(description="Expected profit per day at the new price, cents")
     binding_rule: str = Field(description="The rule that decided the price, or the reason it was held")
     explanation: str
     relaxed_rules: list[str] = Field(
@@ -79,15 +140,26 @@ class SolverStats(BaseModel):
 class PricePlan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    plan_id: str
-    created_at: datetime
-    store: str
-    currency: str
+    plan_id: Annotated[str, AfterValidator(_id)]
+    created_at: AwareDatetime
+    store: Annotated[str, AfterValidator(_id)]
+    currency: Annotated[str, AfterValidator(_currency)]
     model: str = Field(description="Which demand model scored the candidates")
     lines: list[PlanLine]
     solver: SolverStats
     rejected_rows: int = Field(default=0, description="Input rows rejected by validation")
     notes: list[str] = Field(default_factory=list, description="Plan-wide remarks: relaxed budget, unusable groups")
+
+    @model_validator(mode="after")
+    def _one_line_per_sku(self) -> PricePlan:
+        seen: set[str] = set()
+        for i, line in enumerate(self.lines):
+            if line.sku in seen:
+                raise PydanticCustomError(
+                    "duplicate_sku", "lines[{i}]: sku '{sku}' is in the plan twice", {"i": i, "sku": shown(line.sku)}
+                )
+            seen.add(line.sku)
+        return self
 
     @property
     def changes(self) -> list[PlanLine]:

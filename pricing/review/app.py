@@ -7,7 +7,9 @@ Pages: ``/`` (a plan: summary and sortable, filterable table; approve / reject),
 API under ``/api`` serves all of it and takes the decisions and pushes.
 
 Reading is open (the server binds to 127.0.0.1 by default); changing anything needs the
-configured secret (pricing.review.auth), and without one the app is read-only. User errors
+configured secret (pricing.review.auth), and without one the app is read-only; wrong secrets are
+throttled per client (429 at once, no sleeping), logging out revokes the session, and behind the
+configured trusted proxies the forwarded client address and scheme are believed. User errors
 answer with a status and one line (``{"error": "..."}`` under /api), never a traceback.
 Every response carries a strict Content-Security-Policy (no inline script, nothing from another
 origin) and API answers are never cached.
@@ -34,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, func, select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from label_gateway.outbox import LabelRow, Outbox
 from label_gateway.outbox import label_state as label_table
@@ -52,9 +55,11 @@ from pricing.review.auth import (
     READ_ONLY_MESSAGE,
     Auth,
     AuthError,
+    Throttle,
     User,
     check_same_origin,
     clean_name,
+    client_of,
 )
 from pricing.review.charts import price_history_svg
 from pricing.review.plans import PlanCatalog, PlanNotFound
@@ -137,7 +142,9 @@ class Review:
         self.clock = clock
         self.catalog = PlanCatalog(settings.plans_dir)
         self.files = StoreFiles(settings.data_dir)
-        self.auth = Auth(settings.secret, max_age_s=settings.login_max_age_s)
+        self.auth = Auth(settings.secret, max_age_s=settings.login_max_age_s, throttle=Throttle(
+            settings.auth_max_failures, settings.auth_window_s, settings.auth_lockout_s, settings.auth_max_clients,
+        ))
         self.topics = Topics(settings.store, prefix=settings.prefix)
         self._engine: Engine | None = None
         self._engine_lock = threading.Lock()
@@ -445,10 +452,13 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
+    if settings.trusted_proxies:
+        # X-Forwarded-Proto / -For only from these: request.url.scheme and request.client follow them.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
 
     # -- responses ------------------------------------------------------------------------------
     def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        user = review.auth.user(request)
+        user = review.auth.shown_user(request)
         try:
             blocked = review.blocked()
         except DatabaseError as exc:
@@ -484,8 +494,7 @@ def create_app(
 
     @app.exception_handler(AuthError)
     async def _auth_error(request: Request, exc: AuthError) -> Response:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return error_response(request, exc.status, str(exc), headers)
+        return error_response(request, exc.status, str(exc), exc.headers)
 
     def user_error(status: int, prefix: str) -> Callable[[Request, Exception], Awaitable[Response]]:
         async def handler(request: Request, exc: Exception) -> Response:
@@ -709,15 +718,19 @@ def create_app(
         target = _safe_next(next)
         if not review.auth.enabled:
             raise AuthError(403, READ_ONLY_MESSAGE)
-        if request.headers.get("origin") or request.headers.get("referer"):
-            check_same_origin(request)
-        who = clean_name(name)
-        if who is None:
-            return page(request, "login.html", status=400, next=target, name=name,
-                        error="Enter your name (1-64 characters) so decisions say who made them.")
-        if not review.auth.secret_matches(token):
-            time.sleep(0.5)  # slows down guessing
-            return page(request, "login.html", status=401, next=target, name=who, error="Wrong token or password.")
+        check_same_origin(request)
+        try:
+            review.auth.throttle.check(client_of(request))
+            who = clean_name(name)
+            if who is None:
+                return page(request, "login.html", status=400, next=target, name=name,
+                            error="Enter your name (1-64 characters) so decisions say who made them.")
+            if not review.auth.attempt(request, token):
+                return page(request, "login.html", status=401, next=target, name=who, error="Wrong token or password.")
+        except AuthError as refused:  # locked out after too many wrong tokens: at once, no sleeping
+            locked = page(request, "login.html", status=refused.status, next=target, name=name, error=f"{refused}.")
+            locked.headers.update(refused.headers or {})
+            return locked
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             COOKIE_NAME, review.auth.cookie_value(who), max_age=settings.login_max_age_s, httponly=True,
@@ -727,10 +740,11 @@ def create_app(
 
     @app.post("/logout")
     def logout(request: Request) -> Response:
-        if request.headers.get("origin") or request.headers.get("referer"):
-            check_same_origin(request)
+        check_same_origin(request)
+        review.auth.log_out(request)  # a copy of the cookie stops working too
         response = RedirectResponse("/", status_code=303)
-        response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
+        response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict",
+                               secure=request.url.scheme == "https")
         return response
 
     @app.get("/favicon.ico")

@@ -32,6 +32,8 @@ from sqlalchemy import Engine
 
 from label_gateway.outbox import Outbox
 from label_gateway.protocol import Topics
+from label_gateway.signing import SigningError
+from label_gateway.writer_lock import DEFAULT_WAIT_S, OutboxBusy, OutboxLock
 from pricing.core.money import to_decimal
 from pricing.review.settings import ReviewSettings
 from pricing.review.store_files import StoreFiles
@@ -78,6 +80,7 @@ class PushJob:
     recorded: list[str] = field(default_factory=list)  # SKUs whose new price the book took now
     already: list[str] = field(default_factory=list)  # SKUs the book already had at this price
     skipped: dict[str, str] = field(default_factory=dict)  # sku -> why it was not pushed
+    held: dict[str, str] = field(default_factory=dict)  # sku -> why the last gate held it (never pushed)
     labels: dict[str, list[str]] = field(default_factory=dict)  # sku -> its label ids
     progress: tuple[int, int] = (0, 0)
     report: dict[str, Any] = field(default_factory=dict)
@@ -174,7 +177,7 @@ class PushWorker:
             sync = sku_sync(job.labels.get(sku, []), rows, cents)
             if len(skus) < SKUS_SHOWN:  # a page shows at most a few hundred rows
                 skus[sku] = sync.as_dict()
-            if sku not in job.skipped:
+            if sku not in job.skipped and sku not in job.held:
                 for state, n in sync.counts.items():
                     totals[state] = totals.get(state, 0) + n
         return {
@@ -185,6 +188,7 @@ class PushWorker:
             "finished_at": job.finished_at.isoformat() if job.finished_at else None,
             "prices": {sku: str(to_decimal(cents)) for sku, cents in job.prices.items()},
             "recorded": job.recorded, "already_in_price_book": job.already, "skipped": job.skipped,
+            "held": job.held,
             "progress": {"done": job.progress[0], "total": job.progress[1]},
             "labels": totals, "skus": skus, "skus_truncated": len(skus) < len(job.prices), "report": job.report,
         }
@@ -198,7 +202,13 @@ class PushWorker:
             job.started_at = self.clock()
             job.state = "running"
             try:
-                self._run(job)
+                job.phase = "waiting for other pushes to this store's labels"
+                # One push per store outbox, across processes (the daemon, esl-pricing apply): enqueue + deliver.
+                with OutboxLock(self.engine(), self.settings.store, wait_s=DEFAULT_WAIT_S, stop=self.stopping.is_set):
+                    self._run(job)
+            except OutboxBusy as exc:  # nothing was recorded: the approval stays in the plan
+                job.state, job.phase = "blocked", "not pushed"
+                job.message = f"not pushed: {exc}; the approval is saved, push it again when that push is done"
             except Exception as exc:  # one line on the page, the traceback in the server log
                 log.exception("push %s of plan %s failed", job.id, job.plan_id)
                 job.state = "failed"
@@ -220,6 +230,12 @@ class PushWorker:
         if blocked is not None:
             job.state, job.phase = "blocked", "not pushed"
             job.message = f"not pushed: {blocked}; the approval is saved, push it when pushes are allowed again"
+            return
+        try:
+            signer = self.settings.signer()  # before anything is recorded: labels take signed states only
+        except SigningError as exc:
+            job.state, job.phase = "blocked", "not pushed"
+            job.message = f"not pushed: {exc}; the approval is saved"
             return
         engine = self.engine()
         store = self.settings.store
@@ -249,11 +265,14 @@ class PushWorker:
             else:
                 prices[sku] = cents
         if prices:
+            # The last gate: each price against products.csv's cost (no cost, or 0: held)
             recorded = record_prices(
                 book, outbox, events, prices, self.files.label_rows(),
                 currency=job.currency, correlation=job.plan_id, at=now,
+                costs={sku: product.cost_cents for sku, product in products.items()},
             )
             job.recorded = sorted(change.sku for change in recorded.changes)
+            job.held = {h.sku: h.line() for h in recorded.held}
         job.phase = "sending to the labels"
         stop = PushStop(self.stopping, self.blocked, stopping_reason="the review server is stopping")
 
@@ -262,7 +281,7 @@ class PushWorker:
 
         delivered = deliver_logged(
             outbox, events, self.settings.broker, self.topics, self.settings.delivery,
-            now=self.clock, deadline_s=self.settings.deadline_s, stop=stop, progress=progress,
+            signer=signer, now=self.clock, deadline_s=self.settings.deadline_s, stop=stop, progress=progress,
         )
         if delivered is None:
             job.state, job.phase = "done", "done"
@@ -291,4 +310,8 @@ def _outcome(summary: Mapping[str, Any], job: PushJob) -> str:
         parts.append(f"{_count(int(summary['waiting']), 'label')} still waiting (they stay in the outbox)")
     if job.skipped:
         parts.append(f"{_count(len(job.skipped), 'SKU')} skipped: price changed since the plan")
+    if job.held:
+        lines = list(job.held.values())
+        shown = "; ".join(lines[:5]) + (f"; and {len(lines) - 5} more" if len(lines) > 5 else "")
+        parts.append(f"{_count(len(job.held), 'price')} held by the last gate, not pushed: {shown}")
     return "; ".join(parts)

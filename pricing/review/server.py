@@ -77,6 +77,8 @@ class ReviewServer:
         self.app = create_app(settings, clock=clock, allowed_hosts=allowed)
         self._socket = _bind(host, port)
         self.port: int = self._socket.getsockname()[1]
+        # proxy_headers=False: the app believes X-Forwarded-* itself, from settings.trusted_proxies only
+        # (uvicorn's own default would trust 127.0.0.1 whatever the settings say).
         config = uvicorn.Config(
             self.app, log_level=log_level, access_log=False, lifespan="on", server_header=False,
             proxy_headers=False, timeout_graceful_shutdown=5,

@@ -14,6 +14,11 @@ kill-switch on` through the database) before it publishes anything, and a push i
 as soon as the kill switch is set, a freeze window begins or the daemon is asked to stop: what
 is left stays pending in the outbox (parked) and the next run resumes it. Everything that changes
 a price or a label goes to the event log. Time comes from the injected clock, so tests run a week.
+
+One daemon per store and database: ``claim()`` (called by ``start()``) takes the store's ``daemon``
+lock for the daemon's life, and a second daemon fails there with one line. Every cycle that
+enqueues and delivers holds the store's ``outbox`` lock (label_gateway/writer_lock.py), so a push
+of `esl-pricing apply` or the review page waits for it, and it for them.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from label_gateway.delivery import (
 )
 from label_gateway.outbox import LabelRow, Outbox
 from label_gateway.protocol import Topics
+from label_gateway.signing import KeyDirectory, Signer
+from label_gateway.writer_lock import DAEMON, DEFAULT_WAIT_S, OutboxLock
 from pricing.core.data import (
     DataError,
     StoreData,
@@ -59,7 +66,8 @@ from pricing.rules.config import load_rules
 from pricing.store.engine_config import EngineConfig, JobConfig
 from pricing.store.engine_state import HEARTBEAT, EngineFlags
 from pricing.store.event_log import EventLog
-from pricing.store.metrics import EngineMetrics
+from pricing.store.metrics import SECURITY_EVENTS, EngineMetrics
+from pricing.store.last_gate import hard_limits, held_lines, product_costs, relaxed_rules
 from pricing.store.price_book import PriceBook
 from pricing.store.price_push import (
     ack_latencies,
@@ -140,6 +148,8 @@ class StoreDaemon:
         self.say = say or (lambda text: log.info("%s", text))
         self._jobs = {job.id: job for job in config.jobs}
         self._push_lock = threading.Lock()
+        self._daemon_lock: OutboxLock | None = None  # one daemon per store and database (claim())
+        self._signer: Signer | None = None
 
     # -- paths --------------------------------------------------------------------------------
     @property
@@ -157,6 +167,14 @@ class StoreDaemon:
     @property
     def rules_path(self) -> Path:
         return self.config.resolve("rules", self.config_dir)
+
+    @property
+    def signer(self) -> Signer:
+        """The engine's current signing key (``signing_keys``), read once; SigningError (one line)
+        when there is none: the labels take signed desired states only."""
+        if self._signer is None:
+            self._signer = KeyDirectory(self.config.signing_keys_dir(self.config_dir)).signer()
+        return self._signer
 
     @property
     def job_prefix(self) -> str:
@@ -182,10 +200,23 @@ class StoreDaemon:
             by=f"daemon pid {os.getpid()}",
         )
 
+    def _outbox_lock(self) -> OutboxLock:
+        """The store's outbox lock, around every enqueue + deliver: a push from `esl-pricing apply`, the
+        review page or another process never interleaves with the daemon's (a stop ends the wait)."""
+        return OutboxLock(self.engine, self.store, wait_s=DEFAULT_WAIT_S, stop=self.stopping.is_set)
+
     # -- running --------------------------------------------------------------------------------
+    def claim(self) -> None:
+        """Take the store's daemon lock for this daemon's life (released by ``shutdown()``, or by the
+        OS / database server when the process dies). A second daemon for the same store on the same
+        database gets OutboxBusy (one line) here, before it records or schedules anything."""
+        if self._daemon_lock is None:
+            self._daemon_lock = OutboxLock(self.engine, self.store, DAEMON).acquire(0)
+
     def start(self) -> None:
         """Record the start and schedule the jobs (``resume()`` then delivers what a previous run left)."""
         global _ACTIVE
+        self.claim()
         _ACTIVE = self
         self._record("daemon_started", data={"calendar": self.config.calendar.model_dump(mode="json"), "pid": os.getpid()})
         self._heartbeat("running")
@@ -233,6 +264,9 @@ class StoreDaemon:
         self._heartbeat("stopped")
         if _ACTIVE is self:
             _ACTIVE = None
+        if self._daemon_lock is not None:
+            self._daemon_lock.release()
+            self._daemon_lock = None
 
     def run_job(self, job_id: str) -> CycleResult:
         job = self._jobs.get(job_id)
@@ -298,31 +332,41 @@ class StoreDaemon:
         if blocked is not None:  # the switch was thrown while the plan was made
             result.result, result.detail = _skip_result(blocked), blocked
             return result
-        self._push_prices(plan.new_prices(), store, plan.currency, plan.plan_id, result)
+        prices = plan.new_prices()
+        gate = {  # the last gate: products.csv's costs, the rules' hard price bounds, what the plan relaxed
+            "costs": product_costs(store.products), "limits": hard_limits(store.products, rules, prices),
+            "relaxed": relaxed_rules(plan.changes),
+        }
+        self._push_prices(prices, store, plan.currency, plan.plan_id, result, gate)
         return result
 
     def reconcile(self, job: JobConfig) -> CycleResult:
         """Give labels that never had a price (new ones) the price book's price, send again what
         labels do not show (failed ones too) and whatever is still open."""
         now = self.clock.now()
-        try:
-            synced = len(self._sync(now))
-            note = ""
-        except (DataError, ConfigError) as exc:  # the labels still get what the outbox holds
-            synced, note = 0, f"no sync of new labels: {str(exc).splitlines()[0]}"
-        reopened = self.outbox.reopen(at_us=epoch_us(now))
-        result = CycleResult(job.id, job.kind, "ok", detail=note, extra={"reopened": reopened, "synced": synced})
-        self._deliver(result)  # returns at once when nothing is open
+        with self._outbox_lock():
+            try:
+                synced = len(self._sync(now))
+                note = ""
+            except (DataError, ConfigError) as exc:  # the labels still get what the outbox holds
+                synced, note = 0, f"no sync of new labels: {str(exc).splitlines()[0]}"
+            reopened = self.outbox.reopen(at_us=epoch_us(now))
+            result = CycleResult(job.id, job.kind, "ok", detail=note, extra={"reopened": reopened, "synced": synced})
+            self._deliver(result)  # returns at once when nothing is open
         return result
 
     def _sync(self, now: datetime) -> list[LabelRow]:
         """Queue the price book's price for labels that do not have it yet (sync_labels)."""
         shelf = load_shelf(self.data_dir)
         rules = load_rules(self.rules_path)
-        return sync_labels(
+        synced = sync_labels(
             self.price_book, self.outbox, self.events, shelf.label_rows(), file_prices=shelf_prices(shelf.products),
-            currency=rules.currency, at=now, correlation=f"sync-{now:%Y%m%dT%H%M%SZ}",
-        ).pushed
+            costs=product_costs(shelf.products), currency=rules.currency, at=now,
+            correlation=f"sync-{now:%Y%m%dT%H%M%SZ}",
+        )
+        for line in held_lines(synced.held, limit=50):  # the last gate's (each also a held event)
+            self.say(line)
+        return synced.pushed
 
     def retrain(self, job: JobConfig) -> CycleResult:
         store = load_store(self.data_dir)
@@ -338,7 +382,8 @@ class StoreDaemon:
 
         def body() -> CycleResult:
             result = CycleResult("resume", "reconcile", "ok")
-            self._deliver(result)
+            with self._outbox_lock():
+                self._deliver(result)
             return result
 
         return self._cycle("resume", "reconcile", body)
@@ -366,13 +411,19 @@ class StoreDaemon:
         return out
 
     def _push_prices(
-        self, prices: dict[str, int], store: StoreData, currency: str, correlation: str, result: CycleResult
+        self, prices: dict[str, int], store: StoreData, currency: str, correlation: str, result: CycleResult,
+        gate: dict[str, Any] | None = None,
     ) -> None:
-        with self._push_lock:
+        with self._push_lock, self._outbox_lock():
             recorded = record_prices(
                 self.price_book, self.outbox, self.events, prices, label_rows(store.labels),
                 currency=currency, correlation=correlation, at=self.clock.now(),
+                **(gate or {"costs": {}}),  # no costs given: the last gate holds every price
             )
+            if recorded.held:  # the last gate kept these out (each a held event); the rest goes ahead
+                result.extra["held"] = [{"sku": h.sku, "reason": h.reason} for h in recorded.held]
+                for line in held_lines(recorded.held, limit=50):
+                    self.say(line)
             result.pushed_labels = len(recorded.pushed)
             result.extra["already_shown"] = recorded.enqueued.already_shown
             self.metrics.pushes("already_shown", recorded.enqueued.already_shown)
@@ -385,7 +436,7 @@ class StoreDaemon:
         try:
             delivered = deliver_logged(
                 self.outbox, self.events, self.address, self.topics, settings,
-                now=self.clock.now, deadline_s=self.config.delivery.deadline_s, stop=stop,
+                signer=self.signer, now=self.clock.now, deadline_s=self.config.delivery.deadline_s, stop=stop,
             )
         except Exception:
             self.metrics.broker(False)
@@ -409,6 +460,10 @@ class StoreDaemon:
         result.waiting += int(s["waiting"])  # type: ignore[call-overload]
         for state in ("confirmed", "failed", "waiting", "scheduled"):
             self.metrics.pushes(state, int(s[state]))  # type: ignore[call-overload]
+        self.metrics.security_events(s)
+        tampering = {kind: s[kind] for kind in SECURITY_EVENTS if s.get(kind)}
+        if tampering:
+            self.say(f"signs of tampering in this push: {tampering} (docs/security.md)")
 
 
 def _skip_result(blocked: str) -> str:

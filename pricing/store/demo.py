@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +19,8 @@ from label_gateway.delivery import DeliveryReport, DeliverySettings
 from label_gateway.embedded_broker import EmbeddedBroker
 from label_gateway.outbox import Outbox
 from label_gateway.protocol import DEFAULT_PREFIX, Topics
+from label_gateway.signing import KeyDirectory
+from label_gateway.writer_lock import OutboxLock
 from pricing.core.data import StoreData, competitor_reference, load_store, shelf_prices
 from pricing.core.database import open_engine
 from pricing.core.timing import StageTimer
@@ -28,6 +30,7 @@ from pricing.plan.cycle import run_pricing_cycle
 from pricing.plan.price_plan import PricePlan
 from pricing.rules.config import RulesConfig, load_rules
 from pricing.store.event_log import EventLog
+from pricing.store.last_gate import HeldPrice, hard_limits, product_costs, relaxed_rules
 from pricing.store.price_book import PriceBook
 from pricing.store.price_push import (
     deliver_logged,
@@ -35,7 +38,7 @@ from pricing.store.price_push import (
     record_prices,
     sync_labels,
 )
-from simulator.gateways import Displayed, SimulatedGateways
+from simulator.gateways import Displayed, GatewayOptions, SimulatedGateways
 from simulator.store import generate_store
 
 
@@ -67,6 +70,7 @@ class DemoResult:
     synced: DeliveryReport  # the shelf sync before the plan: every label gets today's price
     address: BrokerAddress
     database: Path
+    held: list[HeldPrice] = field(default_factory=list)  # the last gate's, at the shelf sync and the push
 
     def summary(self) -> dict[str, object]:
         return {
@@ -74,6 +78,7 @@ class DemoResult:
             "changed": len(self.plan.changes),
             "awaiting_approval": len(self.plan.awaiting_approval),
             "held": len(self.plan.held),
+            "held_at_push": len(self.held),
             "rejected_rows": len(self.store.rejects),
             "labels_confirmed": len(self.delivery.confirmed),
             "labels_failed": len(self.delivery.failed),
@@ -148,7 +153,13 @@ def run_demo(
         label_rows = store.label_rows()
         with timer.stage("start gateways"):
             progress("start gateways", None, None)
-            simulator = stack.enter_context(SimulatedGateways(address, topics, label_rows))
+            # The engine signs every desired state; the simulated labels hold its public key and take
+            # nothing else. The key pair is made on the first run and kept in the workdir.
+            keys = KeyDirectory(options.workdir / "keys")
+            keys.create()
+            signer = keys.signer()
+            gateway_options = GatewayOptions(trusted_keys=keys.trusted())
+            simulator = stack.enter_context(SimulatedGateways(address, topics, label_rows, options=gateway_options))
         with timer.stage("price book"):
             progress("price book", None, None)
             engine = open_engine(_fresh_database(options.workdir / "engine.db"))
@@ -156,26 +167,33 @@ def run_demo(
             _seed_price_book(book, log, store, plan.currency, options.history_days)
         settings = DeliverySettings(ack_timeout_s=options.ack_timeout_s)
         outbox = Outbox(engine, store.store_id)
+        # The sync and the push hold the store's outbox lock; released before `hold` (the review page pushes too).
+        writer = stack.enter_context(OutboxLock(engine, store.store_id))
         with timer.stage("shelf sync"):
             # New labels start blank: each gets today's price before the plan's changes.
-            sync_labels(book, outbox, log, label_rows, file_prices=shelf_prices(store.products), currency=plan.currency,
-                        at=datetime.now(UTC), correlation="shelf-sync")
+            # Every price passes the last gate first: a SKU with no cost on record keeps a blank label.
+            costs = product_costs(store.products)
+            shelf = sync_labels(book, outbox, log, label_rows, file_prices=shelf_prices(store.products), costs=costs,
+                                currency=plan.currency, at=datetime.now(UTC), correlation="shelf-sync")
             synced = deliver_logged(
-                outbox, log, address, topics, settings, now=lambda: datetime.now(UTC),
+                outbox, log, address, topics, settings, signer=signer, now=lambda: datetime.now(UTC),
                 progress=lambda done, total: progress("shelf sync", done, total),
             )
         with timer.stage("push + acks"):
             now = datetime.now(UTC)
+            prices = plan.new_prices()
             recorded = record_prices(
-                book, outbox, log, plan.new_prices(), label_rows, currency=plan.currency,
-                correlation=plan.plan_id, at=now,
+                book, outbox, log, prices, label_rows, currency=plan.currency,
+                correlation=plan.plan_id, at=now, costs=costs, limits=hard_limits(store.products, rules, prices),
+                relaxed=relaxed_rules(plan.changes),
             )
             delivered = deliver_logged(
-                outbox, log, address, topics, settings,
+                outbox, log, address, topics, settings, signer=signer,
                 now=lambda: datetime.now(UTC), progress=lambda done, total: progress("push + acks", done, total),
             )
             delivery = delivered.report if delivered is not None else DeliveryReport()
             delivery.enqueued = recorded.enqueued
+        writer.release()
         shown = simulator.displayed()
         mismatched = [
             o.label_id
@@ -185,6 +203,7 @@ def run_demo(
         result = DemoResult(
             store, plan, delivery, shown, mismatched, broker_name, timer, plan_files, model_path, training.metrics,
             synced.report if synced is not None else DeliveryReport(), address, options.workdir / "engine.db",
+            shelf.held + recorded.held,
         )
         if hold is not None:
             hold(result)  # the broker and the simulated labels keep running until it returns

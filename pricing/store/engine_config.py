@@ -40,6 +40,7 @@ from pydantic import (
 )
 
 from label_gateway.delivery import DeliverySettings
+from label_gateway.signing import KEYS_ENV
 from pricing.core.store_calendar import StoreCalendar
 from pricing.core.yaml_config import load_yaml_model
 
@@ -59,13 +60,14 @@ __all__ = [
 ]
 
 DATABASE_ENV = "ESL_DATABASE"
+SIGNING_KEYS_ENV = KEYS_ENV  # overrides signing_keys, as DATABASE_ENV overrides database
 DEFAULT_DATABASE = "esl-engine.db"
 
 JobKind = Literal["reprice", "markdown", "reconcile", "retrain"]
 JOB_ID_PATTERN = re.compile(r"^[a-z0-9-]+$")
 EVERY_PATTERN = re.compile(r"^\s*([0-9]+)\s*([smhd])\s*$")
 _EVERY_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-PATH_FIELDS = ("data_dir", "rules", "model_dir", "plans_dir")
+PATH_FIELDS = ("data_dir", "rules", "model_dir", "plans_dir", "signing_keys")
 
 TopicLevel = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^/+#\s]+$")]
 TopicPrefix = Annotated[
@@ -414,11 +416,17 @@ class EngineConfig(_Strict):
         title="Plans folder",
         description="Where price plans are written (relative to this file's folder).",
     )
+    signing_keys: Path = Field(
+        default=Path("keys"),
+        title="Signing keys",
+        description="The engine's signing-key directory (esl-pricing keys create; relative to this file's folder): "
+        "every desired state is signed with its current key, and labels take nothing else.",
+    )
     broker: str = Field(
         default="mqtt://127.0.0.1:1883",
         title="Broker",
-        description="MQTT broker, mqtt://HOST:PORT; credentials come from ESL_MQTT_USERNAME / ESL_MQTT_PASSWORD, "
-        "never from this file.",
+        description="MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT (TLS); credentials and certificates come "
+        "from ESL_MQTT_USERNAME / ESL_MQTT_PASSWORD(_FILE) / ESL_MQTT_CA_FILE ..., never from this file.",
     )
     prefix: TopicPrefix = Field(default="esl", title="Topic prefix", description="MQTT topic prefix.")
     calendar: StoreCalendar = Field(
@@ -516,6 +524,12 @@ class EngineConfig(_Strict):
         if not path.is_absolute():
             path = self._folder(config_dir) / path
         return Path(os.path.normpath(path.absolute()))
+
+    def signing_keys_dir(self, config_dir: Path | str | None = None) -> Path:
+        """The engine's signing-key directory: ``ESL_SIGNING_KEYS`` when set (as given), else
+        ``signing_keys`` relative to the config's folder."""
+        override = os.environ.get(SIGNING_KEYS_ENV)
+        return Path(override) if override else self.resolve("signing_keys", config_dir)
 
     def database_target(self, config_dir: Path | str | None = None) -> str:
         """See ``database_target``."""

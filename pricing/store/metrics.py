@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Literal, Self, get_args
 
@@ -54,6 +54,7 @@ CycleResultName = Literal["ok", "failed", "frozen", "kill_switch", "missed", "pa
 PushResultName = Literal["confirmed", "failed", "waiting", "scheduled", "already_shown"]
 CYCLE_RESULTS: tuple[str, ...] = get_args(CycleResultName)
 PUSH_RESULTS: tuple[str, ...] = get_args(PushResultName)
+SECURITY_EVENTS: tuple[str, ...] = ("signature_rejections", "forged_versions", "foreign_acks")
 
 # A cycle: a frozen one takes milliseconds, a full reprice with a push minutes, a retrain longer.
 CYCLE_SECONDS_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
@@ -140,8 +141,17 @@ class EngineMetrics:
             "esl_last_cycle_timestamp_seconds", "When each job last finished a cycle (Unix time).", ["job"],
             registry=r,
         )
+        self.security_events_total = Counter(
+            "esl_security_events_total",
+            "Signs of tampering seen while delivering: labels refusing a state for its signature "
+            "(signature_rejections), labels claiming a version the engine never issued (forged_versions), "
+            "acks on another gateway's topic (foreign_acks).",
+            ["kind"], registry=r,
+        )
         for result in PUSH_RESULTS:  # present (as 0) from the first scrape
             self.pushes_total.labels(result=result)
+        for kind in SECURITY_EVENTS:
+            self.security_events_total.labels(kind=kind)
 
     # -- recording ------------------------------------------------------------------------------
     def declare_jobs(self, jobs: Iterable[tuple[str, str]]) -> None:
@@ -176,6 +186,13 @@ class EngineMetrics:
             raise ValueError(f"push count must not be negative, got {count}")
         if count:
             self.pushes_total.labels(result=result).inc(count)
+
+    def security_events(self, counts: Mapping[str, object]) -> None:
+        """Add a push's tampering counters (the ``SECURITY_EVENTS`` keys of its report summary)."""
+        for kind in SECURITY_EVENTS:
+            count = counts.get(kind)
+            if isinstance(count, int) and count > 0:
+                self.security_events_total.labels(kind=kind).inc(count)
 
     def ack_latency(self, seconds: float) -> None:
         self.ack_latency_seconds.observe(max(0.0, seconds))

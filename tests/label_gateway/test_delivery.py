@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from pricing.core.timestamps import now_us
+
 from label_gateway import broker, delivery
 from label_gateway.broker import (
     BrokerAddress,
@@ -150,16 +152,22 @@ def test_effective_at_switches_every_label_at_the_instant(mqtt_broker, topics: T
     assert all(r.state == "confirmed" and r.confirmed_price_cents == r.price_cents for r in outbox.rows())
 
 
-def test_label_ahead_of_a_restored_database_is_brought_to_the_plan(mqtt_broker, topics: Topics, tmp_path: Path) -> None:
+def test_a_label_ahead_of_the_outbox_is_an_alarm_never_arithmetic(mqtt_broker, topics: Topics, tmp_path: Path) -> None:
+    """A label claiming a version this outbox never issued (another engine, a forged state, a
+    restored backup) is re-pushed once with the engine's own version, then failed with the reason;
+    the engine never issues a version derived from the claim."""
     labels = LABELS[:3]
     with SimulatedGateways(mqtt_broker.address, topics, labels) as sim:
         newer = _outbox(tmp_path, "newer.db")
-        newer.enqueue([LabelUpdate(lbl, gw, sku, 999, "EUR", "p", version=10**17) for lbl, gw, sku in labels])
+        ahead = now_us() + 10**12  # eleven days ahead of the clock
+        newer.enqueue([LabelUpdate(lbl, gw, sku, 999, "EUR", "p", version=ahead) for lbl, gw, sku in labels])
         LabelDelivery(mqtt_broker.address, topics, newer, FAST).run()
-        restored = _outbox(tmp_path, "restored.db")  # an older backup: its versions are lower
+        restored = _outbox(tmp_path, "restored.db")
         report = _push(mqtt_broker.address, topics, restored, {sku: 150 for _, _, sku in labels}, labels=labels)
-        assert len(report.confirmed) == 3 and report.version_bumps == 3
-        assert {v.price_cents for v in sim.displayed().values()} == {150}
+        assert report.forged_versions == 6 and len(report.failed) == 3  # each re-pushed once, then failed
+        assert all("never issued" in o.detail for o in report.failed)
+        assert max(row.version for row in restored.rows()) < ahead  # no version taken from a claim
+        assert {v.price_cents for v in sim.displayed().values()} == {999}
 
 
 def test_unreachable_broker_is_one_clear_error(topics: Topics, tmp_path: Path) -> None:

@@ -229,19 +229,57 @@ def test_broker_gone_too_long_ends_the_push_with_labels_waiting(tmp_path) -> Non
     assert report.broker_lost and [o.detail for o in report.waiting] == ["broker unreachable"] * 2
 
 
-def test_label_showing_a_newer_version_gets_one_above_it(tmp_path) -> None:
+def test_a_label_claiming_a_version_never_issued_is_re_pushed_once_then_failed(tmp_path) -> None:
     run, client, outbox = _run(tmp_path, labels=1)
     run.tick(0.0)
     (state,) = client.take()
-    _deliver(run, "gw-0", [_ack(state, "stale", shown_version=state.version + 50)])
+    forged = 2**63 - 1  # what a forged state poisoned the label with
+    _deliver(run, "gw-0", [_ack(state, "stale", shown_version=forged)])
     run.tick(0.1)
     (again,) = client.take()
-    assert again.version == state.version + 51 and again.price_cents == state.price_cents
-    _deliver(run, "gw-0", [_ack(again)])
+    assert again.version == state.version  # the engine's own version, never one above the claim
+    _deliver(run, "gw-0", [_ack(again, "stale", shown_version=forged)])
     run.tick(0.2)
+    assert client.take() == []
     report = run.finish()
-    assert report.version_bumps == 1 and len(report.confirmed) == 1
-    assert outbox.rows()[0].confirmed_version == state.version + 51
+    assert report.forged_versions == 2 and "never issued" in report.failed[0].detail
+    (row,) = outbox.rows()
+    assert (row.version, row.state) == (state.version, "failed")
+    outbox.enqueue([LabelUpdate("L0", "gw-0", "0000", 101, "EUR", "plan-2")])  # the next plan still works
+    assert outbox.rows()[0].version > state.version
+
+
+def test_acks_count_only_from_the_labels_own_gateway(tmp_path) -> None:
+    run, client, _ = _run(tmp_path, labels=2)
+    run.tick(0.0)
+    sent = {s.label: s for s in client.take()}
+    label_of_gw0 = sent["L0"]
+    _deliver(run, "gw-1", [_ack(label_of_gw0)])  # gw-1 speaks for gw-0's label
+    _deliver(run, "evil", [_ack(label_of_gw0, "rejected", reason="x")])  # a gateway the store does not have
+    forged_batch = GatewayAcks.of("gw-0", [_ack(label_of_gw0)]).to_json()
+    run.owner._inbox.append(Message(TOPICS.ack("gw-1"), forged_batch))  # a batch naming another gateway
+    run.tick(0.1)
+    assert run.rows["L0"].state == "sent" and run.report.foreign_acks == 3
+    _ack_all(run, list(sent.values()))
+    run.tick(0.2)
+    assert len(run.finish().confirmed) == 2
+
+
+def test_signed_states_verify_and_a_batch_shares_one_signature(tmp_path) -> None:
+    from label_gateway.signing import Signer
+
+    signer = Signer.generate()
+    run, client, _ = _run(tmp_path, labels=6)
+    run.owner.signer = signer
+    run.tick(0.0)
+    states = client.take()
+    trusted = signer.trusted()
+    assert all(trusted.verify(s.signed_proof(), s.signed_message("store-1")) is None for s in states)
+    assert len({s.signature for s in states}) == 1 and {s.proof_size for s in states} == {6}
+    tampered = states[0].model_copy(update={"price_cents": 1, "price": "0.01"})
+    assert trusted.verify(tampered.signed_proof(), tampered.signed_message("store-1")) == "signature: invalid"
+    other_store = trusted.verify(states[0].signed_proof(), states[0].signed_message("store-2"))
+    assert other_store == "signature: invalid"
 
 
 def test_scheduled_counts_as_delivered_and_displayed_confirms_later(tmp_path) -> None:

@@ -734,3 +734,95 @@ def test_competitor_reference_of_a_loaded_file(tmp_path: Path) -> None:
         "2026-10-02,0123,compB,119",
     )
     assert competitor_reference(load_competitors(path).frame).to_dict() == {"0123": 119}
+
+
+# -- ids: what becomes an MQTT topic level, and SKUs ------------------------------------------------
+
+ID_RULE = "has a character other than A-Z a-z 0-9 . _ -"
+
+
+def test_id_pattern_is_one_exported_constant() -> None:
+    assert data.ID_PATTERN.fullmatch("L-0001_a.B")
+    assert data.ID_PATTERN.fullmatch("x" * 64) and not data.ID_PATTERN.fullmatch("x" * 65)
+    for bad in ("", "L#1", "L+1", "gw/1", "L\x001", "L 1", "Lé", "L\n1"):
+        assert not data.ID_PATTERN.fullmatch(bad), bad
+
+
+def test_label_ids_gateways_and_stores_must_be_topic_levels(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_bytes(
+        "\n".join([
+            LABELS_HEADER,
+            "L1,store-001,gw-1,0001,2.9",
+            "L#1,store-001,gw-1,0002,2.9",
+            "L+1,store-001,gw-1,0003,2.9",
+            "L\x001,store-001,gw-1,0004,2.9",
+            "L" + "x" * 64 + ",store-001,gw-1,0005,2.9",
+            "L6,store-001,gw/1,0006,2.9",
+            "L7,store#1,gw-1,0007,2.9",
+            "L8.a_b-C,store-001,gw.2_b-C,0008,1.54",
+        ]).encode() + b"\n"
+    )
+    loaded = load_labels(path)
+    assert by_row(loaded.rejects) == {
+        3: f"label_id {ID_RULE}: 'L#1'",
+        4: f"label_id {ID_RULE}: 'L+1'",
+        5: f"label_id {ID_RULE}: 'L\\x001'",
+        6: "label_id is 65 characters long, at most 64 allowed: 'L" + "x" * 64 + "'",
+        7: f"gateway {ID_RULE}: 'gw/1'",
+        8: f"store {ID_RULE}: 'store#1'",
+    }
+    assert [str(r) for r in loaded.rejects][0] == f"labels.csv:3: label_id {ID_RULE}: 'L#1'"
+    assert list(loaded.frame["label_id"]) == ["L1", "L8.a_b-C"]
+    assert all("\x00" not in str(r) and "\n" not in str(r) for r in loaded.rejects)
+
+
+def test_an_empty_id_keeps_its_empty_reason(tmp_path: Path) -> None:
+    path = write(tmp_path / "labels.csv", LABELS_HEADER, ",store-001,gw-1,0001,2.9")
+    assert by_row(load_labels(path).rejects) == {2: "label_id is empty"}
+
+
+def test_sales_store_must_be_a_topic_level(tmp_path: Path) -> None:
+    path = write(tmp_path / "sales.csv", SALES_HEADER, "2026-10-01,S/1,0123,2,99,0", "2026-10-01,S1,0123,2,99,0")
+    assert by_row(load_sales(path).rejects) == {2: f"store {ID_RULE}: 'S/1'"}
+
+
+def test_skus_may_hold_any_printable_text_but_no_control_character_nor_more_than_64(tmp_path: Path) -> None:
+    """A SKU never becomes a topic level ('/', '+', '#' are fine), but it is stored in 64-character
+    database columns and a NUL byte cannot be stored in PostgreSQL at all."""
+    path = tmp_path / "products.csv"
+    long = "9" * 65
+    path.write_bytes(
+        "\n".join([
+            PRODUCTS_HEADER,
+            "AB/12+3#4,Tea,drinks,Leaf,1,pc,50,99",
+            "A\x00B,Tea,drinks,Leaf,1,pc,50,99",
+            "A\x1bC,Tea,drinks,Leaf,1,pc,50,99",
+            f"{long},Tea,drinks,Leaf,1,pc,50,99",
+            f"{long[:64]},Tea,drinks,Leaf,1,pc,50,99",
+        ]).encode() + b"\n"
+    )
+    loaded = load_products(path)
+    assert by_row(loaded.rejects) == {
+        3: "sku has a control character: 'A\\x00B'",
+        4: "sku has a control character: 'A\\x1bC'",
+        5: f"sku is 65 characters long, at most 64 allowed: '{long}'",
+    }
+    assert list(loaded.frame["sku"]) == ["AB/12+3#4", long[:64]]
+
+
+def test_the_sku_rule_holds_in_every_file(tmp_path: Path) -> None:
+    write(tmp_path / "products.csv", PRODUCTS_HEADER, "0123,Milk,dairy,Farm,1,l,55,99")
+    (tmp_path / "sales.csv").write_bytes(f"{SALES_HEADER}\n2026-10-01,S1,01\x0023,2,99,0\n".encode())
+    (tmp_path / "labels.csv").write_bytes(f"{LABELS_HEADER}\nL1,S1,gw-1,01\x0023,2.9\n".encode())
+    (tmp_path / "competitors.csv").write_bytes(f"{COMPETITORS_HEADER}\n2026-10-01,01\x0023,compA,99\n".encode())
+    store = load_store(tmp_path)
+    assert {(r.file, r.row): r.reason for r in store.rejects} == {
+        (name, 2): "sku has a control character: '01\\x0023'"
+        for name in ("sales.csv", "labels.csv", "competitors.csv")
+    }
+
+
+def test_shown_values_are_one_line_and_cut() -> None:
+    assert data.shown("a\nb\x00") == "a\\x0ab\\x00"
+    assert len(data.shown("x" * 500)) == 80

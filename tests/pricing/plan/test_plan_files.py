@@ -97,3 +97,79 @@ def test_concurrent_decisions_from_several_processes_are_all_kept(tmp_path: Path
         i = int(line.sku)
         assert line.status == ("change" if i % 2 == 0 else "rejected") and line.decided_by == f"user-{line.sku}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plan-a.csv", "plan-a.json"]
+
+
+# -- a plan file a person edited: one line naming the file, the line and its SKU -----------------------
+
+
+def _edited(tmp_path: Path, **changes: object) -> Path:
+    """A plan file of two lines whose second line (sku 0002) has ``changes``; top-level keys with
+    a ``plan__`` prefix change the plan itself."""
+    import json
+
+    path = _plan("plan-a", AT, [_line("0001", "change"), _line("0002", "change")]).write(tmp_path)[0]
+    raw = json.loads(path.read_text())
+    for key, value in changes.items():
+        if key.startswith("plan__"):
+            raw[key.removeprefix("plan__")] = value
+        else:
+            raw["lines"][1][key] = value
+    path.write_text(json.dumps(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("new_cents", 0, "new_cents: must be more than 0 cents, got 0"),
+        ("new_cents", -1, "new_cents: must be more than 0 cents, got -1"),
+        ("new_cents", 2.5, "new_cents: must be whole cents (an integer), got 2.5"),
+        ("new_cents", "260", "new_cents: must be whole cents (an integer), got '260'"),
+        ("new_cents", True, "new_cents: must be whole cents (an integer), got True"),
+        ("new_cents", None, "new_cents: must be whole cents (an integer), got None"),
+        ("old_cents", 0, "old_cents: must be more than 0 cents, got 0"),  # change_pct divides by it
+        ("cost_cents", -5, "cost_cents: must be 0 cents or more, got -5"),
+        ("cost_cents", 9.5, "cost_cents: must be whole cents (an integer), got 9.5"),
+        ("profit_new_cents", float("nan"), "profit_new_cents: Input should be a finite number"),
+        ("units_old", float("inf"), "units_old: Input should be a finite number"),
+    ],
+)
+def test_a_bad_price_in_a_plan_file_is_one_line_naming_file_line_and_sku(
+    tmp_path: Path, field: str, value: object, message: str
+) -> None:
+    path = _edited(tmp_path, **{field: value})
+    with pytest.raises(PlanFileError) as info:
+        read_plan(path)
+    text = str(info.value)
+    assert text == f"{path}: not a price plan: lines[1] (sku '0002'): {message} (1 problem)"
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"sku": "0001"}, "lines[1]: sku '0001' is in the plan twice"),
+        ({"sku": "A\x00B"}, "lines[1] (sku 'A\\x00B'): sku: sku has a control character: 'A\\x00B'"),
+        ({"plan__store": "store/1"}, "store: id has a character other than"),
+        ({"plan__plan_id": "../../etc/x"}, "plan_id: id has a character other than"),
+        ({"plan__currency": "eur"}, "currency: must be an ISO 4217 code such as EUR, got 'eur'"),
+        ({"plan__created_at": "2026-11-01T06:00:00"}, "created_at: Input should have timezone info"),
+        ({"plan__lines": "x"}, "lines: Input should be a valid list"),
+    ],
+)
+def test_other_plan_fields_that_would_crash_later_are_one_line_too(
+    tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(PlanFileError, match="not a price plan") as info:
+        read_plan(_edited(tmp_path, **changes))
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_plan_that_is_not_an_object_or_nested_too_deep_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(PlanFileError, match="not a price plan"):
+        read_plan(path)
+    path.write_text("[]")
+    with pytest.raises(PlanFileError, match="not a price plan: plan: Input should be a valid dictionary"):
+        read_plan(path)

@@ -159,3 +159,23 @@ def test_deciding_one_member_of_a_group_decides_its_waiting_mates() -> None:
     assert plan.decide(["0006"], approve=True, by="alice", at=NOW) == ["0006", "0002"]
     assert [line.sku for line in plan.awaiting_approval] == ["0003", "0007"]
     assert plan.decide(["0007", "0003"], approve=False, by="bob", at=NOW) == ["0007", "0003"]
+
+
+def test_prices_are_whole_positive_cents_numpy_integers_included() -> None:
+    import numpy as np
+    from pydantic import ValidationError
+
+    assert line("0001", "change", np.int64(200), np.int32(210)).new_cents == 210
+    for bad in (0, -1, 2.5, 210.0, "210", True):
+        with pytest.raises(ValidationError, match="new_cents"):
+            line("0001", "change", 200, bad)  # type: ignore[arg-type]
+    assert line("0001", "held", 200, cost_cents=0).cost_cents == 0  # a cost of 0 is read; the last gate holds it
+
+
+def test_a_plan_names_each_sku_once() -> None:
+    from pydantic import ValidationError
+
+    plan = make_plan()
+    with pytest.raises(ValidationError, match="sku '0001' is in the plan twice"):
+        raw = plan.model_dump()
+        PricePlan.model_validate(raw | {"lines": [*raw["lines"], plan.lines[0].model_dump()]})

@@ -222,10 +222,11 @@ def test_cookie_login_decides_as_the_name_and_refuses_cross_site_posts(
     client: TestClient, make_settings: Callable[..., ReviewSettings], plan: PricePlan
 ) -> None:
     settings = make_settings()
-    wrong = client.post("/login", data={"name": "dana", "token": "wrong"}, follow_redirects=False)
+    wrong = client.post("/login", data={"name": "dana", "token": "wrong"}, headers={"Origin": ORIGIN},
+                        follow_redirects=False)
     assert wrong.status_code == 401 and "Wrong token" in wrong.text and COOKIE_NAME not in wrong.cookies
     login = client.post("/login", data={"name": "dana", "token": settings.secret, "next": "/gateways"},
-                        follow_redirects=False)
+                        headers={"Origin": ORIGIN}, follow_redirects=False)
     assert login.status_code == 303 and login.headers["location"] == "/gateways"
     set_cookie = login.headers["set-cookie"]
     assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie.replace("Strict", "strict")
@@ -245,6 +246,48 @@ def test_cookie_login_decides_as_the_name_and_refuses_cross_site_posts(
     assert client.post("/logout", headers={"Origin": ORIGIN}, follow_redirects=False).status_code == 303
     client.cookies.clear()
     assert "Read-only" in client.get("/").text
+
+
+def test_wrong_bearer_tokens_and_logins_share_one_throttle(
+    make_settings: Callable[..., ReviewSettings], plan: PricePlan
+) -> None:
+    settings = make_settings(auth_max_failures=3, auth_lockout_s=120)
+    url = f"/api/plans/{plan.plan_id}/push"
+    with _client(settings) as c:
+        assert c.post(url, headers={"Authorization": "Bearer wrong-1"}).status_code == 401
+        assert c.get("/api/session", headers={"Authorization": "Bearer wrong-2"}).json()["user"] is None  # counts too
+        wrong = c.post("/login", data={"name": "dana", "token": "wrong-3"}, headers={"Origin": ORIGIN})
+        assert wrong.status_code == 401
+        locked = c.post(url, headers=_bearer(settings))  # the right token, from a locked-out client
+        assert locked.status_code == 429 and locked.headers["retry-after"] == "120"
+        assert _one_line_error(locked) == "too many wrong tokens from your address: try again in 120 s"
+        assert c.get("/api/session", headers=_bearer(settings)).status_code == 429
+        form = c.post("/login", data={"name": "dana", "token": settings.secret}, headers={"Origin": ORIGIN},
+                      follow_redirects=False)
+        assert form.status_code == 429 and form.headers["retry-after"] == "120"
+        assert "too many wrong tokens" in form.text and 'id="login-form"' in form.text and "Traceback" not in form.text
+        assert COOKIE_NAME not in form.cookies
+        page = c.get("/", headers=_bearer(settings))  # reading stays open, as nobody
+        assert page.status_code == 200 and "Read-only" in page.text
+        c.app.state.review.auth.throttle.clock = lambda: time.monotonic() + 121  # type: ignore[attr-defined]
+        after = c.post(url, headers=_bearer(settings))  # the lockout is over: the right token works again
+        assert after.status_code == 200 and "nothing to push" in after.json()["message"]
+
+
+def test_logout_needs_the_origin_and_revokes_the_session(
+    client: TestClient, make_settings: Callable[..., ReviewSettings], plan: PricePlan
+) -> None:
+    login = client.post("/login", data={"name": "dana", "token": make_settings().secret}, headers={"Origin": ORIGIN},
+                        follow_redirects=False)
+    cookie = login.cookies[COOKIE_NAME]
+    refused = client.post("/logout", follow_redirects=False)
+    assert refused.status_code == 403 and "cross-site request refused" in refused.text
+    assert client.get("/api/session").json()["user"] == "dana"  # still logged in
+    out = client.post("/logout", headers={"Referer": ORIGIN + "/"}, follow_redirects=False)
+    assert out.status_code == 303 and f'{COOKIE_NAME}=""' in out.headers["set-cookie"]
+    client.cookies.set(COOKIE_NAME, cookie)  # the old cookie, kept
+    assert client.get("/api/session").json()["user"] is None
+    assert client.post(f"/api/plans/{plan.plan_id}/push", headers={"Origin": ORIGIN}).status_code == 401
 
 
 def test_a_forged_cookie_is_nobody(client: TestClient, plan: PricePlan) -> None:
@@ -477,7 +520,7 @@ def test_login_never_redirects_off_the_site(
     client: TestClient, make_settings: Callable[..., ReviewSettings], target: str
 ) -> None:
     login = client.post("/login", data={"name": "dana", "token": make_settings().secret, "next": target},
-                        follow_redirects=False)
+                        headers={"Origin": ORIGIN}, follow_redirects=False)
     assert login.status_code == 303 and login.headers["location"] == "/"
 
 

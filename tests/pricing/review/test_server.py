@@ -91,6 +91,8 @@ def test_serve_user_errors_are_one_line(cli: typer.Typer, tmp_path: Path) -> Non
     assert code == 2 and _one_line(output) and "too short" in output
     code, output = _run(cli, "--config", str(_engine_yaml(tmp_path)), "--prefix", "a/#")
     assert code == 2 and _one_line(output) and "--prefix" in output
+    code, output = _run(cli, "--config", str(_engine_yaml(tmp_path)), "--trusted-proxy", "proxy.example")
+    assert code == 2 and _one_line(output) and "trusted proxy 'proxy.example'" in output
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)

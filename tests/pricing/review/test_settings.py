@@ -48,3 +48,17 @@ def test_a_delivery_config_field_the_settings_lack_is_refused() -> None:
 
     with pytest.raises(ValueError, match="new_knob"):
         Grown().settings()
+
+
+def test_trusted_proxies_and_throttle_settings_are_checked(make_settings: Callable[..., ReviewSettings]) -> None:
+    settings = make_settings(trusted_proxies=("10.0.0.5", "10.1.0.0/16", "::1"))
+    assert settings.trusted_proxies == ("10.0.0.5", "10.1.0.0/16", "::1")
+    assert make_settings().trusted_proxies == () and make_settings().auth_max_failures == 5
+    with pytest.raises(ValueError, match=r"^trusted proxy 'proxy.local': not an IP address or network"):
+        make_settings(trusted_proxies=("proxy.local",))
+    with pytest.raises(ValueError, match="trusted proxy '10.0.0.5/24'"):
+        make_settings(trusted_proxies=("10.0.0.5/24",))  # host bits set: say what is meant
+    with pytest.raises(ValueError, match="at least 1"):
+        make_settings(auth_max_failures=0)
+    with pytest.raises(ValueError, match="more than 0 seconds"):
+        make_settings(auth_lockout_s=0)

@@ -14,6 +14,7 @@ from pricing.store.price_push import sync_labels
 
 T0 = datetime(2026, 10, 1, 6, tzinfo=UTC)
 STORE = "store-001"
+COSTS = {"A": 100, "B": 100, "C": 60}
 
 
 def test_sync_fills_every_label_once_and_carries_the_reference(tmp_path: Path) -> None:
@@ -24,8 +25,8 @@ def test_sync_fills_every_label_once_and_carries_the_reference(tmp_path: Path) -
     labels = [("LA", "gw-01", "A"), ("LA2", "gw-02", "A"), ("LB", "gw-01", "B"), ("LC", "gw-01", "C")]
     now = T0 + timedelta(days=12)
 
-    first = sync_labels(book, outbox, log, labels, file_prices={"A": 999, "C": 129}, currency="EUR", at=now,
-                        correlation="sync-1")
+    first = sync_labels(book, outbox, log, labels, file_prices={"A": 999, "C": 129}, costs=COSTS, currency="EUR",
+                        at=now, correlation="sync-1")
     assert [c.sku for c in first.changes] == ["C"]  # only the SKU the book never saw is seeded
     assert {(r.label_id, r.price_cents, r.reference_cents) for r in first.pushed} == {
         ("LA", 249, 299), ("LA2", 249, 299), ("LB", 199, None), ("LC", 129, None),
@@ -40,7 +41,7 @@ def test_sync_fills_every_label_once_and_carries_the_reference(tmp_path: Path) -
                             confirmed_hash=r.content_hash)
         for r in outbox.rows()
     ])
-    again = sync_labels(book, outbox, log, [*labels, ("LNEW", "gw-02", "B")], file_prices={}, currency="EUR",
-                        at=now + timedelta(hours=1), correlation="sync-2")
+    again = sync_labels(book, outbox, log, [*labels, ("LNEW", "gw-02", "B")], file_prices={}, costs=COSTS,
+                        currency="EUR", at=now + timedelta(hours=1), correlation="sync-2")
     assert again.enqueued.already_shown == 4
     assert [(r.label_id, r.price_cents) for r in again.pushed] == [("LNEW", 199)]
