@@ -160,7 +160,7 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
 
 
 @dataclass(frozen=True)
@@ -352,7 +352,7 @@ class KeyDirectory:
         kid = self.current_id()
         if kid is None:
             raise SigningError(
-                f"{self.path}: no signing key (create one with: esl-pricing keys create --dir {self.path})"
+                f"{self.path}: no signing key (create one with: esl-pricing keys create --keys {self.path})"
             )
         file = self._private(kid)
         try:

@@ -2,7 +2,7 @@
 
 10,000 labels on 10 gateways; the simulated radio drops 5% of updates and acks; malformed
 messages are thrown at the ack and status topics; one gateway drops off and comes back; the
-engine process is killed with SIGKILL mid-push and restarted (with a newer plan recorded
+engine process (which signs every desired state; the labels verify each one) is killed with SIGKILL mid-push and restarted (with a newer plan recorded
 meanwhile); the broker is killed and restarted mid-push. Afterwards every label shows the price
 the outbox (the price book of label prices) holds, every label is confirmed, and no label ever
 showed an older version after a newer one.
@@ -34,6 +34,7 @@ from label_gateway.broker import BrokerAddress, connect, disconnect, new_client
 from label_gateway.embedded_broker import free_port
 from label_gateway.outbox import LabelUpdate, Outbox
 from label_gateway.protocol import QOS, Topics
+from label_gateway.signing import KeyDirectory
 from simulator.gateways import GatewayOptions, SimulatedGateways
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
@@ -192,7 +193,7 @@ def _assert_every_label_right(sim: SimulatedGateways, outbox: Outbox, expected: 
 
 
 def test_ten_thousand_labels_survive_loss_outage_engine_kill_and_broker_restart(
-    mosquitto: PrivateMosquitto, tmp_path: Path
+    mosquitto: PrivateMosquitto, tmp_path: Path, engine_keys: KeyDirectory
 ) -> None:
     rows = _labels(10_000, 10)
     topics = Topics(STORE, prefix="chaos")
@@ -200,7 +201,7 @@ def test_ten_thousand_labels_survive_loss_outage_engine_kill_and_broker_restart(
     outbox = Outbox.open(db, STORE)
     plan_a = _plan(rows, 1)
     _enqueue(outbox, rows, plan_a, "plan-a")
-    options = GatewayOptions(loss_rate=0.025, ack_loss_rate=0.025, seed=3)
+    options = GatewayOptions(loss_rate=0.025, ack_loss_rate=0.025, seed=3, trusted_keys=engine_keys.trusted())
     with SimulatedGateways(mosquitto.address, topics, rows, options=options) as sim, Noise(mosquitto, topics) as noise:
         def shown() -> int:
             return len(sim.displayed())
@@ -231,13 +232,15 @@ def test_ten_thousand_labels_survive_loss_outage_engine_kill_and_broker_restart(
     assert summary["malformed_acks"] > 0 and summary["malformed_status"] > 0, summary
 
 
-def test_radio_loss_alone_is_retried_until_every_label_confirms(mosquitto: PrivateMosquitto, tmp_path: Path) -> None:
+def test_radio_loss_alone_is_retried_until_every_label_confirms(
+    mosquitto: PrivateMosquitto, tmp_path: Path, engine_keys: KeyDirectory
+) -> None:
     rows = _labels(2_000, 4)
     topics = Topics(STORE, prefix="loss")
     outbox = Outbox.open(tmp_path / "engine.db", STORE)
     prices = _plan(rows, 5)
     _enqueue(outbox, rows, prices, "plan")
-    options = GatewayOptions(loss_rate=0.05, ack_loss_rate=0.05, seed=9)
+    options = GatewayOptions(loss_rate=0.05, ack_loss_rate=0.05, seed=9, trusted_keys=engine_keys.trusted())
     with SimulatedGateways(mosquitto.address, topics, rows, options=options) as sim:
         summary = _finish(_engine(tmp_path / "engine.db", mosquitto.address, "loss"), 120)
     _assert_every_label_right(sim, outbox, prices)
@@ -245,7 +248,7 @@ def test_radio_loss_alone_is_retried_until_every_label_confirms(mosquitto: Priva
 
 
 def test_gateway_offline_longer_than_the_push_is_caught_up_by_reconcile(
-    mosquitto: PrivateMosquitto, tmp_path: Path
+    mosquitto: PrivateMosquitto, tmp_path: Path, engine_keys: KeyDirectory
 ) -> None:
     rows = _labels(1_000, 2)
     topics = Topics(STORE, prefix="offline")
@@ -253,7 +256,7 @@ def test_gateway_offline_longer_than_the_push_is_caught_up_by_reconcile(
     outbox = Outbox.open(db, STORE)
     prices = _plan(rows, 6)
     _enqueue(outbox, rows, prices, "plan")
-    with SimulatedGateways(mosquitto.address, topics, rows) as sim:
+    with SimulatedGateways(mosquitto.address, topics, rows, options=GatewayOptions(trusted_keys=engine_keys.trusted())) as sim:
         sim.gateway("gw-02").go_offline()
         command = [sys.executable, "-m", "pricing.cli", "outbox", "resume", "--db", str(db), "--store", STORE,
                    "--broker", mosquitto.address.url, "--prefix", "offline", "--deadline", "3", "--json"]

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from label_gateway.broker import clear_retained
 from label_gateway.protocol import Topics
+from label_gateway.signing import KeyDirectory
 from pricing.cli.app import app
 from pricing.core.events import Event, read_jsonl
 from pricing.store.daemon import StoreDaemon
@@ -31,7 +32,7 @@ from pricing.store.engine_config import load_engine_config
 from pricing.store.event_log import EventLog
 from pricing.store.price_book import PriceBook
 from pricing.store.scheduler import SimulatedClock
-from simulator.gateways import SimulatedGateways
+from simulator.gateways import GatewayOptions, SimulatedGateways
 from simulator.replay import replay
 from simulator.store import generate_store
 
@@ -104,14 +105,15 @@ def week_store(tmp_path: Path, database_url: str, mqtt_broker: Any) -> dict[str,
     clear_retained(mqtt_broker.address, f"{prefix}/#", settle_s=0.3)
 
 
-def test_a_simulated_week(week_store: dict[str, Any]) -> None:
+def test_a_simulated_week(week_store: dict[str, Any], engine_keys: KeyDirectory) -> None:
     config = load_engine_config(week_store["config"])
     start = MONDAY.astimezone(ZoneInfo("UTC"))
     clock = SimulatedClock(start)
     topics = Topics(week_store["store"], prefix=week_store["prefix"])
     labels = [tuple(row) for row in _labels(week_store["dir"] / "data" / "labels.csv")]
     runner = CliRunner()
-    with SimulatedGateways(week_store["broker"], topics, labels, clock=clock.now) as gateways:
+    options = GatewayOptions(trusted_keys=engine_keys.trusted())  # the labels take signed states only
+    with SimulatedGateways(week_store["broker"], topics, labels, options=options, clock=clock.now) as gateways:
         daemon = StoreDaemon(config, week_store["config"].parent, clock=clock)
         daemon.start()
         daemon.run(until=KILL_ON)

@@ -70,17 +70,16 @@ TrustOption = Annotated[
 ]
 
 
-def _trusted(trust: Path | None) -> TrustedKeys | None:
-    if trust is None:
+def _print_trust(trusted: TrustedKeys | None) -> None:
+    if trusted is None:
         err.print(
             "[yellow]warning:[/] no --trust keys: these labels take UNSIGNED desired states, so anyone who "
             "can publish to the broker can set a price",
-            highlight=False,
+            highlight=False, soft_wrap=True,
         )
-        return None
-    trusted = TrustedKeys.load(trust)
-    err.print(f"labels trust {len(trusted.keys)} engine key(s): {', '.join(sorted(trusted.keys))}", highlight=False)
-    return trusted
+    else:
+        err.print(f"labels take only states signed by engine key(s) {', '.join(sorted(trusted.keys))}",
+                  highlight=False, soft_wrap=True)
 
 
 # -- generate -----------------------------------------------------------------------------------
@@ -202,11 +201,12 @@ def simulate_run(
             topics = Topics(labels.store, prefix=prefix)
         except ValueError as exc:
             fail(str(exc))
+        trusted = TrustedKeys.load(trust) if trust is not None else None
         sim = SimulatedGateways(
             address,
             topics,
             labels.rows,
-            options=dataclasses.replace(setup.gateway_options(), trusted_keys=_trusted(trust)),
+            options=dataclasses.replace(setup.gateway_options(), trusted_keys=trusted),
             state_file=state,
             outages=setup.outages,
             on_event=lambda message: err.print(f"  {message}", highlight=False, markup=False),
@@ -222,6 +222,7 @@ def simulate_run(
                 f"{address.url} under {prefix}/{restored}; Ctrl-C stops",
                 highlight=False,
             )
+            _print_trust(trusted)
             _wait(stop, duration)
         finally:
             sim.stop()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from label_gateway.broker import BrokerAddress
 from label_gateway.delivery import DeliverySettings
-from label_gateway.signing import KeyDirectory, Signer, SigningError
+from label_gateway.signing import KEYS_ENV, KeyDirectory, Signer, SigningError
 from pricing.core.store_calendar import StoreCalendar
 from pricing.store.engine_config import DeliveryConfig, EngineConfig
 
@@ -57,7 +57,7 @@ class ReviewSettings:
     calendar: StoreCalendar = field(default_factory=StoreCalendar)
     kill_switch: bool = False  # the config's switch; `esl-pricing kill-switch on` is read from the database
     secret: str | None = field(default=None, repr=False)
-    signing_keys: Path | None = None  # the engine's key directory: approvals push signed states (None: they cannot)
+    signing_keys: Path | None = None  # the engine's key directory (None: $ESL_SIGNING_KEYS); approvals push signed states
     label_templates: Path | None = None  # None: the packaged label_gateway/label_templates.yaml
     max_rows: int = 500  # plan rows one page shows at most
     probe_ttl_s: float = 10.0  # how long a look at the broker's gateway statuses is reused
@@ -96,9 +96,10 @@ class ReviewSettings:
 
     def signer(self) -> Signer:
         """The engine's current signing key; SigningError (one line) when there is none."""
-        if self.signing_keys is None:
-            raise SigningError("no signing-key directory configured (signing_keys in engine.yaml)")
-        return KeyDirectory(self.signing_keys).signer()
+        directory = self.signing_keys or os.environ.get(KEYS_ENV)
+        if not directory:
+            raise SigningError(f"no signing-key directory (signing_keys in engine.yaml, or {KEYS_ENV})")
+        return KeyDirectory(directory).signer()
 
     @classmethod
     def from_engine_config(

@@ -43,6 +43,7 @@ from label_gateway.delivery import (
 )
 from label_gateway.outbox import LabelRow, Outbox
 from label_gateway.protocol import Topics
+from label_gateway.readback import read_back
 from label_gateway.signing import KeyDirectory, Signer
 from label_gateway.writer_lock import DAEMON, DEFAULT_WAIT_S, OutboxLock
 from pricing.core.data import (
@@ -342,7 +343,8 @@ class StoreDaemon:
 
     def reconcile(self, job: JobConfig) -> CycleResult:
         """Give labels that never had a price (new ones) the price book's price, send again what
-        labels do not show (failed ones too) and whatever is still open."""
+        labels do not show (failed ones too), what the broker retains other than the outbox (read
+        back: a forged, lost or old-key state) and whatever is still open."""
         now = self.clock.now()
         with self._outbox_lock():
             try:
@@ -351,7 +353,13 @@ class StoreDaemon:
             except (DataError, ConfigError) as exc:  # the labels still get what the outbox holds
                 synced, note = 0, f"no sync of new labels: {str(exc).splitlines()[0]}"
             reopened = self.outbox.reopen(at_us=epoch_us(now))
-            result = CycleResult(job.id, job.kind, "ok", detail=note, extra={"reopened": reopened, "synced": synced})
+            found = read_back(self.address, self.topics, self.outbox, signer=self.signer)
+            self.outbox.reopen_labels(found.labels)
+            if found.differing:
+                self.say(f"read back: {len(found.differing)} retained desired states differ from the outbox "
+                         f"({found.by_reason()}); sending the engine's again")
+            extra = {"reopened": reopened, "synced": synced} | found.summary()
+            result = CycleResult(job.id, job.kind, "ok", detail=note, extra=extra)
             self._deliver(result)  # returns at once when nothing is open
         return result
 

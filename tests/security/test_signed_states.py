@@ -297,3 +297,42 @@ def _update(label: str, gateway: str, sku: str):
     from label_gateway.outbox import LabelUpdate
 
     return LabelUpdate(label, gateway, sku, 777, "EUR", "plan-sec")
+
+
+def test_a_key_rotation_re_signs_every_retained_state_and_the_old_key_can_go(
+    mqtt_broker, store_topics: Topics, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from label_gateway.readback import read_back
+
+    keys = KeyDirectory(tmp_path / "keys")
+    old = keys.create()[0]
+    outbox = _outbox(tmp_path / "e.db", store_topics)
+    with SimulatedGateways(mqtt_broker.address, store_topics, LABELS,
+                           options=GatewayOptions(trusted_keys=keys.trusted())) as sim:
+        _push(mqtt_broker.address, store_topics, outbox, {sku: 413 for _, _, sku in LABELS}, keys.signer())
+        new = keys.rotate()
+
+        def trust(trusted) -> None:  # what an operator does to the gateways' trust stores
+            for gateway in sim.gateways:
+                gateway.options = dataclasses.replace(gateway.options, trusted_keys=trusted)
+
+        trust(keys.trusted())  # 1. the new public key goes to the gateways (both are trusted meanwhile)
+        found = read_back(mqtt_broker.address, store_topics, outbox, signer=keys.signer())  # 2. reconcile
+        assert found.by_reason() == {"key": len(LABELS)}
+        outbox.reopen_labels(found.labels)
+        again = LabelDelivery(mqtt_broker.address, store_topics, outbox, FAST, signer=keys.signer()).run()
+        assert len(again.confirmed) == len(LABELS)
+        refreshes = sum(g.counters.applied for g in sim.gateways)
+        keys.retire(old)  # 3. the old key goes, from the engine and from the gateways
+        trust(keys.trusted())
+        received = sim.counters.received
+        for gateway in sim.gateways:  # gateways restart and take every retained state again
+            gateway.go_offline()
+            gateway.come_online()
+        assert _wait(lambda: sim.counters.received >= received + len(LABELS))
+        assert sim.counters.forged == 0 and sum(g.counters.applied for g in sim.gateways) == refreshes
+        assert {v.price_cents for v in sim.displayed().values()} == {413}
+    assert read_back(mqtt_broker.address, store_topics, outbox, signer=keys.signer()).differing == []
+    assert keys.current_id() == new

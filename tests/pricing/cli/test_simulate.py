@@ -135,7 +135,7 @@ def test_run_with_a_broken_scenario_prints_file_line_problems(tmp_path: Path) ->
         (["--scenario", "missing.yaml"], "missing.yaml: scenario file not found"),
         (["--data", "no-such-dir"], "no-such-dir: not a directory"),
         (["--broker", "http://x"], "scheme must be mqtt://"),
-        (["--prefix", "a/+"], "prefix 'a/+' is not a usable topic level"),
+        (["--prefix", "a/+"], "prefix 'a/+' is not a usable topic prefix"),
     ],
 )
 def test_run_user_errors_are_one_line_exit_2(

@@ -72,6 +72,7 @@ def test_names_types_and_values() -> None:
         "esl_kill_switch": "gauge",
         "esl_broker_connected": "gauge",
         "esl_last_cycle_timestamp_seconds": "gauge",
+        "esl_security_events": "counter",
     }
     assert value(m, "esl_cycles_total", job="nightly-reprice", kind="reprice", result="ok") == 1
     assert value(m, "esl_cycles_total", job="reconcile", kind="reconcile", result="frozen") == 1
@@ -178,3 +179,13 @@ def test_serve_on_a_taken_port_is_one_clear_error() -> None:
     m = EngineMetrics()
     with m.serve("127.0.0.1", 0) as server, pytest.raises(MetricsServerError, match=f"127.0.0.1:{server.port}"):
         EngineMetrics().serve("127.0.0.1", server.port)
+
+
+def test_security_events_add_a_pushs_tampering_counters() -> None:
+    metrics = EngineMetrics()
+    metrics.security_events({"forged_versions": 2, "foreign_acks": 0, "signature_rejections": 3, "confirmed": 9})
+    metrics.security_events({"forged_versions": 1})
+    text = metrics.scrape().decode()
+    assert 'esl_security_events_total{kind="forged_versions"} 3.0' in text
+    assert 'esl_security_events_total{kind="signature_rejections"} 3.0' in text
+    assert 'esl_security_events_total{kind="foreign_acks"} 0.0' in text
