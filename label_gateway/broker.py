@@ -338,6 +338,13 @@ def _wait_for_flush(client: mqtt.Client, userdata: object, sock: object) -> None
     """paho's register-write hook: nothing to do, the owner's loop calls flush_writes."""
 
 
+def tls_pending(client: mqtt.Client) -> bool:
+    """Whether ``client``'s TLS layer holds bytes already read off the socket: a poll on the socket
+    would not wake for them (paho's own loop checks the same), so the caller reads at once."""
+    sock = client.socket()
+    return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+
+
 def flush_writes(client: mqtt.Client) -> None:
     """Write what ``client`` queued, corked (Linux) so many small packets leave as few segments;
     what the socket cannot take now stays queued (``want_write()`` stays true)."""

@@ -51,6 +51,7 @@ from label_gateway.broker import (
     flush_writes,
     new_client,
     open_socket,
+    tls_pending,
 )
 from label_gateway.outbox import (
     EnqueueResult,
@@ -276,7 +277,7 @@ class LabelDelivery:
             return
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.want_write() else 0)
         try:
-            ready = bool(self._watch(sock, events).select(timeout))
+            ready = tls_pending(client) or bool(self._watch(sock, events).select(timeout))
         except (OSError, ValueError):  # the socket closed under us: let loop_read() notice
             ready = True
         if ready:

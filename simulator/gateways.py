@@ -56,6 +56,7 @@ from label_gateway.broker import (
     gateway_credentials,
     new_client,
     open_socket,
+    tls_pending,
 )
 from label_gateway.protocol import (
     COMPACT_JSON,
@@ -421,7 +422,10 @@ class NetworkLoop:
                 continue
             by_fd[fd] = connection.client
             poller.register(fd, select.POLLIN | (select.POLLOUT if connection.client.want_write() else 0))
-        for fd, events in poller.poll(timeout * 1000):
+        pending = {fd for fd, client in by_fd.items() if tls_pending(client)}  # read already: poll would not wake
+        ready = poller.poll(0 if pending else timeout * 1000)
+        ready += [(fd, select.POLLIN) for fd in pending - {fd for fd, _ in ready}]
+        for fd, events in ready:
             client = by_fd.get(fd)
             if client is None:
                 with contextlib.suppress(OSError):

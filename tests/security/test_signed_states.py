@@ -129,13 +129,19 @@ def _first(topics: Topics) -> tuple[str, str, str, str]:
     return label, gateway, sku, topics.desired(gateway, label)
 
 
+def _shelf_at_413(address: BrokerAddress, topics: Topics, signer: Signer, intruder: Intruder,
+                  tmp_path: Path) -> tuple[str, str, str, DesiredState]:
+    """Every label pushed to 4.13 (signed); the first label's id, gateway, topic and the genuine
+    state the intruder reads off its retained topic."""
+    _push(address, topics, _outbox(tmp_path / "e.db", topics), {sku: 413 for _, _, sku in LABELS}, signer)
+    label, gateway, _, topic = _first(topics)
+    return label, gateway, topic, DesiredState.model_validate_json(intruder.read(topic))
+
+
 def test_an_unsigned_forged_state_is_rejected_and_stays_rejected_after_a_gateway_restart(
     mqtt_broker, store_topics: Topics, sim: SimulatedGateways, intruder: Intruder, signer: Signer, tmp_path: Path
 ) -> None:
-    outbox = _outbox(tmp_path / "e.db", store_topics)
-    _push(mqtt_broker.address, store_topics, outbox, {sku: 413 for _, _, sku in LABELS}, signer)
-    label, gateway, _, topic = _first(store_topics)
-    genuine = DesiredState.model_validate_json(intruder.read(topic))
+    label, gateway, topic, genuine = _shelf_at_413(mqtt_broker.address, store_topics, signer, intruder, tmp_path)
     unsigned = _forge(genuine, version=genuine.version + 1, price="0.01", price_cents=1, key_id=None,
                       signature=None, proof="", proof_index=0, proof_size=1)
     intruder.publish(topic, unsigned)  # retained over the engine's state
@@ -151,10 +157,7 @@ def test_an_unsigned_forged_state_is_rejected_and_stays_rejected_after_a_gateway
 def test_a_state_signed_with_the_intruders_own_key_is_rejected(
     mqtt_broker, store_topics: Topics, sim: SimulatedGateways, intruder: Intruder, signer: Signer, tmp_path: Path
 ) -> None:
-    outbox = _outbox(tmp_path / "e.db", store_topics)
-    _push(mqtt_broker.address, store_topics, outbox, {sku: 413 for _, _, sku in LABELS}, signer)
-    label, _, _, topic = _first(store_topics)
-    genuine = DesiredState.model_validate_json(intruder.read(topic))
+    label, _, topic, genuine = _shelf_at_413(mqtt_broker.address, store_topics, signer, intruder, tmp_path)
     mine = Signer.generate()
     forged = DesiredState.model_validate_json(_forge(genuine, version=genuine.version + 1, price="0.01", price_cents=1))
     (proof,) = mine.sign_batch([forged.signed_message(store_topics.store)])
@@ -170,10 +173,7 @@ def test_a_state_signed_with_the_intruders_own_key_is_rejected(
 def test_a_tampered_genuine_state_is_rejected(
     mqtt_broker, store_topics: Topics, sim: SimulatedGateways, intruder: Intruder, signer: Signer, tmp_path: Path
 ) -> None:
-    outbox = _outbox(tmp_path / "e.db", store_topics)
-    _push(mqtt_broker.address, store_topics, outbox, {sku: 413 for _, _, sku in LABELS}, signer)
-    label, _, _, topic = _first(store_topics)
-    genuine = DesiredState.model_validate_json(intruder.read(topic))
+    label, _, topic, genuine = _shelf_at_413(mqtt_broker.address, store_topics, signer, intruder, tmp_path)
     assert genuine.signature and genuine.proof_size > 1  # what was sent together shares one signature
     for tampered in (
         _forge(genuine, version=genuine.version + 1),  # a new version to get past the label's check
