@@ -41,7 +41,7 @@ from sqlalchemy import (
 from label_gateway.protocol import MAX_VERSION, content_hash
 from pricing.core.database import DatabaseError as OutboxError  # noqa: F401  (re-exported: the CLI catches it)
 from pricing.core.database import database_url, driver_mark, insert_rows, open_engine  # noqa: F401  (database_url re-exported)
-from pricing.core.ids import id_problem, shown
+from pricing.core.ids import id_problem
 from pricing.core.timestamps import now_us, to_us
 
 RowState = Literal["pending", "sent", "scheduled", "confirmed", "failed"]
@@ -229,7 +229,7 @@ class Outbox:
                 raise ValueError(f"label {item.label_id}: price_cents {item.price_cents} is not a price")
             problem = id_problem(item.label_id, "label id") or id_problem(item.gateway, "gateway id")
             if problem:  # an id becomes a topic level: labels.csv is checked on load, this is the last check
-                raise ValueError(f"label {shown(item.label_id)}: {problem}")
+                raise ValueError(problem)
             digest = content_hash(item.label_id, item.sku, item.price_cents, item.currency, item.reference_cents)
             effective = to_us(item.effective_at)
             old = existing.get(item.label_id)

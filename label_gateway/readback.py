@@ -37,7 +37,13 @@ from typing import Literal
 
 import paho.mqtt.client as mqtt
 
-from label_gateway.broker import BrokerAddress, BrokerError, connect, disconnect, new_client
+from label_gateway.broker import (
+    BrokerAddress,
+    BrokerError,
+    connect,
+    disconnect,
+    new_client,
+)
 from label_gateway.outbox import LabelRow, Outbox
 from label_gateway.protocol import DesiredState, ProtocolError, Topics, parse
 from label_gateway.signing import Signer

@@ -51,7 +51,10 @@ from pathlib import Path
 import nacl.bindings
 import nacl.exceptions
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
 DOMAIN = b"esl/desired/v1\x00"
 ROOT_DOMAIN = b"esl/desired-root/v1\x00"

@@ -81,7 +81,9 @@ DbOption = Annotated[
     ),
 ]
 
-BrokerOption = Annotated[str, typer.Option(help="MQTT broker, mqtt://HOST:PORT.")]
+BrokerOption = Annotated[
+    str, typer.Option(help="MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT (TLS; credentials from ESL_MQTT_*).")
+]
 
 PrefixOption = Annotated[str, typer.Option(help="Topic prefix.")]
 
@@ -169,7 +171,7 @@ def report_rejects(rejects: Sequence[Reject]) -> None:
         return
     err.print(f"[yellow]{len(rejects)} input row(s) rejected[/] (not used):")
     for reject in rejects[:10]:
-        err.print(f"  {reject}", highlight=False, markup=False)
+        err.print(f"  {reject}", highlight=False, markup=False, soft_wrap=True)
     if len(rejects) > 10:
         err.print(f"  ... and {len(rejects) - 10} more")
 

@@ -13,7 +13,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from label_gateway.signing import KeyDirectory
-from pricing.cli.common import DEFAULT_KEYS, JsonOption, KeysOption, emit_json, err, user_errors
+from pricing.cli.common import (
+    DEFAULT_KEYS,
+    JsonOption,
+    KeysOption,
+    emit_json,
+    err,
+    user_errors,
+)
 
 keys_app = typer.Typer(
     help="The engine's signing keys: create, rotate, list, retire.",

@@ -51,7 +51,12 @@ from pricing.cli.common import (
     user_errors,
 )
 from pricing.store.event_log import EventLog
-from pricing.store.last_gate import HeldPrice, costs_with_plan, held_lines, product_costs
+from pricing.store.last_gate import (
+    HeldPrice,
+    costs_with_plan,
+    held_lines,
+    product_costs,
+)
 from pricing.store.price_book import PriceBook
 from pricing.store.price_push import deliver_logged, record_prices, sync_labels
 

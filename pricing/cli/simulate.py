@@ -175,7 +175,7 @@ def simulate_run(
     data: Annotated[
         Path | None, typer.Option(help="Store data directory; its labels.csv overrides the scenario's labels.")
     ] = None,
-    broker: Annotated[str, typer.Option(help="MQTT broker, mqtt://HOST:PORT.")] = DEFAULT_BROKER,
+    broker: Annotated[str, typer.Option(help="MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT (TLS).")] = DEFAULT_BROKER,
     prefix: Annotated[str, typer.Option(help="Topic prefix.")] = DEFAULT_PREFIX,
     state: Annotated[
         Path | None, typer.Option(help="State file: what the labels show is kept here across restarts.")
@@ -407,7 +407,7 @@ def replay_command(
     ] = "max",
     seed: Annotated[int, typer.Option(help="Seed of the simulator's random choices.")] = 0,
     broker: Annotated[
-        str | None, typer.Option(help="MQTT broker, mqtt://HOST:PORT (default: start an embedded one).")
+        str | None, typer.Option(help="MQTT broker, mqtt://HOST:PORT or mqtts:// (default: start an embedded one).")
     ] = None,
     prefix: Annotated[str, typer.Option(help="Topic prefix; the run's topics go under PREFIX/<unique id>/.")] = "replay",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last stdout line.")] = False,

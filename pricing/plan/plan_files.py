@@ -19,9 +19,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from pricing.core.ids import shown
 from pricing.core.errors import first_error
 from pricing.core.events import Event
+from pricing.core.ids import shown
 from pricing.plan.price_plan import PlanLine, PricePlan
 
 

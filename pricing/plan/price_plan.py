@@ -23,11 +23,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from pricing.core.ids import id_problem, shown, sku_problem
 from pricing.core.files import atomic_write_text
+from pricing.core.ids import id_problem, shown, sku_problem
 from pricing.core.money import to_decimal
 
 LineStatus = Literal["change", "keep", "held", "approval", "rejected"]

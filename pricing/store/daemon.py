@@ -67,8 +67,13 @@ from pricing.rules.config import load_rules
 from pricing.store.engine_config import EngineConfig, JobConfig
 from pricing.store.engine_state import HEARTBEAT, EngineFlags
 from pricing.store.event_log import EventLog
+from pricing.store.last_gate import (
+    hard_limits,
+    held_lines,
+    product_costs,
+    relaxed_rules,
+)
 from pricing.store.metrics import SECURITY_EVENTS, EngineMetrics
-from pricing.store.last_gate import hard_limits, held_lines, product_costs, relaxed_rules
 from pricing.store.price_book import PriceBook
 from pricing.store.price_push import (
     ack_latencies,

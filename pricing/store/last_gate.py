@@ -32,8 +32,8 @@ from decimal import ROUND_CEILING, Decimal
 
 import pandas as pd
 
-from pricing.core.ids import shown
 from pricing.core.events import Event
+from pricing.core.ids import shown
 from pricing.plan.price_plan import PlanLine
 from pricing.rules.config import RulesConfig
 

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from pricing.core.timestamps import now_us
-
 from label_gateway import broker, delivery
 from label_gateway.broker import (
     BrokerAddress,
@@ -26,6 +24,7 @@ from label_gateway.broker import (
 from label_gateway.delivery import DeliverySettings, LabelDelivery, push_prices
 from label_gateway.outbox import LabelUpdate, Outbox
 from label_gateway.protocol import QOS, Topics, utc_now
+from pricing.core.timestamps import now_us
 from simulator.gateways import SimulatedGateways
 
 pytestmark = pytest.mark.integration

@@ -148,3 +148,12 @@ def test_database_targets(tmp_path) -> None:
         open_engine("nosuch://x")
     with pytest.raises(OutboxError, match="127.0.0.1:1"):
         open_engine("postgresql+psycopg://nobody:secret@127.0.0.1:1/none")
+
+
+@pytest.mark.parametrize(("label", "gateway"), [("L#1", "gw-1"), ("L+1", "gw-1"), ("L\x001", "gw-1"), ("L1", "gw/1"),
+                                               ("L" * 65, "gw-1")])
+def test_an_id_that_cannot_be_a_topic_level_never_enters_the_outbox(tmp_path, label: str, gateway: str) -> None:
+    outbox = Outbox.open(tmp_path / "e.db", "store-1")
+    with pytest.raises(ValueError, match="id"):
+        outbox.enqueue([LabelUpdate(label, gateway, "0001", 100, "EUR", "p")])
+    assert outbox.rows() == []

@@ -13,7 +13,12 @@ from label_gateway.broker import BrokerAddress, connect, disconnect, new_client
 from label_gateway.delivery import desired_state_json
 from label_gateway.outbox import LabelRow, LabelUpdate, Outbox
 from label_gateway.protocol import DesiredState, Topics
-from label_gateway.readback import clear_retained_topics, compare, read_back, read_retained
+from label_gateway.readback import (
+    clear_retained_topics,
+    compare,
+    read_back,
+    read_retained,
+)
 
 TOPICS = Topics("store-1", prefix="t")
 ISSUED = "2026-11-22T14:00:00+00:00"

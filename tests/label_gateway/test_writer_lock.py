@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from label_gateway.writer_lock import DAEMON, OutboxBusy, OutboxLock, lock_file, lock_key
+from label_gateway.writer_lock import (
+    DAEMON,
+    OutboxBusy,
+    OutboxLock,
+    lock_file,
+    lock_key,
+)
 from pricing.core.database import DatabaseError, open_engine
 
 

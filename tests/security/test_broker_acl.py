@@ -37,7 +37,14 @@ from label_gateway.broker import (
 )
 from label_gateway.delivery import DeliverySettings, push_prices
 from label_gateway.outbox import Outbox
-from label_gateway.protocol import COMPACT_JSON, MAX_ACKS_PER_MESSAGE, QOS, GatewayAcks, LabelAck, Topics
+from label_gateway.protocol import (
+    COMPACT_JSON,
+    MAX_ACKS_PER_MESSAGE,
+    QOS,
+    GatewayAcks,
+    LabelAck,
+    Topics,
+)
 from simulator.gateways import SimulatedGateways
 
 pytestmark = pytest.mark.security

@@ -16,7 +16,12 @@ from pathlib import Path
 import pytest
 
 from label_gateway.broker import BrokerAddress, connect, disconnect, new_client
-from label_gateway.delivery import DeliveryReport, DeliverySettings, LabelDelivery, push_prices
+from label_gateway.delivery import (
+    DeliveryReport,
+    DeliverySettings,
+    LabelDelivery,
+    push_prices,
+)
 from label_gateway.outbox import Outbox
 from label_gateway.protocol import (
     QOS,

@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from label_gateway.broker import GATEWAY_SECRETS_ENV
-from label_gateway.credentials import acl_rules, missing_acl_rules, password_hash, verify_password
+from label_gateway.credentials import (
+    acl_rules,
+    missing_acl_rules,
+    password_hash,
+    verify_password,
+)
 
 pytestmark = pytest.mark.usefixtures("wide_console")
 
