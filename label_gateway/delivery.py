@@ -384,6 +384,13 @@ class DeliveryRun:
         for row in rows:
             self.inflight_by_gateway.setdefault(row.gateway, 0)
             self.due.setdefault(row.gateway, deque())
+            if row.version > MAX_VERSION:  # written by an older engine that did arithmetic on a label's claim
+                row.state, row.last_error = "failed", (
+                    f"version {row.version} is above the protocol's {MAX_VERSION} (an older engine took it from a "
+                    "label's claim); the next plan or `esl-pricing outbox sync` gives the label a new one"
+                )
+                self._touch(row)
+                continue
             if row.state == "scheduled" and (row.effective_at_us or 0) > wall:
                 continue  # the label holds it; it switches by itself
             if row.state == "scheduled":

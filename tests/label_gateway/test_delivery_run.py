@@ -427,3 +427,20 @@ def test_a_lost_connection_is_retried_at_once_then_after_1_s_then_every_2_s(tmp_
     while len(attempts) < 6:
         run.owner._reconnect(client, 0.25)  # type: ignore[arg-type]
     assert attempts[4:] == [105.0, 106.0]
+
+
+def test_a_row_poisoned_by_an_older_engine_is_failed_not_sent_and_the_next_plan_recovers(tmp_path) -> None:
+    outbox = Outbox.open(tmp_path / "e.db", "store-1")
+    outbox.enqueue([LabelUpdate("L0", "gw-0", "0000", 100, "EUR", "p", version=5)])
+    (row,) = outbox.rows()
+    row.version = 2**63 - 1  # what the old "shown_version + 1" arithmetic could write
+    with outbox.engine.begin() as conn:
+        outbox._write(conn, [row])
+    owner = LabelDelivery(BrokerAddress("127.0.0.1"), TOPICS, outbox)
+    owner._subscribed.set()
+    client = FakeClient()
+    run = DeliveryRun(owner, client, outbox.open_rows(), 0.0)  # type: ignore[arg-type]
+    run.tick(0.0)
+    assert client.take() == [] and "above the protocol" in run.finish().failed[0].detail
+    outbox.enqueue([LabelUpdate("L0", "gw-0", "0000", 120, "EUR", "p2")])
+    assert outbox.rows()[0].version <= 2**53 - 1
