@@ -10,11 +10,13 @@ import typer
 from pricing.cli import (
     config,
     daemon,
+    data,
     db,
     demand,
     demo,
     gateways,
     keys,
+    model,
     outbox,
     plan,
     render,
@@ -29,7 +31,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-for module in (demo, demand, plan, outbox, daemon, serve, render, simulate, keys, gateways, config, db):  # the order of --help
+for module in (demo, demand, model, data, plan, outbox, daemon, serve, render, simulate, keys, gateways, config, db):  # the order of --help
     module.register(app)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pricing.cli.common import (
@@ -26,19 +27,26 @@ def register(app: typer.Typer) -> None:
 
 
 def train(
-    data: Annotated[Path, typer.Option(help="Store data directory (products.csv, sales.csv, labels.csv).")],
+    data: Annotated[Path, typer.Option(help="Store data directory (products.csv and sales.csv; labels.csv not needed).")],
     out: Annotated[Path, typer.Option(help="Directory for the model and its card.")] = Path("models"),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
 ) -> None:
     """Train the demand model on a store's sales history and save it with its model card."""
-    from pricing.core.data import load_store
+    from pricing.core.data import SALES_FILE, load_store
     from pricing.demand.model_store import save_model
     from pricing.demand.training import train_demand_model
 
     with user_errors():
-        store = load_store(data)
+        store = load_store(data, require_labels=False)
         report_rejects(store.rejects)
+        if store.duplicates:
+            err.print(
+                f"[yellow]{len(store.duplicates)} exact duplicate {SALES_FILE} row(s) dropped[/] (first kept; "
+                f"esl-pricing data check {escape(str(data))} lists them)",
+                highlight=False,
+            )
         result = train_demand_model(store.sales, store.products, progress=lambda msg: err.print(f"  {msg}"))
+        result.data_counts = {name: store.counts(name) for name in store.rows_read}
         path = save_model(result, out)
     err.print(
         f"model {path}: {result.n_skus} SKUs, {result.n_rows} rows {result.data_start}..{result.data_end}, "

@@ -263,6 +263,9 @@ class DemandModel(RegressorMixin, BaseEstimator):
         )
         cell_days = np.arange(first, last + 1)
         cell_design = design.matrix(np.repeat(cell_days, 2), last, np.tile([False, True], span))
+        # What each SKU's estimate rests on: days in the data (rows without dates) and distinct prices.
+        sku_days = _sum_by(sku, None, n_skus) if days is None else _distinct_per_sku(sku, days, n_skus)
+        sku_distinct_prices = _distinct_per_sku(sku, log_price, n_skus)
         rows = _build_rows(sku, sku_cat, log_price, ref, promo, days, first, span, units, stock)
         del sku, log_price, days, units, promo, stock  # the rows hold what the fit needs
         if not design.cross:
@@ -316,6 +319,8 @@ class DemandModel(RegressorMixin, BaseEstimator):
         self.last_day_ = np.datetime64(last, "D") if design.weekday else None
         self.design_ = design
         self.censored_rows_ = len(rows.censored)
+        self.sku_days_ = sku_days.astype(np.int64)  # distinct dates with a row (rows when X has no date)
+        self.sku_distinct_prices_ = sku_distinct_prices.astype(np.int64)
         used = [c for c in (*FIT_COLUMNS, *OPTIONAL_COLUMNS) if c in X.columns]
         self.feature_names_in_ = np.asarray(used, dtype=object)
         self.n_features_in_ = len(used)
@@ -636,6 +641,37 @@ def _reference_log_price(sku: np.ndarray, log_price: np.ndarray, promo: np.ndarr
     s_all = _sum_by(sku, log_price, n_skus)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n_reg > 0, s_reg / n_reg, s_all / n_all)
+
+
+def _distinct_per_sku(sku: np.ndarray, values: np.ndarray, n_skus: int) -> np.ndarray:
+    """Distinct ``values`` per SKU code (rows sorted by SKU), float64.
+
+    A SKU's rows usually come in date order: when its values never fall (its days), each change
+    is a new value and the changes are counted in one pass. Otherwise runs of equal values (a
+    price holds for weeks) are collapsed first and only the rows left are sorted.
+    """
+    out = np.zeros(n_skus)
+    if len(sku) == 0:
+        return out
+    boundary = sku[1:] != sku[:-1]
+    new = np.empty(len(sku), dtype=bool)
+    new[0] = True
+    np.not_equal(values[1:], values[:-1], out=new[1:])
+    new[1:] |= boundary
+    falls = values[1:] < values[:-1]
+    falls &= ~boundary
+    if not falls.any():
+        starts = np.flatnonzero(np.concatenate(([True], boundary)))
+        out[sku[starts]] = np.add.reduceat(new, starts, dtype=np.int64)
+        return out
+    del boundary, falls
+    s, v = sku[new], values[new]
+    order = np.lexsort((v, s))
+    s, v = s[order], v[order]
+    first = np.empty(len(s), dtype=bool)
+    first[0] = True
+    first[1:] = (s[1:] != s[:-1]) | (v[1:] != v[:-1])
+    return _sum_by(s[first], None, n_skus)
 
 
 def _loo_index(group: np.ndarray, xc: np.ndarray, n_groups: int) -> np.ndarray:

@@ -115,7 +115,8 @@ def model_card(result: TrainingResult, *, model_sha256: str) -> dict[str, Any]:
         "holdout_start": result.holdout_start.isoformat() if result.holdout_start else None,
         "n_rows": int(result.n_rows),
         "n_skus": int(result.n_skus),
-        "dropped_rows": int(result.dropped_rows),
+        "dropped_rows": _dropped_rows(result),
+        "data_counts": {name: {k: int(v) for k, v in counts.items()} for name, counts in result.data_counts.items()},
         "training_seconds": round(float(result.seconds), 3),
         "metrics": _jsonable(result.metrics),
         "features": list(result.features),
@@ -130,6 +131,13 @@ def model_card(result: TrainingResult, *, model_sha256: str) -> dict[str, Any]:
         "model_file": MODEL_FILE,
         "model_sha256": model_sha256,
     }
+
+
+def _dropped_rows(result: TrainingResult) -> int:
+    """Sales rows read but not trained on: rejected and exact duplicates (when the loader's counts
+    are known), plus the rows training itself dropped (SKU not in products)."""
+    sales = result.data_counts.get("sales.csv", {})
+    return int(result.dropped_rows) + int(sales.get("rejected", 0)) + int(sales.get("duplicates", 0))
 
 
 def elasticity_summary(model: DemandModel) -> dict[str, dict[str, float]]:

@@ -44,6 +44,9 @@ class TrainingResult:
     holdout_start: date | None = None
     dropped_rows: int = 0  # sales rows whose SKU is not in products
     notes: list[str] = field(default_factory=list)
+    #: What the loader read, per file name: rows_read, rejected, duplicates (exact duplicate rows
+    #: dropped). Set by the caller that loaded the files (esl-pricing train); empty otherwise.
+    data_counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def train_demand_model(

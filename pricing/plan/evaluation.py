@@ -115,7 +115,7 @@ def evaluate(options: EvaluationOptions, progress: Progress | None = None) -> Ev
             generate_store(store_dir, skus=options.skus, seed=options.seed)
         market = _load_market(store_dir)
         say(f"loading {store_dir}")
-        store = load_store(store_dir)
+        store = load_store(store_dir, require_labels=False)
         say("training with a holdout")
         training = train_demand_model(
             store.sales, store.products, holdout_days=7 * options.holdout_weeks, progress=lambda m: say(f"  {m}")

@@ -53,3 +53,20 @@ def test_evaluate_needs_a_simulated_store(tmp_path: Path, run: Run) -> None:
     code, _, err = run("evaluate", "--data", str(data), "--weeks", "1")
     assert code == 2
     assert "no market truth" in err and "Traceback" not in err
+
+
+def test_train_needs_no_labels_and_its_card_counts_the_data(tmp_path: Path, run: Run) -> None:
+    data, models = tmp_path / "data", tmp_path / "models"
+    assert run("simulate", "generate", "--out", str(data), "--skus", "40", "--days", "90")[0] == 0
+    (data / "labels.csv").unlink()
+    sales = data / "sales.csv"
+    lines = sales.read_text().splitlines()
+    sales.write_text("\n".join([*lines, *lines[1:6], "2026-13-01,store-001,x,1,1,0"]) + "\n")
+    code, out, err = run("train", "--data", str(data), "--out", str(models), "--json")
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["n_rows"] == len(lines) - 1
+    assert "5 exact duplicate sales.csv row(s) dropped" in err and "1 input row(s) rejected" in err
+    card = json.loads((models / "demand_model.card.json").read_text())
+    assert card["data_counts"]["sales.csv"] == {"rows_read": len(lines) + 5, "rejected": 1, "duplicates": 5}
+    assert card["data_counts"]["products.csv"] == {"rows_read": 40, "rejected": 0, "duplicates": 0}
+    assert card["dropped_rows"] == 6 and "labels.csv" not in card["data_counts"]

@@ -382,7 +382,7 @@ def test_a_value_with_and_without_spaces_is_one_value(tmp_path: Path) -> None:
     write(
         tmp_path / "sales.csv", SALES_HEADER,
         "2024-03-01,S1,0123,4,99,0",
-        "2024-03-01 , S1 , 0123 ,4,99,0",
+        "2024-03-01 , S1 , 0123 ,5,99,0",  # other units: an exact duplicate of line 2 would be dropped
         '2024-03-02,S1," 0124",1,199, 1 ',
         "2024-03-02,S1,\t0124\t,1,199,0",
     )
@@ -826,3 +826,59 @@ def test_the_sku_rule_holds_in_every_file(tmp_path: Path) -> None:
 def test_shown_values_are_one_line_and_cut() -> None:
     assert data.shown("a\nb\x00") == "a\\x0ab\\x00"
     assert len(data.shown("x" * 500)) == 80
+
+
+# -- exact duplicate sales rows, and a store without labels ---------------------------------
+
+
+def test_exact_duplicate_sales_rows_are_dropped_and_reported_with_their_lines(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "sales.csv", SALES_HEADER,
+        "2024-03-01,S1,0123,4,99,0",    # 2 kept
+        "2024-03-01,S1,0123,4,99,0",    # 3 duplicate of 2
+        "2024-03-01,S1,0123,5,99,0",    # 4 same sku/day, other units: not an exact duplicate, kept
+        "2024-03-02,S1,0123,x,99,0",    # 5 rejected
+        "2024-03-02,S1,0123,x,99,0",    # 6 rejected too (a rejected row is not a duplicate's original)
+        " 2024-03-01 ,S1, 0123,4,99,0",  # 7 duplicate of 2 after stripping
+        "2024-03-01,S1,0123,5,99,0",    # 8 duplicate of 4
+    )
+    loaded = load_sales(path)
+    assert loaded.rows == 7
+    assert by_row(loaded.rejects) == {5: "units is not a whole number: 'x'", 6: "units is not a whole number: 'x'"}
+    assert [(d.file, d.row, d.reason) for d in loaded.duplicates] == [
+        ("sales.csv", 3, "exact duplicate of line 2"),
+        ("sales.csv", 7, "exact duplicate of line 2"),
+        ("sales.csv", 8, "exact duplicate of line 4"),
+    ]
+    assert list(loaded.frame.index) == [2, 4]
+    assert loaded.frame["units"].tolist() == [4, 5]
+
+
+def test_sales_without_duplicates_report_none(tmp_path: Path) -> None:
+    path = write(tmp_path / "sales.csv", SALES_HEADER, "2024-03-01,S1,0123,4,99,0", "2024-03-02,S1,0123,4,99,0")
+    loaded = load_sales(path)
+    assert loaded.duplicates == [] and loaded.rows == 2 and len(loaded.frame) == 2
+
+
+def test_load_store_counts_rows_rejects_and_duplicates_per_file(tmp_path: Path) -> None:
+    write(tmp_path / "products.csv", PRODUCTS_HEADER, "0123,Milk,dairy,Farm,1,l,55,99")
+    write(
+        tmp_path / "sales.csv", SALES_HEADER,
+        "2024-03-01,S1,0123,4,99,0", "2024-03-01,S1,0123,4,99,0", "2024-03-01,S1,9999,4,99,0",
+    )
+    write(tmp_path / "labels.csv", LABELS_HEADER, "L1,S1,G1,0123,2.9")
+    store = load_store(tmp_path)
+    assert [str(d) for d in store.duplicates] == ["sales.csv:3: exact duplicate of line 2"]
+    assert store.counts("sales.csv") == {"rows_read": 3, "rejected": 1, "duplicates": 1}
+    assert store.counts("labels.csv") == {"rows_read": 1, "rejected": 0, "duplicates": 0}
+    assert list(store.sales.index) == [2]
+
+
+def test_labels_are_optional_only_when_asked(tmp_path: Path) -> None:
+    write(tmp_path / "products.csv", PRODUCTS_HEADER, "0123,Milk,dairy,Farm,1,l,55,99")
+    write(tmp_path / "sales.csv", SALES_HEADER, "2024-03-01,S1,0123,4,99,0")
+    with pytest.raises(DataError, match="labels.csv: file not found"):
+        load_store(tmp_path)
+    store = load_store(tmp_path, require_labels=False)
+    assert len(store.labels) == 0 and list(store.labels.columns) == data.LABEL_COLUMNS
+    assert "labels.csv" not in store.rows_read and store.store_id == "S1"
