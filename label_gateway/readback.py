@@ -46,7 +46,7 @@ from label_gateway.broker import (
 )
 from label_gateway.outbox import LabelRow, Outbox
 from label_gateway.protocol import DesiredState, ProtocolError, Topics, parse
-from label_gateway.signing import Signer
+from label_gateway.signing import Signer, TrustedKeys
 
 Reason = Literal["missing", "unparsable", "label", "sku", "price", "content_hash", "version", "key", "signature"]
 REASONS: tuple[Reason, ...] = (
@@ -101,7 +101,9 @@ def _sent(row: LabelRow) -> bool:
     return row.state != "pending" or row.attempts > 0
 
 
-def _compare_one(row: LabelRow, topic: str, payload: bytes | None, signer: Signer | None = None) -> Difference | None:
+def _compare_one(
+    row: LabelRow, topic: str, payload: bytes | None, signer: Signer | None = None, trusted: TrustedKeys | None = None
+) -> Difference | None:
     def differs(reason: Reason, detail: str) -> Difference:
         return Difference(row.label_id, row.gateway, topic, reason, detail)
 
@@ -125,7 +127,7 @@ def _compare_one(row: LabelRow, topic: str, payload: bytes | None, signer: Signe
     if signer is not None:
         if state.key_id != signer.key_id:
             return differs("key", f"signed with key {state.key_id or 'none'}, the engine signs with {signer.key_id}")
-        problem = signer.trusted().verify(state.signed_proof(), state.signed_message(row.store))
+        problem = (trusted or signer.trusted()).verify(state.signed_proof(), state.signed_message(row.store))
         if problem is not None:
             return differs("signature", problem)
     return None
@@ -138,6 +140,7 @@ def compare(rows: Iterable[LabelRow], retained: Mapping[str, bytes], topics: Top
     ``retained`` holds what was read under the store's desired topics (of ``gateway`` only, when
     given); topics in it that no row expects are reported as unknown."""
     result = ReadBack(retained=len(retained))
+    trusted = signer.trusted() if signer is not None else None  # one key set: a batch's root is checked once
     expected: set[str] = set()
     for row in rows:
         if gateway is not None and row.gateway != gateway:
@@ -148,7 +151,7 @@ def compare(rows: Iterable[LabelRow], retained: Mapping[str, bytes], topics: Top
             result.skipped += 1
             continue
         result.checked += 1
-        difference = _compare_one(row, topic, retained.get(topic), signer)
+        difference = _compare_one(row, topic, retained.get(topic), signer, trusted)
         if difference is not None:
             result.differing.append(difference)
     result.unknown = sorted(topic for topic in retained if topic not in expected)

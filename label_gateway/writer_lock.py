@@ -37,6 +37,7 @@ import re
 import socket
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -199,16 +200,20 @@ def _holder_record(store: str, purpose: str) -> dict[str, Any]:
     return {"pid": os.getpid(), "since": _now_text(), "host": socket.gethostname(), "store": store, "purpose": purpose}
 
 
-class _Backend:
+class _Backend(ABC):
+    """One way to hold the lock: a file lock, a PostgreSQL advisory lock, or a process-wide one."""
+
     held: bool = False
     path: Path | None = None
     anonymous_holder = "holder unknown"
 
+    @abstractmethod
     def try_acquire(self) -> bool:
-        raise NotImplementedError
+        """Take the lock if it is free; True when it is now held."""
 
+    @abstractmethod
     def release(self) -> None:
-        raise NotImplementedError
+        """Give the lock back (safe when it is not held)."""
 
     def holder(self) -> dict[str, Any] | None:
         return None

@@ -65,6 +65,12 @@ def user_errors(*also: type[Exception]) -> Iterator[None]:
         fail(str(exc), EXIT_FAILURE)
 
 
+def command_group(help: str) -> typer.Typer:  # noqa: A002  (typer's own name for it)
+    """A sub-command group (``esl-pricing GROUP COMMAND``): help when called bare, and no locals
+    in a traceback (they can hold broker passwords)."""
+    return typer.Typer(help=help, no_args_is_help=True, pretty_exceptions_show_locals=False)
+
+
 def emit_json(payload: dict[str, object]) -> None:
     sys.stdout.write(json.dumps(payload, default=str, sort_keys=True) + "\n")
     sys.stdout.flush()

@@ -19,7 +19,7 @@ import typer
 from pydantic import BaseModel
 
 from label_gateway.label_templates import LabelTemplates
-from pricing.cli.common import EXIT_USER_ERROR, err
+from pricing.cli.common import EXIT_USER_ERROR, command_group, err
 from pricing.core.yaml_config import (
     allowed_keys,
     json_schema,
@@ -30,7 +30,7 @@ from pricing.rules.config import RulesConfig
 from pricing.store.engine_config import EngineConfig
 from simulator.scenario import Scenario
 
-config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
+config_app = command_group("Check configuration files.")
 
 
 def register(app: typer.Typer) -> None:

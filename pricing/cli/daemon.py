@@ -17,7 +17,7 @@ from label_gateway.broker import BrokerAddress
 from label_gateway.outbox import Outbox
 from label_gateway.probe import probe_gateways
 from label_gateway.protocol import Topics
-from pricing.cli.common import emit_json, err, fail, user_errors
+from pricing.cli.common import command_group, emit_json, err, fail, user_errors
 from pricing.core.database import open_engine
 from pricing.core.events import Event
 from pricing.store.engine_config import EngineConfig, load_engine_config
@@ -28,7 +28,7 @@ from pricing.store.metrics import MetricsServerError
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The engine config (config/engine.yaml).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")]
 
-events_app = typer.Typer(help="The append-only event log of price and label changes.", no_args_is_help=True)
+events_app = command_group("The append-only event log of price and label changes.")
 
 
 def _load(config: Path) -> EngineConfig:

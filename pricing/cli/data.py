@@ -22,7 +22,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pricing.cli.common import JsonOption, emit_json, err, fail, user_errors
+from pricing.cli.common import (
+    JsonOption,
+    command_group,
+    emit_json,
+    err,
+    fail,
+    user_errors,
+)
 from pricing.core.data import (
     COMPETITORS_FILE,
     LABELS_FILE,
@@ -36,11 +43,7 @@ from pricing.core.files import atomic_write_text
 FILES = (PRODUCTS_FILE, SALES_FILE, LABELS_FILE, COMPETITORS_FILE)
 REJECTS_FILE = "rejects.csv"
 
-data_app = typer.Typer(
-    help="Check a store's data files: rows, rejects, duplicates, zero-sales days.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-)
+data_app = command_group("Check a store's data files: rows, rejects, duplicates, zero-sales days.")
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from pricing.cli.common import (
     DbOption,
     JsonOption,
+    command_group,
     database_target,
     emit_json,
     err,
@@ -28,9 +29,7 @@ from pricing.core.database import (
     upgrade,
 )
 
-db_app = typer.Typer(
-    help="The engine database: schema migrations.", no_args_is_help=True, pretty_exceptions_show_locals=False
-)
+db_app = command_group("The engine database: schema migrations.")
 
 
 

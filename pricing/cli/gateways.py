@@ -25,13 +25,9 @@ from label_gateway.credentials import (
     provision,
 )
 from label_gateway.protocol import DEFAULT_PREFIX
-from pricing.cli.common import JsonOption, emit_json, err, user_errors
+from pricing.cli.common import JsonOption, command_group, emit_json, err, user_errors
 
-gateways_app = typer.Typer(
-    help="The gateways' (and the engine's) MQTT logins on a Mosquitto broker.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-)
+gateways_app = command_group("The gateways' (and the engine's) MQTT logins on a Mosquitto broker.")
 
 
 def register(app: typer.Typer) -> None:

@@ -17,16 +17,13 @@ from pricing.cli.common import (
     DEFAULT_KEYS,
     JsonOption,
     KeysOption,
+    command_group,
     emit_json,
     err,
     user_errors,
 )
 
-keys_app = typer.Typer(
-    help="The engine's signing keys: create, rotate, list, retire.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-)
+keys_app = command_group("The engine's signing keys: create, rotate, list, retire.")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,13 +14,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pricing.cli.common import JsonOption, emit_json, err, user_errors
+from pricing.cli.common import JsonOption, command_group, emit_json, err, user_errors
 
-model_app = typer.Typer(
-    help="See the demand model: per-SKU elasticity, its standard error, the data behind it.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-)
+model_app = command_group("See the demand model: per-SKU elasticity, its standard error, the data behind it.")
 
 
 def register(app: typer.Typer) -> None:

@@ -39,6 +39,7 @@ from pricing.cli.common import (
     PrefixOption,
     StoreOption,
     WindowOption,
+    command_group,
     database_target,
     emit_json,
     err,
@@ -60,9 +61,7 @@ from pricing.store.last_gate import (
 from pricing.store.price_book import PriceBook
 from pricing.store.price_push import deliver_logged, record_prices, sync_labels
 
-outbox_app = typer.Typer(
-    help="The durable outbox of label updates: status, resume after a crash, reconcile.", no_args_is_help=True
-)
+outbox_app = command_group("The durable outbox of label updates: status, resume after a crash, reconcile.")
 
 #: One push per store outbox at a time (label_gateway/writer_lock.py): a second one waits this long.
 LockWaitOption = Annotated[

@@ -26,7 +26,7 @@ from label_gateway.broker import BrokerAddress
 from label_gateway.protocol import DEFAULT_PREFIX, Topics
 from label_gateway.signing import TRUST_ENV, TrustedKeys
 from pricing.cli import common
-from pricing.cli.common import emit_json, err, fail
+from pricing.cli.common import command_group, emit_json, err, fail
 from simulator.gateways import (
     SimulatedGateways,
     SimulatorError,
@@ -41,12 +41,7 @@ from simulator.scenario import (
     load_scenario,
 )
 
-simulate_app = typer.Typer(
-    help="The store simulator: sample data, gateways and labels.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    add_completion=False,
-)
+simulate_app = command_group("The store simulator: sample data, gateways and labels.")
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 
