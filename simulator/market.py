@@ -273,6 +273,8 @@ def _rows(array: Any, shape: tuple[int, ...], lo: int, hi: int) -> Any:
 class Market:
     """Shopper demand for a store's SKUs, known exactly (the simulator's ground truth)."""
 
+    kind = "loglog"  # the form of its demand (simulator.choice_market.ChoiceMarket is "choice")
+
     def __init__(
         self, truth: DemandTruth, categories: CategoryTruth, trend_origin: date = DEFAULT_TREND_ORIGIN
     ) -> None:
@@ -522,6 +524,31 @@ class Market:
             hi = min(lo + BLOCK_SKUS, len(self))
             units[lo:hi] = self._sample(np.arange(lo, hi), mu[lo:hi], rng)
         return units if limit is None else np.minimum(units, limit)
+
+    def own_price_units(
+        self,
+        skus: Sequence[str] | np.ndarray,
+        prices_cents: Any,
+        current_prices_cents: Any,
+        dates: Any = None,
+    ) -> np.ndarray:
+        """Expected units/day of each SKU at each of its candidate prices, every other SKU fixed.
+
+        ``prices_cents`` is (n, k): k candidates per SKU of ``skus``; ``current_prices_cents``
+        holds a price for every market SKU in truth order (n_market,): the substitutes' prices.
+        With ``dates`` the mean over those days of the weekday, season and trend factor, else an
+        average day. What an oracle prices with (the same question the engine's model answers).
+        """
+        pos = self.positions(skus)
+        index = self.category_index(np.asarray(current_prices_cents, dtype=np.float64))[pos]
+        prices = np.asarray(prices_cents, dtype=np.float64)
+        units = self._expected(pos, prices, None, None, index[:, None])
+        if dates is not None:  # weekday x season x trend averaged over the days: units at ref / base units
+            days = _as_days(dates)
+            ref = np.repeat(self.truth.ref_price_cents[pos, None], len(days), axis=1)
+            calendar = self._expected(pos, ref, days, None, None).mean(axis=1) / self.truth.base_units[pos]
+            units = units * calendar[:, None]
+        return units
 
     def optimal_price_cents(self, skus: Sequence[str] | np.ndarray, cost_cents: Any) -> np.ndarray:
         """The unconstrained profit-optimal price with substitutes' prices fixed, cost * e / (e + 1)."""

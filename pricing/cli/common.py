@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -196,3 +197,11 @@ def print_still_waiting(plan_file: Path, waiting: int) -> None:
             f"(esl-pricing approve {escape(str(plan_file))} --sku SKU or --all)",
             highlight=False,
         )
+
+
+class Market(str, Enum):
+    """A simulated market (pricing.plan.evaluation.MARKETS): today's log-log shoppers, or shoppers
+    choosing among a category's substitutes by a mixed logit, with sparse dirty receipts."""
+
+    loglog = "loglog"
+    choice = "choice"

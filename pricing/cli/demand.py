@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pricing.cli.common import (
+    Market,
     emit_json,
     err,
     report_rejects,
@@ -27,12 +28,15 @@ def register(app: typer.Typer) -> None:
 
 
 def train(
-    data: Annotated[Path, typer.Option(help="Store data directory (products.csv and sales.csv; labels.csv not needed).")],
+    data: Annotated[
+        Path,
+        typer.Option(help="Store data directory (products.csv and sales.csv or receipts.csv; labels.csv not needed)."),
+    ],
     out: Annotated[Path, typer.Option(help="Directory for the model and its card.")] = Path("models"),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
 ) -> None:
     """Train the demand model on a store's sales history and save it with its model card."""
-    from pricing.core.data import SALES_FILE, load_store
+    from pricing.core.data import load_store
     from pricing.demand.model_store import save_model
     from pricing.demand.training import train_demand_model
 
@@ -41,11 +45,21 @@ def train(
         report_rejects(store.rejects)
         if store.duplicates:
             err.print(
-                f"[yellow]{len(store.duplicates)} exact duplicate {SALES_FILE} row(s) dropped[/] (first kept; "
+                f"[yellow]{len(store.duplicates)} exact duplicate {store.sales_file} row(s) dropped[/] (first kept; "
                 f"esl-pricing data check {escape(str(data))} lists them)",
                 highlight=False,
             )
-        result = train_demand_model(store.sales, store.products, progress=lambda msg: err.print(f"  {msg}"))
+        if store.receipt_counts is not None:
+            c = store.receipt_counts
+            err.print(
+                f"{store.rows_read[store.sales_file]:,} receipt lines read, netted into {len(store.sales):,} daily rows "
+                f"({c.void_lines:,} void and {c.refund_lines:,} refund lines, {c.netted_units:,} units netted; "
+                f"{c.negative_days:,} days below zero set to 0)",
+                highlight=False,
+            )
+        result = train_demand_model(
+            store.sales, store.products, listing=store.listing, progress=lambda msg: err.print(f"  {msg}")
+        )
         result.data_counts = {name: store.counts(name) for name in store.rows_read}
         path = save_model(result, out)
     err.print(
@@ -60,7 +74,13 @@ def evaluate(
         Path | None,
         typer.Option(help="A simulated store directory (with truth.csv); default: generate the sample store."),
     ] = None,
-    skus: Annotated[int, typer.Option(min=10, max=200_000, help="SKUs of the generated sample store.")] = 2000,
+    market: Annotated[
+        Market,
+        typer.Option(help="The generated store's shoppers: loglog (today's market) or choice (a mixed logit among substitutes, sparse dirty receipts)."),
+    ] = Market.loglog,
+    skus: Annotated[
+        int | None, typer.Option(min=10, max=200_000, help="SKUs of the generated store (default 2000 loglog, 128 choice).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generated store and of the simulated weeks.")] = 7,
     holdout_weeks: Annotated[int, typer.Option(min=1, max=26, help="Weeks held out for the forecast error.")] = 4,
     weeks: Annotated[int, typer.Option(min=1, max=52, help="Weeks of closed-loop pricing.")] = 8,
@@ -75,7 +95,7 @@ def evaluate(
     rules_path = resolve_rules(rules)
     with user_errors():
         config = load_rules(rules_path) if rules_path else RulesConfig()
-        options = EvaluationOptions(data, skus, seed, holdout_weeks, weeks, config)
+        options = EvaluationOptions(data, skus, seed, holdout_weeks, weeks, config, market.value)
         with err.status("evaluating") as status:
 
             def progress(message: str) -> None:
@@ -89,20 +109,24 @@ def evaluate(
 
 def _print_evaluation(report: EvaluationReport) -> None:
     summary = report.summary()
-    table = Table(title="Own-price elasticity: learned vs true, per category")
-    for column in ("category", "SKUs", "true", "learned", "MAE", "MAE cat. only", "uncertain", "cross (learned/true)"):
-        table.add_column(column, justify="left" if column == "category" else "right")
+    table = Table(title=f"Own-price elasticity: learned vs true, per category ({report.market} market)")
+    columns = ("category", "model", "SKUs", "true", "learned", "MAE", "MAE true cat. mean", "90% cover", "uncertain", "cross (learned/true)")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("category", "model") else "right")
     for cat, row in report.categories.iterrows():
+        cross_true = f"{row['cross_true']:.2f}" if row["cross_true"] == row["cross_true"] else "-"
         table.add_row(
-            str(cat), f"{int(row['skus'])}", f"{row['true_mean']:.2f}", f"{row['learned_mean']:.2f}",
-            f"{row['mae']:.3f}", f"{row['mae_category_only']:.3f}", f"{row['uncertain_share']:.0%}",
-            f"{row['cross_learned']:.2f} / {row['cross_true']:.2f}",
+            str(cat), str(row["model"]), f"{int(row['skus'])}", f"{row['true_mean']:.2f}", f"{row['learned_mean']:.2f}",
+            f"{row['mae']:.3f}", f"{row['mae_category_mean']:.3f}", f"{row['coverage']:.0%}", f"{row['uncertain_share']:.0%}",
+            f"{row['cross_learned']:.2f} / {cross_true}",
         )
     err.print(table)
     err.print(
         f"forecast WAPE {summary['wape']:.3f} vs seasonal-naive {summary['wape_baseline']:.3f} "
         f"(ratio {summary['wape_ratio']:.2f}); elasticity MAE {summary['elasticity_mae']:.3f} "
-        f"(category means alone {summary['elasticity_mae_category_only']:.3f})"
+        f"(true category means {summary['elasticity_mae_category_mean']:.3f}, the model's category means "
+        f"{summary['elasticity_mae_category_only']:.3f}, -1.0 for all {summary['elasticity_mae_constant']:.3f}); "
+        f"90% intervals cover {summary['interval_coverage']:.0%} of the true elasticities"
     )
     err.print(
         f"closed loop, {summary['closed_loop_weeks']} weeks: realised profit {summary['closed_loop_profit_vs_oracle']:.3f} "

@@ -1,8 +1,9 @@
 """esl-pricing model show: what the demand model learned per category and per SKU (pricing/demand/model_view.py).
 
 Tables go to stderr; with ``--json`` the last stdout line is one object: ``model_dir``, ``skus``
-(sku, category, elasticity, se, uncertain, model, days, distinct_prices) and ``categories``
-(category, n_skus, mean_elasticity, elasticity_sd, n_uncertain).
+(sku, category, elasticity, se, uncertain, model, days, distinct_prices), ``categories``
+(category, model, n_skus, mean_elasticity, elasticity_sd, n_uncertain) and ``bounds_binding``
+(what the fit would have crossed but for a bound; empty when nothing binds).
 """
 
 from __future__ import annotations
@@ -41,10 +42,15 @@ def model_show(
         model, _card = load_model(model_dir)
         view = model_view(model, skus=sku, category=category)
 
-    cats = Table("category", "SKUs", "mean elasticity", "spread (sd)", "uncertain", title="categories")
+    cats = Table("category", "model", "SKUs", "mean elasticity", "spread (sd)", "uncertain", title="categories")
     for c in view.categories:
-        cats.add_row(escape(c.category), str(c.n_skus), f"{c.mean_elasticity:.3f}", f"{c.elasticity_sd:.3f}", str(c.n_uncertain))
+        cats.add_row(
+            escape(c.category), c.model, str(c.n_skus), f"{c.mean_elasticity:.3f}", f"{c.elasticity_sd:.3f}", str(c.n_uncertain)
+        )
     err.print(cats)
+    bounds = [str(b) for b in getattr(model, "bounds_binding_", [])]
+    for line in bounds:
+        err.print(f"[yellow]bound binding:[/] {escape(line)}")
     skus = Table("sku", "category", "elasticity", "se", "model", "days", "prices", "uncertain", title="SKUs")
     for r in view.skus:
         skus.add_row(
@@ -56,4 +62,4 @@ def model_show(
     if not view.skus:
         err.print("no SKU matches the filters", highlight=False)
     if as_json:
-        emit_json({"model_dir": str(model_dir), **view.as_dict()})
+        emit_json({"model_dir": str(model_dir), **view.as_dict(), "bounds_binding": bounds})

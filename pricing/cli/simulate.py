@@ -26,7 +26,7 @@ from label_gateway.broker import BrokerAddress
 from label_gateway.protocol import DEFAULT_PREFIX, Topics
 from label_gateway.signing import TRUST_ENV, TrustedKeys
 from pricing.cli import common
-from pricing.cli.common import command_group, emit_json, err, fail
+from pricing.cli.common import Market, command_group, emit_json, err, fail
 from simulator.gateways import (
     SimulatedGateways,
     SimulatorError,
@@ -85,9 +85,26 @@ def simulate_generate(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 7,
     days: Annotated[int, typer.Option(min=7, max=3660, help="Days of sales history.")] = 365,
     gateways: Annotated[int, typer.Option(min=1, max=64, help="Label gateways.")] = 2,
+    market: Annotated[
+        Market,
+        typer.Option(help="loglog: daily sales.csv of today's market; choice: receipts.csv of mixed-logit shoppers among substitutes."),
+    ] = Market.loglog,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
 ) -> None:
     """Generate a deterministic sample store with known demand (the truth is saved alongside)."""
+    if market is Market.choice:
+        from simulator.choice_store import generate_choice_store
+
+        choice = generate_choice_store(out, skus=skus, seed=seed, days=days, gateways=gateways)
+        err.print(
+            f"wrote {choice.skus} SKUs in {choice.categories} categories, {choice.lines} receipt lines "
+            f"({choice.duplicates} duplicated, {choice.voids} voids, {choice.refunds} refunds) to {out} "
+            f"in {choice.seconds:.2f}s"
+        )
+        if as_json:
+            emit_json({"market": "choice", "skus": choice.skus, "receipt_lines": choice.lines,
+                       "seconds": round(choice.seconds, 3), "out": str(out)})
+        return
     from simulator.store import generate_store
 
     summary = generate_store(out, skus=skus, seed=seed, days=days, gateways=gateways)

@@ -55,6 +55,13 @@ duplicate: dropped (the first kept) and listed in ``Loaded.duplicates`` / ``Stor
 with ``exact duplicate of line N``, not in the rejects (see docs/data.md). ``competitor_reference`` turns the observations into one reference price
 per SKU (each competitor's latest price, then the lowest of those).
 
+Two more files build on the reader and the _RowChecker here: receipts.csv, which a store gives
+instead of sales.csv (transaction lines, checked like sales rows and netted into the same daily
+sales frame: pricing/core/receipts.py; a directory with both is a ``DataError``), and the optional
+assortment.csv (when each SKU is listed: pricing/core/listing.py, whose ``complete_days`` adds the
+zero-sales days before training). ``load_store`` reads them; ``StoreData`` says which file the
+sales came from (``sales_file``), what netting did (``receipt_counts``) and the listing.
+
 How a file is read (this is what makes a 50,000-SKU year of sales, 18 M rows, load in seconds
 and a few hundred MB): every column is read as a categorical, so each distinct text is stored
 once and a row is an integer code per column. Whitespace stripping, parsing and checking then run
@@ -67,6 +74,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -81,6 +89,9 @@ from pricing.core.ids import (  # noqa: F401  (re-exported: ids are part of the 
     shown,
     sku_problem,
 )
+
+if TYPE_CHECKING:
+    from pricing.core.receipts import ReceiptCounts
 
 PRODUCT_COLUMNS = ["sku", "name", "category", "brand", "size", "unit", "cost_cents", "price_cents"]
 PRODUCT_OPTIONAL = ["family", "ladder", "tier"]
@@ -98,6 +109,8 @@ PRODUCTS_FILE = "products.csv"
 SALES_FILE = "sales.csv"
 LABELS_FILE = "labels.csv"
 COMPETITORS_FILE = "competitors.csv"  # optional
+RECEIPTS_FILE = "receipts.csv"  # instead of sales.csv: transaction lines (pricing/core/receipts.py)
+ASSORTMENT_FILE = "assortment.csv"  # optional: when each SKU is listed (pricing/core/listing.py)
 
 
 class DataError(Exception):
@@ -210,18 +223,21 @@ def _chunks(path: Path, names: list[str], dtype: object, parquet: pd.DataFrame |
         raise DataError(f"{path}: cannot read: {exc}") from None
 
 
-def _read_table(path: Path, required: list[str], optional: list[str], caseless: tuple[str, ...] = ()) -> _Table:
+def _header(path: Path) -> tuple[list[str], pd.DataFrame | None]:
+    """The file's column names (and, for Parquet, the whole table: it is read at once)."""
     if not path.exists():
         raise DataError(f"{path}: file not found")
-    parquet = None
     try:
         if path.suffix == ".parquet":
             parquet = pd.read_parquet(path)
-            header = list(parquet.columns)
-        else:
-            header = list(pd.read_csv(path, nrows=0).columns)
+            return [str(c) for c in parquet.columns], parquet
+        return list(pd.read_csv(path, nrows=0).columns), None
     except _UNREADABLE as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
+
+
+def _read_table(path: Path, required: list[str], optional: list[str], caseless: tuple[str, ...] = ()) -> _Table:
+    header, parquet = _header(path)
     missing = [c for c in required if c not in header]
     if missing:
         raise DataError(f"{path}: missing column(s): {', '.join(missing)}")
@@ -511,15 +527,52 @@ def _check_tiers(check: _RowChecker) -> None:
         check.flag_rows(dangling, "tier '" + tier_row + f"' is not in {PRODUCTS_FILE}")
 
 
-def _dates(check: _RowChecker) -> np.ndarray:
-    """The ``date`` column's distinct texts as datetime64[ns] (NaT where rejected)."""
-    date_text = check.text("date")
-    date = pd.to_datetime(date_text, format="%Y-%m-%d", errors="coerce")
-    check.flag("date", date.isna(), "date is not YYYY-MM-DD: '" + date_text.fillna("") + "'")
+def _dates(check: _RowChecker, col: str = "date", *, optional: bool = False) -> np.ndarray:
+    """The ``col`` column's distinct texts as datetime64[ns] (NaT where rejected, or empty when
+    ``optional``)."""
+    date_text = check.text(col).fillna("")
+    return _parse_dates(check, col, date_text, date_text, "YYYY-MM-DD", optional=optional)
+
+
+def _parse_dates(
+    check: _RowChecker, col: str, day_text: pd.Series, shown_text: pd.Series, form: str, *, optional: bool = False
+) -> np.ndarray:
+    """Per distinct value of ``col``: its day (``day_text``, YYYY-MM-DD) as datetime64[ns].
+
+    A bad day is rejected with ``{col} is not {form}: '{shown_text}'``. ``day_text`` is parsed
+    once per distinct day, so many distinct values of few days (timestamps) parse fast.
+    """
+    codes, days = pd.factorize(day_text.to_numpy(dtype=object))
+    parsed = pd.to_datetime(pd.Series(days, dtype=object), format="%Y-%m-%d", errors="coerce")
     # The frame's datetime64[ns] spans 1677-09-21 .. 2262-04-11.
-    outside = date.notna() & ~date.between(pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D"))
-    check.flag("date", outside, "date is out of range: '" + date_text.fillna("") + "'")
-    return date.where(~outside).astype("datetime64[ns]").to_numpy()
+    in_range = parsed.between(pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D")).to_numpy(dtype=bool)
+    unparsed = parsed.isna().to_numpy(dtype=bool)  # NaT: not a day at all
+    day = parsed.where(in_range).to_numpy(dtype="datetime64[ns]")
+    bad_form = unparsed[codes]
+    if optional:
+        bad_form &= (shown_text != "").to_numpy(dtype=bool)
+    check.flag(col, bad_form, _reasons(bad_form, col + f" is not {form}: '", shown_text))
+    outside = ~unparsed[codes] & ~in_range[codes]
+    check.flag(col, outside, _reasons(outside, col + " is out of range: '", shown_text))
+    return day[codes]
+
+
+def _reasons(mask: np.ndarray, prefix: str, text: pd.Series) -> np.ndarray:
+    """``prefix + text + "'"`` where ``mask`` is set (None elsewhere): built for the flagged values only."""
+    reasons = np.full(len(mask), None, dtype=object)
+    if mask.any():
+        reasons[mask] = [f"{prefix}{t}'" for t in text.to_numpy(dtype=object)[mask]]
+    return reasons
+
+
+_TRUTHY, _FALSY = {"1", "true", "yes"}, {"0", "false", "no", ""}
+
+
+def _promo(check: _RowChecker, col: str = "promo") -> np.ndarray:
+    """Per distinct value of ``col``: True for 1/true/yes, False for 0/false/no/empty; else rejected."""
+    promo_text = check.text(col).fillna("").str.lower()
+    check.flag(col, ~promo_text.isin(_TRUTHY | _FALSY), f"{col} is not a boolean: '" + check.text(col).fillna("") + "'")
+    return promo_text.isin(_TRUTHY).to_numpy(dtype=bool)
 
 
 def _load_sales(path: Path, known: set[str] | None) -> tuple[Loaded, list[Reject]]:
@@ -532,18 +585,14 @@ def _load_sales(path: Path, known: set[str] | None) -> tuple[Loaded, list[Reject
     date = _dates(check)
     units = check.integer("units", minimum=0)
     price = check.integer("price_cents", minimum=1)
-    promo_text = check.text("promo").fillna("").str.lower()
-    truthy, falsy = {"1", "true", "yes"}, {"0", "false", "no", ""}
-    check.flag(
-        "promo", ~promo_text.isin(truthy | falsy), "promo is not a boolean: '" + check.text("promo").fillna("") + "'"
-    )
+    promo = _promo(check)
     values = {
         "date": date,
         "store": check.text("store"),
         "sku": check.text("sku"),
         "units": _whole(units),
         "price_cents": _whole(price),
-        "promo": promo_text.isin(truthy).to_numpy(dtype=bool),
+        "promo": promo,
     }
     if "stock" in check.table.columns:
         values["stock"] = check.integer("stock", minimum=0, optional=True)
@@ -679,16 +728,29 @@ class StoreData:
     competitors: pd.DataFrame = field(default_factory=empty_competitors)  # no rows without the file
     #: Exact duplicate sales rows dropped (not in ``rejects``): ``exact duplicate of line N``.
     duplicates: list[Reject] = field(default_factory=list)
-    #: Data rows read per file name (products.csv, sales.csv, ...; only the files read).
+    #: Data rows read per file name (products.csv, sales.csv or receipts.csv, ...; only the files read).
     rows_read: dict[str, int] = field(default_factory=dict)
+    #: The file ``sales`` came from: sales.csv (daily rows) or receipts.csv (lines netted per day).
+    sales_file: str = SALES_FILE
+    #: What netting receipts.csv did (void_lines, refund_lines, netted_units, negative_days);
+    #: None when the sales came from sales.csv.
+    receipt_counts: ReceiptCounts | None = None
+    #: assortment.csv's rows (sku, store <NA> = every store, listed_from, listed_to NaT = still
+    #: listed): when each SKU is on the shelf. None without the file (listing.complete_days then
+    #: lists each SKU from its first to its last sale).
+    listing: pd.DataFrame | None = None
 
     def counts(self, file: str) -> dict[str, int]:
-        """Rows read, rejected and exact duplicates dropped of one file (by name, e.g. sales.csv)."""
-        return {
+        """Rows read, rejected and exact duplicates dropped of one file (by name, e.g. sales.csv);
+        for receipts.csv also its netting counts (void_lines, refund_lines, netted_units, negative_days)."""
+        counts = {
             "rows_read": self.rows_read.get(file, 0),
             "rejected": sum(1 for r in self.rejects if r.file == file),
             "duplicates": sum(1 for r in self.duplicates if r.file == file),
         }
+        if file == RECEIPTS_FILE and file == self.sales_file and self.receipt_counts is not None:
+            counts.update(self.receipt_counts.as_dict())
+        return counts
 
     @property
     def store_id(self) -> str:
@@ -732,31 +794,60 @@ def empty_labels() -> pd.DataFrame:
 
 
 def load_store(directory: Path | str, *, require_labels: bool = True) -> StoreData:
-    """Load products.csv, sales.csv, labels.csv and (if present) competitors.csv from a directory.
+    """Load products.csv, sales.csv or receipts.csv, labels.csv and (if present) competitors.csv
+    and assortment.csv from a directory.
 
-    Sales, labels and competitor prices for SKUs that are not (validly) in products are rejected
-    too. Without competitors.csv, ``competitors`` is an empty frame with the loader's columns.
-    ``require_labels=False`` (training needs only products and sales): without labels.csv,
-    ``labels`` is an empty frame with the loader's columns.
+    The daily sales come from sales.csv or, instead, from receipts.csv (transaction lines, netted
+    into the same daily frame: pricing/core/receipts.py); a directory with both is an error, one
+    with neither misses sales.csv. Sales (or receipt lines), labels, competitor prices and
+    assortment rows for SKUs that are not (validly) in products are rejected too. Without
+    competitors.csv, ``competitors`` is an empty frame with the loader's columns; without
+    assortment.csv, ``listing`` is None. ``require_labels=False`` (training needs only products
+    and sales): without labels.csv, ``labels`` is an empty frame with the loader's columns.
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"{directory}: not a directory")
+    has_sales, has_receipts = (directory / SALES_FILE).exists(), (directory / RECEIPTS_FILE).exists()
+    if has_sales and has_receipts:
+        raise DataError(
+            f"{directory}: has both {SALES_FILE} and {RECEIPTS_FILE}; keep one (daily sales or receipt lines, not both)"
+        )
     products = load_products(directory / PRODUCTS_FILE)
     known = set(products.frame["sku"])
-    sales, sales_unknown = _load_sales(directory / SALES_FILE, known)
-    rows_read = {PRODUCTS_FILE: products.rows, SALES_FILE: sales.rows}
-    rejects = products.rejects + sales.rejects + sales_unknown
+    receipt_counts = None
+    if has_receipts:
+        from pricing.core.receipts import _load_receipts  # it builds on this module
+
+        receipts, sales_unknown = _load_receipts(directory / RECEIPTS_FILE, known)
+        sales, sales_file, receipt_counts = receipts, RECEIPTS_FILE, receipts.counts
+    else:
+        if not has_sales:
+            raise DataError(f"{directory / SALES_FILE}: file not found (nor {RECEIPTS_FILE}: a store needs one)")
+        sales, sales_unknown = _load_sales(directory / SALES_FILE, known)
+        sales_file = SALES_FILE
+    rows_read = {PRODUCTS_FILE: products.rows, sales_file: sales.rows}
+    rejects = products.rejects + sales.rejects
     labels_frame = empty_labels()
     if require_labels or (directory / LABELS_FILE).exists():
         labels, labels_unknown = _load_labels(directory / LABELS_FILE, known)
         labels_frame, rows_read[LABELS_FILE] = labels.frame, labels.rows
-        rejects = products.rejects + sales.rejects + labels.rejects + sales_unknown + labels_unknown
+        rejects += labels.rejects + sales_unknown + labels_unknown
+    else:
+        rejects += sales_unknown
     competitors = empty_competitors()
     if (directory / COMPETITORS_FILE).exists():
         loaded, competitors_unknown = _load_competitors(directory / COMPETITORS_FILE, known)
         competitors, rows_read[COMPETITORS_FILE] = loaded.frame, loaded.rows
         rejects += loaded.rejects + competitors_unknown
+    listing = None
+    if (directory / ASSORTMENT_FILE).exists():
+        from pricing.core.listing import _load_assortment  # it builds on this module
+
+        assortment, assortment_unknown = _load_assortment(directory / ASSORTMENT_FILE, known)
+        listing, rows_read[ASSORTMENT_FILE] = assortment.frame, assortment.rows
+        rejects += assortment.rejects + assortment_unknown
     return StoreData(
-        products.frame, sales.frame, labels_frame, rejects, competitors, duplicates=sales.duplicates, rows_read=rows_read
+        products.frame, sales.frame, labels_frame, rejects, competitors, duplicates=sales.duplicates,
+        rows_read=rows_read, sales_file=sales_file, receipt_counts=receipt_counts, listing=listing,
     )

@@ -34,12 +34,20 @@ Expected units of SKU ``i`` (category ``c``) on day ``t``::
      that). Between rounds such rows count as their expected demand given ``units >= stock``
      under the current fit (EM for a censored Poisson).
 
-- Standard errors allow for over-dispersion (Pearson chi-square per category).
+- Standard errors allow for over-dispersion: negative binomial variance mu (1 + mu/k_c), k_c per
+  category by moments, in a sandwich around the Poisson fit (``_score_variance``).
 - ``level_`` is the expected units on an average weekday, at no promotion, at the reference price,
   with substitutes at their reference prices, at the trend of the last day of the training data
   and the year's average season (pass ``dates`` to ``predict_grid`` for a particular time of year).
 
 Row-level arrays are float32 where precision allows; every sum is float64.
+
+Model families: the above is the ``loglog`` family. A category of substitutes (2 to
+``choice_max_skus`` SKUs) may instead take the ``choice`` family, a multinomial logit among its
+SKUs and not buying (pricing.demand.choice), when that predicts the last ``selection_days`` of the
+data better (pricing.demand.selection). ``model_family_`` says which per category; the SKUs of a
+``choice`` category take their elasticities, standard errors, uncertain flags and predictions
+from ``choice_``. ``bounds_binding_`` lists every bound the fit ran into (never silently clipped).
 """
 
 from __future__ import annotations
@@ -50,7 +58,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.special import gammainc
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 FIT_COLUMNS = ("sku", "category", "price_cents")
@@ -66,7 +74,7 @@ _GLM_ITER = 4
 _GLM_MAX_STEP = 1.0
 _RIDGE = 1.0  # prior precision (log scale) of season, trend, cross-price and promo effects
 _RIDGE_DOW = 1e-3
-_MAX_CROSS = 3.0
+_MAX_CROSS = 20.0  # numerical safety only; a fit that reaches it is reported in bounds_binding_
 _MIN_TAU2 = 1e-4  # between-SKU elasticity variance floor (sd 0.01)
 _TAU_PRIOR_SKUS = 20.0  # a category's spread counts as much as this many SKUs of the store-wide one
 _MIN_SEASON_DAYS = 300  # a yearly season needs most of a year of data
@@ -188,6 +196,10 @@ class DemandModel(RegressorMixin, BaseEstimator):
     max_elasticity_se : SKUs whose elasticity standard error exceeds this are flagged uncertain.
     cross_price, seasonality, trend : include these effects (when the data can show them).
     rounds : backfitting rounds (SKU step, category step, censoring update).
+    choice_max_skus : categories of 2 to this many SKUs may choose the choice model (a
+        multinomial logit among the category's SKUs and not buying, pricing.demand.choice) when it
+        predicts the last ``selection_days`` better (pricing.demand.selection); 0 disables it.
+    selection_days : the held-out days that decide each category's model family.
     """
 
     def __init__(
@@ -201,6 +213,8 @@ class DemandModel(RegressorMixin, BaseEstimator):
         seasonality: bool = True,
         trend: bool = True,
         rounds: int = 4,
+        choice_max_skus: int = 60,
+        selection_days: int = 28,
     ) -> None:
         self.pooling_strength = pooling_strength
         self.max_elasticity = max_elasticity
@@ -211,6 +225,8 @@ class DemandModel(RegressorMixin, BaseEstimator):
         self.seasonality = seasonality
         self.trend = trend
         self.rounds = rounds
+        self.choice_max_skus = choice_max_skus
+        self.selection_days = selection_days
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
@@ -319,12 +335,83 @@ class DemandModel(RegressorMixin, BaseEstimator):
         self.last_day_ = np.datetime64(last, "D") if design.weekday else None
         self.design_ = design
         self.censored_rows_ = len(rows.censored)
+        self.bounds_binding_ = _bounds_binding(
+            pooled.elasticity, self.min_elasticity, self.max_elasticity, gamma, categories, design.cross
+        )
         self.sku_days_ = sku_days.astype(np.int64)  # distinct dates with a row (rows when X has no date)
         self.sku_distinct_prices_ = sku_distinct_prices.astype(np.int64)
         used = [c for c in (*FIT_COLUMNS, *OPTIONAL_COLUMNS) if c in X.columns]
         self.feature_names_in_ = np.asarray(used, dtype=object)
         self.n_features_in_ = len(used)
+        self._choose_families(X, y)
         return self
+
+    def _choose_families(self, X: pd.DataFrame, y: Sequence[float] | np.ndarray | pd.Series) -> None:
+        """Per category: keep the log-log fit or take the choice model's (pricing.demand.selection).
+
+        A category that chose the choice model gets its SKUs' elasticities, standard errors and
+        uncertain flags from it; its category elasticity is their mean and its cross elasticity
+        the mean over its SKUs of the sum of their cross elasticities (the response to all
+        substitutes' prices moving together: the log-log model's cross term).
+        """
+        from pricing.demand.choice import ChoiceModel
+        from pricing.demand.selection import CHOICE, LOGLOG, select_families
+
+        self.model_family_ = pd.Series(LOGLOG, index=self.categories_, name="model")
+        self.choice_: ChoiceModel | None = None
+        self.selection_: dict[str, dict[str, float | str]] = {}
+        if int(self.choice_max_skus) < 2 or self.last_day_ is None:
+            return
+        loglog = clone(self).set_params(choice_max_skus=0)
+        selection = select_families(
+            X, np.asarray(y, dtype=np.float64), lambda rows, units: clone(loglog).fit(rows, units),
+            max_skus=int(self.choice_max_skus), holdout_days=int(self.selection_days),
+            choice=ChoiceModel(max_elasticity_se=self.max_elasticity_se),
+        )
+        self.selection_ = selection.evidence
+        choice = selection.choice
+        if choice is None:
+            return
+        chosen = [c for c, f in selection.family.items() if f == CHOICE]
+        by_cat = pd.Series(choice.elasticity_, index=choice.categories_[choice.sku_category_code_])
+        allowed = by_cat.between(self.min_elasticity, self.max_elasticity).groupby(level=0).all()
+        for cat in [c for c in chosen if not allowed.get(c, False)]:
+            chosen.remove(cat)
+            self.selection_[cat]["chosen"] = LOGLOG
+            self.bounds_binding_ = [
+                *self.bounds_binding_,
+                f"category {cat}: the choice model predicted better but put an elasticity outside "
+                f"[min_elasticity, max_elasticity] = [{self.min_elasticity:g}, {self.max_elasticity:g}]; kept loglog",
+            ]
+        if not chosen:
+            return
+        self.model_family_[chosen] = CHOICE
+        keep = np.isin(np.asarray(choice.categories_)[choice.sku_category_code_], chosen)
+        pos = self.skus_.get_indexer(choice.skus_[keep])
+        self.elasticity_ = self.elasticity_.copy()
+        self.elasticity_[pos] = choice.elasticity_[keep]
+        self.elasticity_se_ = self.elasticity_se_.copy()
+        self.elasticity_se_[pos] = choice.elasticity_se_[keep]
+        self.uncertain_ = self.uncertain_.copy()
+        self.uncertain_[pos] = choice.uncertain_[keep]
+        for name in ("raw_elasticity_", "raw_elasticity_se_", "pooled_weight_"):
+            values = getattr(self, name).astype(np.float64, copy=True)
+            values[pos] = np.nan  # no pooled log-log estimate behind these SKUs
+            setattr(self, name, values)
+        for cat in chosen:
+            self.category_elasticity_[cat] = float(by_cat[cat].mean())
+            matrix = choice.cross_elasticities(cat).to_numpy()
+            self.cross_elasticity_[cat] = float((matrix.sum(axis=1) - np.diag(matrix)).mean())
+        notes = [n for n in choice.bounds_binding_ if any(n.startswith(f"category {c}:") for c in chosen)]
+        self.bounds_binding_ = [*self.bounds_binding_, *notes]
+        self.choice_ = choice  # its other categories (if any) keep the log-log model: see model_family_
+
+    def _choice_rows(self, idx: np.ndarray) -> np.ndarray:
+        """Mask of the SKU positions ``idx`` whose category uses the choice model."""
+        if getattr(self, "choice_", None) is None:
+            return np.zeros(len(idx), dtype=bool)
+        uses = (self.model_family_.to_numpy() == "choice")[self.sku_category_code_]
+        return uses[idx]
 
     def _check_params(self) -> None:
         if not self.max_elasticity <= 0:
@@ -366,11 +453,19 @@ class DemandModel(RegressorMixin, BaseEstimator):
         out = self.level_[idx] * np.exp(self.elasticity_[idx] * xc)
         promo = _promo(X)
         if days is None:
-            return out * np.where(promo, self.promo_uplift_[cat], 1.0)
+            return self._choice_predict(X, idx, out * np.where(promo, self.promo_uplift_[cat], 1.0))
         day_code, n_days = _dense_codes(days)
         index = _loo_index(cat * n_days + day_code, xc, len(self.categories_) * n_days)
         log_effect = self._calendar(cat, days, promo) + self.cross_elasticity_.to_numpy()[cat] * index
-        return out * np.exp(log_effect)
+        return self._choice_predict(X, idx, out * np.exp(log_effect))
+
+    def _choice_predict(self, X: pd.DataFrame, idx: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out`` with the rows of choice-model categories predicted by the choice model."""
+        rows = self._choice_rows(idx)
+        if rows.any():
+            subset = X[rows].assign(category=self.category_of_.to_numpy()[idx[rows]])
+            out[rows] = self.choice_.predict(subset)  # type: ignore[union-attr]
+        return out
 
     def predict_grid(
         self,
@@ -416,7 +511,14 @@ class DemandModel(RegressorMixin, BaseEstimator):
             )
             factor *= per_day.reshape(n_cat, len(day)).mean(axis=1)[cat]
         b = self.elasticity_[idx, None]
-        return (self.level_[idx] * factor)[:, None] * np.exp(b * (np.log(prices) - self.ref_log_price_[idx, None]))
+        out = (self.level_[idx] * factor)[:, None] * np.exp(b * (np.log(prices) - self.ref_log_price_[idx, None]))
+        rows = self._choice_rows(idx)
+        if rows.any():
+            current = None if current_prices_cents is None else np.asarray(current_prices_cents)[rows]
+            out[rows] = self.choice_.predict_grid(  # type: ignore[union-attr]
+                np.asarray(self.skus_[idx[rows]]), prices[rows], current_prices_cents=current, dates=dates
+            )
+        return out
 
     def _calendar(self, cat: np.ndarray, days: np.ndarray, promo: np.ndarray) -> np.ndarray:
         """Log multiplier of weekday, season, trend and promo relative to ``level_``."""
@@ -507,6 +609,26 @@ class DemandModel(RegressorMixin, BaseEstimator):
                 "raw_se": self.raw_elasticity_se_,
             }
         )
+
+
+def _bounds_binding(
+    elasticity: np.ndarray, low: float, high: float, gamma: np.ndarray, categories: pd.Index, cross: bool
+) -> list[str]:
+    """What the fit would have crossed but for a bound: said, never silently clipped."""
+    out: list[str] = []
+    for count, bound, side in (
+        (int((elasticity > high).sum()), high, "max_elasticity"),
+        (int((elasticity < low).sum()), low, "min_elasticity"),
+    ):
+        if count:
+            out.append(f"{count} SKU(s) held at {side} = {bound:g} (their data pointed beyond it)")
+    if cross:
+        for cat, value in zip(categories, gamma, strict=True):
+            if value >= _MAX_CROSS:
+                out.append(f"category {cat}: cross-price effect at its numerical cap {_MAX_CROSS:g}")
+            elif value <= 0.0:
+                out.append(f"category {cat}: cross-price effect held at 0 (the data pointed to complements or none)")
+    return out
 
 
 # ------------------------------------------------------------- input checks
@@ -764,9 +886,9 @@ def _sku_step(
             break
     mean, var = _weighted_moments(rows, offset, b, n_skus)
     info = sy * var
-    dispersion = _dispersion(rows, offset, b, sy, sku_cat, n_cats)
-    with np.errstate(divide="ignore"):
-        se = np.where(info > 1e-9 * np.maximum(sy, 1.0), np.sqrt(dispersion[sku_cat] / info), np.inf)
+    variance = _score_variance(rows, offset, b, mean, sy, n_cats)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.where(info > 1e-9 * np.maximum(sy, 1.0), np.sqrt(variance) / np.where(info > 0, info, 1.0), np.inf)
     return _SkuFit(b, se)
 
 
@@ -787,24 +909,36 @@ def _weighted_moments(rows: _Rows, offset: np.ndarray, b: np.ndarray, n_skus: in
     return mean, var
 
 
-def _dispersion(
-    rows: _Rows, offset: np.ndarray, b: np.ndarray, sy: np.ndarray, sku_cat: np.ndarray, n_cats: int
+def _score_variance(
+    rows: _Rows, offset: np.ndarray, b: np.ndarray, mean: np.ndarray, sy: np.ndarray, n_cats: int
 ) -> np.ndarray:
-    """Pearson chi-square / dof per category, at least 1 (Poisson)."""
+    """Per SKU: the variance of the elasticity's score under negative binomial noise.
+
+    Sales are over-dispersed, and more so the more a SKU sells: Var(y) = mu (1 + mu / k_c).
+    The Poisson estimate stays consistent; its variance is the sandwich score variance /
+    information², with score variance sum_t mu_t (1 + mu_t / k_c) (x_t - mean)². ``1/k_c`` is
+    estimated per category by moments (sum((y - mu)² - mu) / sum(mu²), at least 0). One
+    dispersion factor per category (Pearson) understated the error of high-volume SKUs: 90%
+    intervals covered 76% of the truth for the top fifth by volume, 88% with this.
+    """
     w = _weights(rows, offset, b)
     s0 = rows.by_sku.sum(w)
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = np.where(s0 > 0, sy / s0, 0.0)
-    mu = scale[rows.sku] * w
-    live = mu > 0
-    pearson = np.zeros(len(mu))
-    pearson[live] = (rows.units[live] - mu[live]) ** 2 / mu[live]
-    chi2 = _sum_by(rows.cat, pearson, n_cats)
-    n_rows = _sum_by(rows.cat[live], None, n_cats)
-    fitted_skus = _sum_by(sku_cat, (sy > 0).astype(np.float64), n_cats)
-    dof = n_rows - 2 * fitted_skus
+    mu = w
+    mu *= scale.astype(_ROW)[rows.sku]  # rows of a SKU without sales: mu = 0 = y, adding nothing
+    w = rows.units - mu
+    w **= 2
+    w -= mu
+    excess = _sum_by(rows.cat, w, n_cats)
+    np.square(mu, out=w)
+    squares = _sum_by(rows.cat, w, n_cats)
+    del w
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(dof > 0, np.maximum(chi2 / dof, 1.0), 1.0)
+        inverse_k = np.where(squares > 0, np.maximum(excess, 0.0) / squares, 0.0)
+    mu *= 1.0 + mu * inverse_k.astype(_ROW)[rows.cat]
+    mu *= (rows.xc - mean.astype(_ROW)[rows.sku]) ** 2
+    return rows.by_sku.sum(mu)
 
 
 def _log_level(rows: _Rows, offset: np.ndarray, b: np.ndarray, n_skus: int) -> np.ndarray:

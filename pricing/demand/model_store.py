@@ -26,6 +26,7 @@ import sklearn
 
 from pricing.core.files import atomic_write
 from pricing.demand.model import DemandModel
+from pricing.demand.model_view import families
 from pricing.demand.training import TrainingResult
 
 MODEL_FILE = "demand_model.joblib"
@@ -115,6 +116,8 @@ def model_card(result: TrainingResult, *, model_sha256: str) -> dict[str, Any]:
         "holdout_start": result.holdout_start.isoformat() if result.holdout_start else None,
         "n_rows": int(result.n_rows),
         "n_skus": int(result.n_skus),
+        "zero_days_filled": int(result.zero_days_filled),
+        "listing": {k: int(v) for k, v in result.listing.items()},
         "dropped_rows": _dropped_rows(result),
         "data_counts": {name: {k: int(v) for k, v in counts.items()} for name, counts in result.data_counts.items()},
         "training_seconds": round(float(result.seconds), 3),
@@ -125,6 +128,9 @@ def model_card(result: TrainingResult, *, model_sha256: str) -> dict[str, Any]:
             str(cat): {k: round(float(v), 4) for k, v in row.items()} for cat, row in model.category_table().iterrows()
         },
         "uncertain_skus": int(model.uncertain_.sum()),
+        "model_family_by_category": families(model),
+        "model_selection": _jsonable(getattr(model, "selection_", None)),
+        "bounds_binding": [str(b) for b in getattr(model, "bounds_binding_", [])],
         "elasticity_by_category": elasticity_summary(model),
         "versions": library_versions(),
         "sku_hash": sku_hash(model.skus_),
@@ -136,7 +142,7 @@ def model_card(result: TrainingResult, *, model_sha256: str) -> dict[str, Any]:
 def _dropped_rows(result: TrainingResult) -> int:
     """Sales rows read but not trained on: rejected and exact duplicates (when the loader's counts
     are known), plus the rows training itself dropped (SKU not in products)."""
-    sales = result.data_counts.get("sales.csv", {})
+    sales = result.data_counts.get("sales.csv") or result.data_counts.get("receipts.csv", {})
     return int(result.dropped_rows) + int(sales.get("rejected", 0)) + int(sales.get("duplicates", 0))
 
 

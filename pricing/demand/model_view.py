@@ -3,12 +3,14 @@
 Plain data in (a fitted model, optional filters), plain data out (rows, and JSON-ready dicts): the
 command line (``esl-pricing model show``) only prints them.
 
-Per SKU: the own-price elasticity, its standard error after pooling, the uncertain flag, the
-model family (every SKU uses the log-log model today: ``loglog``), and the data it rests on: days
-of the SKU in the training data and its distinct prices there. Models saved before the model kept
-those counts report them as None. Per category (always over all of the category's SKUs, whatever
-the SKU filter): SKUs, mean elasticity, its spread (standard deviation over the SKUs) and how many
-SKUs are uncertain.
+Per SKU: the own-price elasticity, its standard error, the uncertain flag, the model family of
+its category (``loglog``: log units linear in log price, pooled toward the category; ``choice``:
+a multinomial logit among the category's substitutes and not buying, chosen where it predicted
+the last weeks better), and the data it rests on: days of the SKU in the training data and its
+distinct prices there. Models saved before the model kept those counts report them as None. Per
+category (always over all of the category's SKUs, whatever the SKU filter): the model family,
+SKUs, mean elasticity, its spread (standard deviation over the SKUs) and how many SKUs are
+uncertain.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from pricing.demand.model import DemandModel
 
-#: The model family of every SKU: log units linear in log price (``log E[units] = a + b log p``).
+#: Log units linear in log price (``log E[units] = a + b log p``): the family of every category of
+#: a model saved before the choice family existed.
 LOGLOG = "loglog"
 
 
@@ -46,6 +49,7 @@ class SkuView:
 @dataclass(frozen=True)
 class CategoryView:
     category: str
+    model: str
     n_skus: int
     mean_elasticity: float
     elasticity_sd: float  # standard deviation of the SKU elasticities (0 for one SKU)
@@ -84,6 +88,7 @@ def model_view(
             raise ModelViewError(f"category not in the model: {category!r} (it has: {known})")
         selected &= categories == category
     picked = np.flatnonzero(selected)
+    family = families(model)
     days = getattr(model, "sku_days_", None)
     prices = getattr(model, "sku_distinct_prices_", None)
     rows = [
@@ -93,7 +98,7 @@ def model_view(
             elasticity=float(model.elasticity_[i]),
             se=_finite(model.elasticity_se_[i]),
             uncertain=bool(model.uncertain_[i]),
-            model=LOGLOG,
+            model=family[str(categories[i])],
             days=None if days is None else int(days[i]),
             distinct_prices=None if prices is None else int(prices[i]),
         )
@@ -124,10 +129,21 @@ def category_summary(model: DemandModel, categories: Sequence[str] | None = None
     )
     if categories is not None:  # selected after the sums, so a filter never changes a figure
         summary = summary[summary.index.isin(list(categories))]
+    family = families(model)
     return [
-        CategoryView(str(cat), int(row["n_skus"]), float(row["mean"]), float(row["sd"]), int(row["uncertain"]))
+        CategoryView(
+            str(cat), family[str(cat)], int(row["n_skus"]), float(row["mean"]), float(row["sd"]), int(row["uncertain"])
+        )
         for cat, row in summary.iterrows()
     ]
+
+
+def families(model: DemandModel) -> dict[str, str]:
+    """The model family of each category (``loglog`` for a model saved before families existed)."""
+    chosen = getattr(model, "model_family_", None)
+    if chosen is None:
+        return {str(cat): LOGLOG for cat in model.categories_}
+    return {str(cat): str(value) for cat, value in chosen.items()}
 
 
 def _finite(value: float) -> float | None:

@@ -6,7 +6,11 @@ guess without a model: for each store, SKU and weekday, the mean units of the la
 weekdays before the holdout (falling back to the store-SKU mean of those 4 weeks, then 0). The
 returned model is then refitted on all the data.
 
-Rows are per store and day; the model pools stores, so it predicts units per store-day.
+Rows are per store and day; the model pools stores, so it predicts units per store-day. Before
+anything else the listed days without a row are filled with zero-sales rows
+(``pricing.core.listing.complete_days``: assortment.csv's periods when given as ``listing``, else
+each SKU from its first to its last sale in a store; the price carried forward), so the model
+and the holdout see the days nothing sold, not only the days something did.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from pricing.core.listing import ListingReport, complete_days
 from pricing.demand.model import DemandModel
 
 SALES_REQUIRED = ("date", "sku", "units", "price_cents", "promo")
@@ -47,19 +52,28 @@ class TrainingResult:
     #: What the loader read, per file name: rows_read, rejected, duplicates (exact duplicate rows
     #: dropped). Set by the caller that loaded the files (esl-pricing train); empty otherwise.
     data_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Zero-sales rows added before training (listed days without a row); included in n_rows.
+    zero_days_filled: int = 0
+    #: complete_days' report: zero_days_filled, skus_listed_by_file, skus_listed_by_rule,
+    #: rows_outside_listing, listed_without_sales (pairs are store-SKU pairs).
+    listing: dict[str, int] = field(default_factory=dict)
 
 
 def train_demand_model(
     sales: pd.DataFrame,
     products: pd.DataFrame,
     *,
+    listing: pd.DataFrame | None = None,
     holdout_days: int = 28,
     progress: Progress | None = None,
     model: DemandModel | None = None,
 ) -> TrainingResult:
     """Fit ``model`` (default ``DemandModel()``) on ``sales`` with categories from ``products``.
 
-    ``holdout_days=0`` skips the holdout evaluation (metrics are then empty).
+    ``listing``: assortment.csv's frame (``StoreData.listing``), or None: each SKU is listed in a
+    store from its first to its last sale. The listed days without a row are added as zero-sales
+    rows first (``complete_days``). ``holdout_days=0`` skips the holdout evaluation (metrics are
+    then empty).
     """
     started = time.perf_counter()
     say = progress or (lambda _message: None)
@@ -67,8 +81,9 @@ def train_demand_model(
     if holdout_days < 0:
         raise ValueError(f"holdout_days must be >= 0, got {holdout_days}")
 
-    X, units, dropped = _training_frame(sales, products)
+    X, units, dropped, report = _training_frame(sales, products, listing)
     notes = [f"{dropped} sales rows dropped: SKU not in products"] if dropped else []
+    notes.append(_filled_note(report, listing is not None))
     for note in notes:
         say(note)
     dates = X["date"]
@@ -97,7 +112,17 @@ def train_demand_model(
         holdout_start=holdout_start,
         dropped_rows=dropped,
         notes=notes,
+        zero_days_filled=report.zero_days_filled,
+        listing=report.as_dict(),
     )
+
+
+def _filled_note(report: ListingReport, by_file: bool) -> str:
+    rule = "assortment.csv, else first to last sale" if by_file else "each SKU from its first to its last sale"
+    note = f"{report.zero_days_filled:,} zero-sales days filled (listed: {rule}; price carried forward)"
+    if report.rows_outside_listing:
+        note += f"; {report.rows_outside_listing:,} rows outside their assortment period (kept)"
+    return note
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
@@ -106,11 +131,16 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
         raise ValueError(f"{name} is missing column(s): {', '.join(missing)}")
 
 
-def _training_frame(sales: pd.DataFrame, products: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, int]:
-    """Model input (sku, category, price_cents, promo, date; store if any), units, rows dropped.
+def _training_frame(
+    sales: pd.DataFrame, products: pd.DataFrame, listing: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, np.ndarray, int, ListingReport]:
+    """Model input (sku, category, price_cents, promo, date; store if any), units, rows dropped,
+    and what completing the listed days did.
 
-    sku, category and store become categoricals built from the products lookup, so the frame is
-    compact (integer codes, not millions of strings) and cheap to split and refit.
+    Rows whose SKU is not in products are dropped first (and not completed), then the listed days
+    without a row are filled (``complete_days``). sku, category and store become categoricals
+    built from the products lookup, so the frame is compact (integer codes, not millions of
+    strings) and cheap to split and refit.
     """
     _require(sales, SALES_REQUIRED, "sales")
     _require(products, PRODUCTS_REQUIRED, "products")
@@ -123,25 +153,29 @@ def _training_frame(sales: pd.DataFrame, products: pd.DataFrame) -> tuple[pd.Dat
     known = position >= 0
     if not known.any():
         raise ValueError("no sales row has a SKU that is in products")
-    keep = slice(None) if known.all() else known
-    position = position[keep]
+    if not known.all():
+        sales = sales[known]
+        position = position[known]
+    completed, report = complete_days(sales, listing)
+    if completed is not sales:  # zero-sales rows added: positions of the completed frame
+        sales, position = completed, _positions(catalog, completed["sku"])
     cat_codes, cat_names = pd.factorize(products["category"])
     columns: dict[str, object] = {
         "sku": pd.Categorical.from_codes(position, categories=catalog),
         "category": pd.Categorical.from_codes(cat_codes[position], categories=cat_names),
-        "price_cents": _compact_int(sales["price_cents"].to_numpy()[keep]),
-        "promo": sales["promo"].to_numpy()[keep],
-        "date": pd.to_datetime(sales["date"]).to_numpy()[keep],
+        "price_cents": _compact_int(sales["price_cents"].to_numpy()),
+        "promo": sales["promo"].to_numpy(),
+        "date": pd.to_datetime(sales["date"]).to_numpy(),
     }
     if "brand" in products.columns:
         brand_codes, brand_names = pd.factorize(products["brand"])
         columns["brand"] = pd.Categorical.from_codes(brand_codes[position], categories=brand_names)
     if "stock" in sales.columns:
-        columns["stock"] = sales["stock"].to_numpy(dtype=np.float32, na_value=np.nan)[keep]
+        columns["stock"] = sales["stock"].to_numpy(dtype=np.float32, na_value=np.nan)
     if "store" in sales.columns:
-        columns["store"] = pd.Categorical(sales["store"].array)[keep]
-    units = sales["units"].to_numpy(dtype=np.float64)[keep]
-    return pd.DataFrame(columns, copy=False), units, int((~known).sum())
+        columns["store"] = pd.Categorical(sales["store"].array)
+    units = sales["units"].to_numpy(dtype=np.float64)
+    return pd.DataFrame(columns, copy=False), units, int((~known).sum()), report
 
 
 def _compact_int(values: np.ndarray) -> np.ndarray:

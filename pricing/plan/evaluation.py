@@ -1,12 +1,18 @@
 """How good is the demand model, measured against the simulator's known truth?
 
-Three measurements on a simulated store (``esl-pricing evaluate``):
+Three measurements on a simulated store (``esl-pricing evaluate``), on either market of the
+simulator: ``loglog`` (simulator.market: every SKU's demand log-linear in its own price, the form
+the engine's log-log model fits) or ``choice`` (simulator.choice_market: shoppers of a mixed
+logit choosing among a category's substitutes or nothing, prices that change rarely, dirty
+receipts; a form the engine does not assume):
 
 1. Forecast: train on all but the last ``holdout_weeks`` of history, predict those weeks from
    their actual prices, promotions and dates; WAPE of the model and of a seasonal-naive baseline
    (pricing.demand.training).
 2. Price response: each SKU's own-price elasticity, learned from the whole history, against the
-   market's true elasticity: mean absolute error overall and per category.
+   market's true elasticity: mean absolute error overall and per category, against three
+   baselines (the model's own category means, the true category means, -1.0 for every SKU),
+   and the coverage of the model's 90% intervals (elasticity ± 1.645 standard errors).
 3. Closed loop: starting from the store's current prices, the engine prices the store for
    ``loop_weeks`` simulated weeks, retraining each week on everything it has observed (its own
    sales included). An oracle prices the same store with the *true* demand under the same rules
@@ -25,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -35,11 +41,39 @@ from pricing.demand.model import DemandModel
 from pricing.demand.training import train_demand_model
 from pricing.plan.cycle import DemandPredictor, run_pricing_cycle
 from pricing.rules.config import RulesConfig
-from simulator.market import Market, days_between, draw_stock
+from simulator.choice_market import load_market
+from simulator.choice_store import generate_choice_store
+from simulator.market import DemandTruth, days_between, draw_stock
 from simulator.store import generate_store
 
 Progress = Callable[[str], None]
 ARMS = ("engine", "oracle", "hold")
+MARKETS = ("loglog", "choice")  # today's log-log shoppers; substitutes chosen by a mixed logit
+DEFAULT_SKUS = {"loglog": 2000, "choice": 128}
+INTERVAL = 0.90  # the elasticity intervals whose coverage evaluate reports
+_Z90 = 1.6448536269514722  # standard normal quantile of 0.95
+CONSTANT_ELASTICITY = -1.0  # the naive baseline: every SKU at -1.0
+
+
+class TrueMarket(Protocol):
+    """What the evaluation needs of a simulated market (simulator.market.Market, ChoiceMarket)."""
+
+    kind: str
+    truth: DemandTruth
+
+    def __len__(self) -> int: ...
+
+    def positions(self, skus: Any) -> np.ndarray: ...
+
+    def expected(self, prices_cents: Any, dates: Any = None, promo: Any = None) -> np.ndarray: ...
+
+    def simulate(
+        self, prices_cents: Any, dates: Any, promo: Any = None, *, rng: np.random.Generator, stock: Any = None
+    ) -> np.ndarray: ...
+
+    def own_price_units(
+        self, skus: Any, prices_cents: Any, current_prices_cents: Any, dates: Any = None
+    ) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -47,11 +81,12 @@ class EvaluationOptions:
     """What to evaluate: a store directory with truth files, or a generated sample store."""
 
     store_dir: Path | None = None
-    skus: int = 2000
+    skus: int | None = None  # of a generated store; None: DEFAULT_SKUS of the market
     seed: int = 7
     holdout_weeks: int = 4
     loop_weeks: int = 8
     rules: RulesConfig = field(default_factory=RulesConfig)
+    market: str = "loglog"  # the kind of store to generate when store_dir is None (MARKETS)
 
 
 @dataclass
@@ -79,16 +114,21 @@ class EvaluationReport:
     loop: ClosedLoop
     seconds: float
     store_dir: Path
+    market: str = "loglog"
 
     def summary(self) -> dict[str, Any]:
         """The JSON line of ``esl-pricing evaluate --json``."""
         m = self.metrics
         out: dict[str, Any] = {
+            "market": self.market,
             "wape": round(m["wape"], 4),
             "wape_baseline": round(m["baseline_wape"], 4),
             "wape_ratio": round(m["wape"] / m["baseline_wape"], 4),
             "elasticity_mae": round(m["elasticity_mae"], 4),
             "elasticity_mae_category_only": round(m["elasticity_mae_category_only"], 4),
+            "elasticity_mae_category_mean": round(m["elasticity_mae_category_mean"], 4),
+            "elasticity_mae_constant": round(m["elasticity_mae_constant"], 4),
+            "interval_coverage": round(m["interval_coverage"], 4),
             "uncertain_share": round(m["uncertain_share"], 4),
             "closed_loop_weeks": self.loop.weeks,
             "closed_loop_profit_vs_oracle": round(self.loop.ratio("engine"), 4),
@@ -100,6 +140,7 @@ class EvaluationReport:
         out["elasticity_mae_by_category"] = {
             str(cat): round(float(v), 4) for cat, v in self.categories["mae"].items()
         }
+        out["model_by_category"] = {str(cat): str(v) for cat, v in self.categories["model"].items()}
         return out
 
 
@@ -107,57 +148,85 @@ def evaluate(options: EvaluationOptions, progress: Progress | None = None) -> Ev
     """Run the three measurements (see the module docstring)."""
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
+    if options.market not in MARKETS:
+        raise ValueError(f"market must be one of {', '.join(MARKETS)}, got {options.market!r}")
     with tempfile.TemporaryDirectory(prefix="esl-evaluate-") as tmp:
         store_dir = options.store_dir
         if store_dir is None:
-            say(f"generating the sample store ({options.skus} SKUs, seed {options.seed})")
+            skus = options.skus or DEFAULT_SKUS[options.market]
+            say(f"generating the sample {options.market} store ({skus} SKUs, seed {options.seed})")
             store_dir = Path(tmp) / "store"
-            generate_store(store_dir, skus=options.skus, seed=options.seed)
+            generate = generate_choice_store if options.market == "choice" else generate_store
+            generate(store_dir, skus=skus, seed=options.seed)
         market = _load_market(store_dir)
-        say(f"loading {store_dir}")
+        say(f"loading {store_dir} ({market.kind} market)")
         store = load_store(store_dir, require_labels=False)
         say("training with a holdout")
         training = train_demand_model(
-            store.sales, store.products, holdout_days=7 * options.holdout_weeks, progress=lambda m: say(f"  {m}")
+            store.sales, store.products, holdout_days=7 * options.holdout_weeks, progress=lambda m: say(f"  {m}"),
+            listing=store.listing,
         )
         categories, price_metrics = elasticity_error(training.model, market)
         metrics = {**training.metrics, **price_metrics}
-        say(f"elasticity MAE {price_metrics['elasticity_mae']:.3f}; closed loop of {options.loop_weeks} weeks")
+        say(
+            f"elasticity MAE {price_metrics['elasticity_mae']:.3f}, {INTERVAL:.0%} intervals cover "
+            f"{price_metrics['interval_coverage']:.0%}; closed loop of {options.loop_weeks} weeks"
+        )
         loop = closed_loop(store, market, training.model, options.rules, weeks=options.loop_weeks, seed=options.seed, progress=say)
-    return EvaluationReport(metrics, categories, loop, time.perf_counter() - started, store_dir)
+    return EvaluationReport(metrics, categories, loop, time.perf_counter() - started, store_dir, market.kind)
 
 
-def _load_market(store_dir: Path) -> Market:
+def _load_market(store_dir: Path) -> TrueMarket:
     try:
-        return Market.load(store_dir)
+        return load_market(store_dir)
     except FileNotFoundError as exc:
         raise DataError(f"{store_dir}: no market truth ({Path(exc.filename or '').name}): evaluate needs a simulated store") from None
 
 
-def elasticity_error(model: DemandModel, market: Market) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Learned against true own-price elasticity: per-category table and overall figures."""
+def elasticity_error(model: DemandModel, market: TrueMarket) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Learned against true own-price elasticity: per-category table and overall figures.
+
+    Baselines: the model's own category means (``category_only``), the TRUE category means
+    (``category_mean``: what knowing only each category's average would give) and -1.0 for
+    every SKU (``constant``). ``interval_coverage``: the share of SKUs whose true elasticity lies
+    in the model's 90% interval, elasticity ± 1.645 se (honest standard errors give ~0.90).
+    """
     learned = model.elasticities().set_index("sku")
     truth = market.truth.frame().set_index("sku")
     both = learned.join(truth[["elasticity"]].rename(columns={"elasticity": "true"}), how="inner")
     both["error"] = (both["elasticity"] - both["true"]).abs()
     category_only = model.category_elasticity_.reindex(both["category"]).to_numpy()
     both["category_error"] = np.abs(category_only - both["true"].to_numpy())
+    true_mean = both.groupby("category")["true"].transform("mean")
+    both["category_mean_error"] = (true_mean - both["true"]).abs()
+    both["constant_error"] = (both["true"] - CONSTANT_ELASTICITY).abs()
+    both["covered"] = both["error"] <= _Z90 * both["se"]
     grouped = both.groupby("category", sort=True)
+    families = getattr(model, "model_family_", None)
+    cross_true = getattr(getattr(market, "categories", None), "cross_elasticity", None)
     table = pd.DataFrame(
         {
             "skus": grouped.size(),
+            "model": families if families is not None else "loglog",
             "true_mean": grouped["true"].mean(),
             "learned_mean": grouped["elasticity"].mean(),
             "mae": grouped["error"].mean(),
             "mae_category_only": grouped["category_error"].mean(),
+            "mae_category_mean": grouped["category_mean_error"].mean(),
+            "coverage": grouped["covered"].mean(),
             "uncertain_share": grouped["uncertain"].mean(),
             "cross_learned": model.cross_elasticity_,
-            "cross_true": pd.Series(market.categories.cross_elasticity, index=market.categories.category),
+            "cross_true": (
+                pd.Series(cross_true, index=market.categories.category) if cross_true is not None else np.nan  # type: ignore[attr-defined]
+            ),
         }
     ).dropna(subset=["skus"])
     metrics = {
         "elasticity_mae": float(both["error"].mean()),
         "elasticity_mae_category_only": float(both["category_error"].mean()),
+        "elasticity_mae_category_mean": float(both["category_mean_error"].mean()),
+        "elasticity_mae_constant": float(both["constant_error"].mean()),
+        "interval_coverage": float(both["covered"].mean()),
         "uncertain_share": float(both["uncertain"].mean()),
         "elasticity_skus": float(len(both)),
     }
@@ -167,7 +236,7 @@ def elasticity_error(model: DemandModel, market: Market) -> tuple[pd.DataFrame, 
 class TruthDemand:
     """The market's true demand as a DemandPredictor: what the oracle prices with."""
 
-    def __init__(self, market: Market) -> None:
+    def __init__(self, market: TrueMarket) -> None:
         self.market = market
         self.skus_ = pd.Index(market.truth.sku)
 
@@ -183,15 +252,10 @@ class TruthDemand:
         everyone = self.market.truth.ref_price_cents.astype(np.float64)
         if current_prices_cents is not None:
             everyone[pos] = current_prices_cents
-        index = self.market.category_index(everyone)[pos]
         prices = np.asarray(prices_cents, dtype=np.float64)
-        units = self.market.expected_units(skus, prices, category_index=index[:, None])
-        if dates is not None:  # weekday x season x trend, averaged over the days: units at ref / base units
-            days = np.asarray(dates, dtype="datetime64[D]")
-            ref = np.repeat(self.market.truth.ref_price_cents[pos, None], len(days), axis=1)
-            calendar = self.market.expected_units(skus, ref, days).mean(axis=1) / self.market.truth.base_units[pos]
-            units = units * calendar[:, None]
-        return units
+        if prices.ndim == 1:
+            prices = np.broadcast_to(prices, (len(pos), prices.shape[0]))
+        return self.market.own_price_units(skus, prices, everyone, dates)
 
     def uncertain(self, skus: np.ndarray) -> np.ndarray:
         return np.zeros(len(skus), dtype=bool)
@@ -199,7 +263,7 @@ class TruthDemand:
 
 def closed_loop(
     store: StoreData,
-    market: Market,
+    market: TrueMarket,
     model: DemandModel,
     rules: RulesConfig,
     *,
@@ -259,7 +323,7 @@ def closed_loop(
             history.append(observed)
             t = time.perf_counter()
             sales = pd.concat(history, ignore_index=True)
-            predictors["engine"] = train_demand_model(sales, store.products, holdout_days=0).model
+            predictors["engine"] = train_demand_model(sales, store.products, holdout_days=0, listing=store.listing).model
             retrain_seconds += time.perf_counter() - t
     return ClosedLoop(weeks, realised, expected, changes, retrain_seconds)
 
@@ -282,7 +346,7 @@ def _sales_frame(sales: pd.DataFrame) -> pd.DataFrame:
 
 
 def _week_rows(
-    market: Market, store: str, prices: np.ndarray, units: np.ndarray, stock: np.ndarray, dates: np.ndarray
+    market: TrueMarket, store: str, prices: np.ndarray, units: np.ndarray, stock: np.ndarray, dates: np.ndarray
 ) -> pd.DataFrame:
     """One observed week as sales rows (every market SKU, every day)."""
     n, days = prices.shape

@@ -383,7 +383,7 @@ class StoreDaemon:
 
     def retrain(self, job: JobConfig) -> CycleResult:
         store = load_store(self.data_dir)
-        training = train_demand_model(store.sales, store.products)
+        training = train_demand_model(store.sales, store.products, listing=store.listing)
         path = save_model(training, self.model_dir)
         metrics = {k: round(float(v), 4) for k, v in training.metrics.items() if isinstance(v, int | float)}
         return CycleResult(job.id, job.kind, "ok", detail=f"model saved to {path}", extra={"metrics": metrics})
@@ -407,7 +407,7 @@ class StoreDaemon:
             return load_model(self.model_dir)
         except ModelLoadError:
             self.say(f"no usable demand model in {self.model_dir}: training one first")
-            training = train_demand_model(store.sales, store.products)
+            training = train_demand_model(store.sales, store.products, listing=store.listing)
             save_model(training, self.model_dir)
             return load_model(self.model_dir)
 

@@ -133,7 +133,7 @@ def run_demo(
             store = load_store(data_dir)
         with timer.stage("train demand model"):
             progress("train demand model", None, None)
-            training = train_demand_model(store.sales, store.products)
+            training = train_demand_model(store.sales, store.products, listing=store.listing)
             model_path = save_model(training, options.workdir / "models")
         with timer.stage("plan (optimizer)"):
             progress("plan (optimizer)", None, None)

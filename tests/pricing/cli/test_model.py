@@ -15,7 +15,7 @@ from pricing.demand.training import train_demand_model
 pytestmark = pytest.mark.usefixtures("wide_console")
 
 SKU_KEYS = {"sku", "category", "elasticity", "se", "uncertain", "model", "days", "distinct_prices"}
-CATEGORY_KEYS = {"category", "n_skus", "mean_elasticity", "elasticity_sd", "n_uncertain"}
+CATEGORY_KEYS = {"category", "model", "n_skus", "mean_elasticity", "elasticity_sd", "n_uncertain"}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,8 @@ def test_json_contract(run, model_dir: Path) -> None:
     code, out, err = run("model", "show", str(model_dir), "--json")
     assert code == 0, err
     payload = last_json(out)
-    assert set(payload) == {"model_dir", "skus", "categories"}
+    assert set(payload) == {"model_dir", "skus", "categories", "bounds_binding"}
+    assert isinstance(payload["bounds_binding"], list)
     assert [row["sku"] for row in payload["skus"]] == [f"{i:04d}" for i in range(10)]
     assert all(set(row) == SKU_KEYS for row in payload["skus"])
     assert all(set(row) == CATEGORY_KEYS for row in payload["categories"])

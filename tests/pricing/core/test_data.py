@@ -772,7 +772,7 @@ def test_label_ids_gateways_and_stores_must_be_topic_levels(tmp_path: Path) -> N
         7: f"gateway {ID_RULE}: 'gw/1'",
         8: f"store {ID_RULE}: 'store#1'",
     }
-    assert [str(r) for r in loaded.rejects][0] == f"labels.csv:3: label_id {ID_RULE}: 'L#1'"
+    assert str(loaded.rejects[0]) == f"labels.csv:3: label_id {ID_RULE}: 'L#1'"
     assert list(loaded.frame["label_id"]) == ["L1", "L8.a_b-C"]
     assert all("\x00" not in str(r) and "\n" not in str(r) for r in loaded.rejects)
 
@@ -882,3 +882,31 @@ def test_labels_are_optional_only_when_asked(tmp_path: Path) -> None:
     store = load_store(tmp_path, require_labels=False)
     assert len(store.labels) == 0 and list(store.labels.columns) == data.LABEL_COLUMNS
     assert "labels.csv" not in store.rows_read and store.store_id == "S1"
+
+
+def test_a_sales_store_says_where_its_sales_came_from(tmp_path: Path) -> None:
+    write(tmp_path / "products.csv", PRODUCTS_HEADER, "0123,Milk,dairy,Farm,1,l,55,99")
+    write(tmp_path / "sales.csv", SALES_HEADER, "2024-03-01,S1,0123,4,99,0")
+    store = load_store(tmp_path, require_labels=False)
+    assert store.sales_file == "sales.csv" and store.receipt_counts is None and store.listing is None
+    assert store.counts("sales.csv") == {"rows_read": 1, "rejected": 0, "duplicates": 0}  # no netting keys
+    assert store.counts("receipts.csv") == {"rows_read": 0, "rejected": 0, "duplicates": 0}
+
+
+def test_sales_and_receipts_together_are_refused_before_anything_is_read(tmp_path: Path) -> None:
+    write(tmp_path / "products.csv", PRODUCTS_HEADER, "0123,Milk,dairy,Farm,1,l,55,99")
+    write(tmp_path / "sales.csv", SALES_HEADER, "2024-03-01,S1,0123,4,99,0")
+    write(tmp_path / "receipts.csv", "date,store,sku,quantity,unit_price_cents,promo", "2024-03-01,S1,0123,4,99,0")
+    with pytest.raises(DataError, match=r"has both sales\.csv and receipts\.csv; keep one"):
+        load_store(tmp_path, require_labels=False)
+    (tmp_path / "sales.csv").unlink()
+    store = load_store(tmp_path, require_labels=False)
+    assert store.sales_file == "receipts.csv" and store.sales["units"].tolist() == [4]
+
+
+def test_a_present_assortment_missing_a_column_is_a_data_error(tmp_path: Path) -> None:
+    write(tmp_path / "products.csv", PRODUCTS_HEADER, "0123,Milk,dairy,Farm,1,l,55,99")
+    write(tmp_path / "sales.csv", SALES_HEADER, "2024-03-01,S1,0123,4,99,0")
+    write(tmp_path / "assortment.csv", "sku,listed_from", "0123,2024-03-01")
+    with pytest.raises(DataError, match="assortment.csv: missing column"):
+        load_store(tmp_path, require_labels=False)

@@ -118,7 +118,7 @@ def test_as_dict_is_json_shaped() -> None:
     payload = model_view(model, skus=[HAND]).as_dict()
     assert set(payload) == {"skus", "categories"}
     assert set(payload["skus"][0]) == {"sku", "category", "elasticity", "se", "uncertain", "model", "days", "distinct_prices"}
-    assert set(payload["categories"][0]) == {"category", "n_skus", "mean_elasticity", "elasticity_sd", "n_uncertain"}
+    assert set(payload["categories"][0]) == {"category", "model", "n_skus", "mean_elasticity", "elasticity_sd", "n_uncertain"}
 
 
 def test_unknown_filters_are_errors() -> None:

@@ -14,6 +14,7 @@ from pricing.demand.training import (
     TrainingResult,
     _bias,
     _seasonal_naive,
+    _training_frame,
     _wape,
     train_demand_model,
 )
@@ -164,3 +165,71 @@ def test_seasonal_naive_uses_last_four_same_weekdays_before_cutoff() -> None:
     mondays = [7, 14, 21, 28]  # the 5-weeks-ago Monday (0) is out of the window
     tuesdays = [8, 15, 22, 29]
     assert baseline == pytest.approx([np.mean(mondays), np.mean(tuesdays), 0.0])
+
+
+# -- zero-sales days ------------------------------------------------------------------------------
+
+
+def sparse_store(seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One store's dense history with a third of the rows left out, as exports leave out zero days."""
+    sales, products = make_store_data(n_skus=12, n_days=70, stores=("S1",), seed=seed)
+    rng = np.random.default_rng(seed)
+    return sales[rng.random(len(sales)) < 0.67], products
+
+
+def test_the_training_frame_gets_the_listed_days_without_a_row() -> None:
+    sales, products = sparse_store()
+    ghost = sales.iloc[[0, 5]].assign(sku="ghost", date=[START, START + pd.Timedelta(days=9)])  # a gap, unknown SKU
+    X, units, dropped, report = _training_frame(pd.concat([sales, ghost], ignore_index=True), products)
+    assert dropped == 2  # unknown SKUs are dropped before completing: their gap is not filled
+    expected = sales.groupby("sku")["date"].agg(lambda d: (d.max() - d.min()).days + 1).sum()
+    assert report.zero_days_filled == expected - len(sales) > 0
+    assert len(X) == len(units) == expected and report.skus_listed_by_rule == 12
+    assert X["date"].is_monotonic_increasing
+    # Every (sku, day) once, and a filled day has 0 units at the price of the SKU's previous row.
+    key = X["sku"].astype(str) + X["date"].astype(str)
+    assert not key.duplicated().any()
+    known = set(zip(sales["sku"], sales["date"], strict=True))
+    filled = np.array([(s, d) not in known for s, d in zip(X["sku"].astype(str), X["date"], strict=True)])
+    assert filled.sum() == report.zero_days_filled and (units[filled] == 0).all() and not X["promo"][filled].any()
+    sku, day = str(X["sku"][filled].iloc[0]), X["date"][filled].iloc[0]
+    before = sales[(sales["sku"] == sku) & (sales["date"] < day)].sort_values("date")
+    assert int(X["price_cents"][filled].iloc[0]) == int(before["price_cents"].iloc[-1])
+
+
+def test_training_reports_and_records_the_filled_days() -> None:
+    sales, products = sparse_store()
+    messages: list[str] = []
+    result = train_demand_model(sales, products, holdout_days=7, progress=messages.append)
+    assert result.zero_days_filled > 0 and result.n_rows == len(sales) + result.zero_days_filled
+    assert result.listing == {
+        "zero_days_filled": result.zero_days_filled, "skus_listed_by_file": 0, "skus_listed_by_rule": 12,
+        "rows_outside_listing": 0, "listed_without_sales": 0,
+    }
+    assert any(f"{result.zero_days_filled:,} zero-sales days filled" in m for m in messages)
+    assert any("zero-sales days filled" in note for note in result.notes)
+
+
+def test_an_assortment_listing_decides_which_days_are_filled() -> None:
+    sales, products = sparse_store()
+    first, last = sales["date"].min(), sales["date"].max()
+    listing = pd.DataFrame(
+        {
+            "sku": pd.Series(products["sku"], dtype="string"),
+            "store": pd.Series([pd.NA] * len(products), dtype="string"),
+            "listed_from": first,
+            "listed_to": last,
+        }
+    )
+    _, _, _, report = _training_frame(sales, products, listing)
+    days = (last - first).days + 1
+    assert report.zero_days_filled == 12 * days - len(sales)  # every SKU listed on every day
+    assert report.skus_listed_by_file == 12 and report.skus_listed_by_rule == 0
+
+
+def test_a_dense_history_is_trained_on_as_it_is() -> None:
+    sales, products = make_store_data(n_skus=6, n_days=30, stores=("S1",))
+    X, _, _, report = _training_frame(sales, products)
+    assert report.zero_days_filled == 0 and len(X) == len(sales)
+    old = TrainingResult(None, {}, START.date(), START.date(), 0, 0, [], 0.0)  # old callers: new fields default
+    assert old.zero_days_filled == 0 and old.listing == {}
