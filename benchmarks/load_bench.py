@@ -1,4 +1,4 @@
-"""Time and measure ``pricing.core.data.load_store`` on a generated store.
+"""Time and measure ``pricing.core.store_data.load_store`` on a generated store.
 
     python benchmarks/load_bench.py --skus 50000 --days 365 --json
 
@@ -40,7 +40,7 @@ def generate(directory: Path, skus: int, days: int, seed: int) -> None:
 
 
 def measure(directory: Path) -> dict[str, float]:
-    from pricing.core.data import load_store
+    from pricing.core.store_data import load_store
 
     started = time.perf_counter()
     store = load_store(directory)

@@ -504,7 +504,7 @@ def run_dataset(
     name: str, *, mapping: str, cost_share: float, endings: list[str], latent_classes: int = 2
 ) -> dict[str, Any]:
     from pricing.cli.data import sales_summary
-    from pricing.core.data import load_store
+    from pricing.core.store_data import load_store
     from pricing.rules.candidates import generate_candidates
     from pricing.rules.config import RulesConfig
 

@@ -27,7 +27,7 @@ from load_bench import store_arguments, store_directory
 
 
 def measure(directory: Path) -> dict[str, float]:
-    from pricing.core.data import load_store
+    from pricing.core.store_data import load_store
     from pricing.demand.training import train_demand_model
 
     started = time.perf_counter()

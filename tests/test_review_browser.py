@@ -27,8 +27,9 @@ import pytest
 
 from label_gateway.broker import clear_retained
 from label_gateway.protocol import Topics
-from pricing.core.data import label_rows, load_store
+from pricing.core.data import label_rows
 from pricing.core.database import open_engine
+from pricing.core.store_data import load_store
 from pricing.demand.training import train_demand_model
 from pricing.plan.cycle import run_pricing_cycle
 from pricing.plan.price_plan import PlanLine, PricePlan

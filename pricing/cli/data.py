@@ -43,10 +43,10 @@ from pricing.core.data import (
     RECEIPTS_FILE,
     SALES_FILE,
     Reject,
-    load_store,
 )
 from pricing.core.files import atomic_write_text
 from pricing.core.listing import listing_report
+from pricing.core.store_data import load_store
 
 FILES = (PRODUCTS_FILE, SALES_FILE, RECEIPTS_FILE, LABELS_FILE, COMPETITORS_FILE, ASSORTMENT_FILE)
 REJECTS_FILE = "rejects.csv"

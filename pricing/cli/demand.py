@@ -36,7 +36,7 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
 ) -> None:
     """Train the demand model on a store's sales history and save it with its model card."""
-    from pricing.core.data import load_store
+    from pricing.core.store_data import load_store
     from pricing.demand.model_store import save_model
     from pricing.demand.training import train_demand_model
 

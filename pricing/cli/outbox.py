@@ -421,7 +421,8 @@ def outbox_sync(
 
     SKUs the price book has never seen take products.csv's price first. Labels the outbox knows
     to show their price already get nothing, so running it again sends nothing new."""
-    from pricing.core.data import load_shelf, shelf_prices
+    from pricing.core.data import shelf_prices
+    from pricing.core.store_data import load_shelf
 
     settings = delivery_settings(ack_timeout, max_attempts, window)
     signer = signer_or_fail(keys)

@@ -40,7 +40,8 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
 ) -> None:
     """Compute a price plan: candidates from the rules, the optimizer picks, one reason per price."""
-    from pricing.core.data import competitor_reference, load_store
+    from pricing.core.data import competitor_reference
+    from pricing.core.store_data import load_store
     from pricing.demand.model_store import load_model, require_model_covers
     from pricing.plan.cycle import run_pricing_cycle
     from pricing.rules.config import RulesConfig, load_rules

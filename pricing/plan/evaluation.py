@@ -36,7 +36,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from pricing.core.data import DataError, StoreData, competitor_reference, load_store
+from pricing.core.data import DataError, competitor_reference
+from pricing.core.store_data import StoreData, load_store
 from pricing.demand.model import DemandModel
 from pricing.demand.training import train_demand_model
 from pricing.plan.cycle import DemandPredictor, run_pricing_cycle

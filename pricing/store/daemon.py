@@ -48,15 +48,13 @@ from label_gateway.signing import KeyDirectory, Signer
 from label_gateway.writer_lock import DAEMON, DEFAULT_WAIT_S, OutboxLock
 from pricing.core.data import (
     DataError,
-    StoreData,
     competitor_reference,
     label_rows,
-    load_shelf,
-    load_store,
     shelf_prices,
 )
 from pricing.core.database import open_engine
 from pricing.core.events import Event
+from pricing.core.store_data import StoreData, load_shelf, load_store
 from pricing.core.timestamps import epoch_us
 from pricing.core.yaml_config import ConfigError
 from pricing.demand.model_store import ModelLoadError, load_model, save_model

@@ -21,8 +21,9 @@ from label_gateway.outbox import Outbox
 from label_gateway.protocol import DEFAULT_PREFIX, Topics
 from label_gateway.signing import KeyDirectory
 from label_gateway.writer_lock import OutboxLock
-from pricing.core.data import StoreData, competitor_reference, load_store, shelf_prices
+from pricing.core.data import competitor_reference, shelf_prices
 from pricing.core.database import open_engine
+from pricing.core.store_data import StoreData, load_store
 from pricing.core.timing import StageTimer
 from pricing.demand.model_store import save_model
 from pricing.demand.training import train_demand_model

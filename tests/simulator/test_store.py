@@ -20,8 +20,8 @@ from pricing.core.data import (
     TAG_TYPES,
     competitor_reference,
     load_sales,
-    load_store,
 )
+from pricing.core.store_data import load_store
 from simulator.market import Market
 from simulator.store import (
     COMPETITOR_DAYS,

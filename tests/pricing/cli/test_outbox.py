@@ -89,7 +89,7 @@ def test_apply_after_approval_has_prices_to_push(
 
 def test_plan_then_apply_reaches_the_labels(mqtt_broker, topics, tmp_path: Path, run: Run) -> None:
     """The manual flow: plan, then apply the saved plan to running gateways over the real broker."""
-    from pricing.core.data import load_store
+    from pricing.core.store_data import load_store
     from simulator.gateways import SimulatedGateways
 
     data, models, plans = tmp_path / "data", tmp_path / "models", tmp_path / "plans"

@@ -60,6 +60,7 @@ def test_plan_json_and_table_show_approvals(
     import pandas as pd
 
     import pricing.core.data
+    import pricing.core.store_data
     import pricing.demand.model_store
 
     result = make_plan(
@@ -80,7 +81,7 @@ def test_plan_json_and_table_show_approvals(
     cycle = types.ModuleType("pricing.plan.cycle")
     cycle.run_pricing_cycle = lambda *args, **kwargs: result  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pricing.plan.cycle", cycle)
-    monkeypatch.setattr(pricing.core.data, "load_store", lambda data: store)
+    monkeypatch.setattr(pricing.core.store_data, "load_store", lambda data: store)
     monkeypatch.setattr(pricing.demand.model_store, "load_model", lambda path: (object(), None))
     monkeypatch.setattr(pricing.demand.model_store, "require_model_covers", lambda *args, **kwargs: [])
     monkeypatch.chdir(tmp_path)  # no config/rules.yaml here: default rules

@@ -21,8 +21,8 @@ from pricing.core.data import (
     load_labels,
     load_products,
     load_sales,
-    load_store,
 )
+from pricing.core.store_data import load_store
 
 PRODUCTS_HEADER = "sku,name,category,brand,size,unit,cost_cents,price_cents"
 SALES_HEADER = "date,store,sku,units,price_cents,promo"

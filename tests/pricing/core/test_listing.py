@@ -14,13 +14,14 @@ import pandas as pd
 import pytest
 
 from pricing.core import listing as listing_module
-from pricing.core.data import load_sales, load_store
+from pricing.core.data import load_sales
 from pricing.core.listing import (
     ListingReport,
     complete_days,
     listing_report,
     load_assortment,
 )
+from pricing.core.store_data import load_store
 
 SALES_HEADER = "date,store,sku,units,price_cents,promo"
 PRODUCTS = "sku,name,category,brand,size,unit,cost_cents,price_cents\n" + "".join(

@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 
 from pricing.core import data
-from pricing.core.data import DataError, load_sales, load_store
+from pricing.core.data import DataError, load_sales
 from pricing.core.listing import complete_days
 from pricing.core.receipts import ReceiptCounts, load_receipts
+from pricing.core.store_data import load_store
 
 HEADER = "timestamp,store,sku,quantity,unit_price_cents,promo,receipt,line"
 PRODUCTS = "sku,name,category,brand,size,unit,cost_cents,price_cents\nA,Milk,dairy,F,1,l,50,99\nB,Tea,drinks,T,1,pc,50,199\n"

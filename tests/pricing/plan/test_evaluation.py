@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricing.core.data import load_store
+from pricing.core.store_data import load_store
 from pricing.demand.model import DemandModel
 from pricing.demand.training import train_demand_model
 from pricing.plan.evaluation import (

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from label_gateway.broker import BrokerAddress
-from pricing.core.data import load_store
+from pricing.core.store_data import load_store
 from pricing.demand.training import train_demand_model
 from pricing.plan.cycle import run_pricing_cycle
 from pricing.plan.price_plan import PricePlan
