@@ -9,7 +9,8 @@ returned model is then refitted on all the data.
 Rows are per store and day; the model pools stores, so it predicts units per store-day. Before
 anything else the listed days without a row are filled with zero-sales rows
 (``pricing.core.listing.complete_days``: assortment.csv's periods when given as ``listing``, else
-each SKU from its first to its last sale in a store; the price carried forward), so the model
+each SKU from its first to its last sale in a store; at the higher price of the rows around the
+gap), so the model
 and the holdout see the days nothing sold, not only the days something did.
 """
 
@@ -119,7 +120,7 @@ def train_demand_model(
 
 def _filled_note(report: ListingReport, by_file: bool) -> str:
     rule = "assortment.csv, else first to last sale" if by_file else "each SKU from its first to its last sale"
-    note = f"{report.zero_days_filled:,} zero-sales days filled (listed: {rule}; price carried forward)"
+    note = f"{report.zero_days_filled:,} zero-sales days filled (listed: {rule}; at the higher price of the sales around each gap)"
     if report.rows_outside_listing:
         note += f"; {report.rows_outside_listing:,} rows outside their assortment period (kept)"
     return note

@@ -1,7 +1,7 @@
 """pricing.core.listing: assortment.csv, and the zero-sales days of listed SKUs.
 
-complete_days adds a 0-units row for every listed (store, sku, day) without one, at the price
-carried forward; listed = assortment.csv's periods, else first to last sale. With nothing to
+complete_days adds a 0-units row for every listed (store, sku, day) without one, at the higher
+price of the rows around the gap (the only one at either end); listed = assortment.csv's periods, else first to last sale. With nothing to
 fill it returns its input frame itself."""
 
 from __future__ import annotations
@@ -65,16 +65,16 @@ def filled_rows(frame: pd.DataFrame) -> list[tuple[str, str, str, int, int]]:
 # -- the rule: listed from first to last sale ---------------------------------------------------
 
 
-def test_missing_days_are_filled_at_the_price_carried_forward(tmp_path: Path) -> None:
+def test_missing_days_take_the_higher_price_of_the_rows_around_them(tmp_path: Path) -> None:
     sales = sales_of(
         tmp_path,
         "2024-03-01,S1,A,1,99,0",
         "2024-03-03,S1,A,0,89,1",   # an explicit zero day: kept, not filled
-        "2024-03-06,S1,A,2,79,0",   # 03-02 at 99, 03-04 and 03-05 at 89 (carried from 03-03)
+        "2024-03-06,S1,A,2,79,0",   # 03-02 at 99 (above 89), 03-04 and 03-05 at 89 on promo (above 79)
         "2024-03-02,S1,B,1,199,0",
         "2024-03-04,S1,B,1,189,0",
-        "2024-03-04,S1,B,3,179,0",  # two rows on 03-04: the last one's price is carried
-        "2024-03-06,S1,B,1,199,0",
+        "2024-03-04,S1,B,3,179,0",  # two rows on 03-04: the first (189) faces 03-03, the last (179) 03-05
+        "2024-03-06,S1,B,1,199,0",  # 03-05: 199 (above 179); 03-03: 199 (above 189)
         header=SALES_HEADER,
     )
     out, report = complete_days(sales)
@@ -84,13 +84,24 @@ def test_missing_days_are_filled_at_the_price_carried_forward(tmp_path: Path) ->
         ("2024-03-03", "S1", "B", 0, 199),
         ("2024-03-04", "S1", "A", 0, 89),
         ("2024-03-05", "S1", "A", 0, 89),
-        ("2024-03-05", "S1", "B", 0, 179),
+        ("2024-03-05", "S1", "B", 0, 199),
     ]
     added = out[out.index < 0]
-    assert not added["promo"].any() and len(out) == len(sales) + 5
+    promo = dict(zip(added["date"].astype(str) + added["sku"].astype(str), added["promo"], strict=True))
+    assert promo == {"2024-03-02A": False, "2024-03-03B": False, "2024-03-04A": True, "2024-03-05A": True,
+                     "2024-03-05B": False}  # the promo flag comes with the price
+    assert len(out) == len(sales) + 5
     assert out["date"].is_monotonic_increasing
     assert sorted(out.index[out.index > 0]) == sorted(sales.index)  # every input row kept
     assert sorted(out.index[out.index < 0]) == [-5, -4, -3, -2, -1]
+
+
+def test_a_price_rise_in_a_gap_does_not_put_its_zero_days_at_the_old_price(tmp_path: Path) -> None:
+    """Sales stop when the price goes up: the silent days belong to the new price, not the old."""
+    sales = sales_of(tmp_path, "2024-03-01,S1,A,3,100,0", "2024-03-05,S1,A,1,150,0", "2024-03-06,S1,A,1,150,0",
+                     "2024-03-09,S1,A,4,100,0")
+    out, _ = complete_days(sales)
+    assert [row[4] for row in filled_rows(out)] == [150] * 5  # 03-02..03-04 after the rise, 03-07..03-08 before the cut
 
 
 def test_types_and_categories_are_the_inputs(tmp_path: Path) -> None:
@@ -121,9 +132,9 @@ def test_several_stores_are_completed_separately(tmp_path: Path) -> None:
     out, report = complete_days(sales)
     assert report == ListingReport(zero_days_filled=3, skus_listed_by_rule=3)
     assert filled_rows(out) == [
-        ("2024-03-02", "S1", "A", 0, 99),
-        ("2024-03-02", "S2", "B", 0, 50),
-        ("2024-03-03", "S1", "A", 0, 99),
+        ("2024-03-02", "S1", "A", 0, 109),
+        ("2024-03-02", "S2", "B", 0, 55),
+        ("2024-03-03", "S1", "A", 0, 109),
     ]
 
 
@@ -140,7 +151,7 @@ def test_plain_text_columns_and_no_store_column_work_too() -> None:
     out, report = complete_days(sales)
     assert report.zero_days_filled == 1
     assert out["sku"].tolist() == ["A", "B", "B", "A", "A"] and out["date"].dtype == sales["date"].dtype
-    assert out.loc[-1, "price_cents"] == 10 and out["units"].dtype == np.int64
+    assert out.loc[-1, "price_cents"] == 20 and out.loc[-1, "promo"] and out["units"].dtype == np.int64
 
 
 # -- nothing missing: the input itself ------------------------------------------------------------
@@ -285,8 +296,11 @@ def reference(sales: pd.DataFrame, listing: pd.DataFrame | None) -> tuple[set, L
             by_rule += 1
             listed = set(pd.date_range(rows["day"].min(), rows["day"].max()))
         for d in sorted(listed - set(rows["day"])):
-            earlier = rows[rows["day"] < d]
-            price = earlier["price"].iloc[-1] if len(earlier) else rows[rows["day"] > d]["price"].iloc[0]
+            earlier, later = rows[rows["day"] < d]["price"], rows[rows["day"] > d]["price"]
+            if len(earlier) and len(later):
+                price = max(earlier.iloc[-1], later.iloc[0])
+            else:
+                price = earlier.iloc[-1] if len(earlier) else later.iloc[0]
             filled.add((str(d.date()), store, sku, 0, int(price)))
     never = set()
     if listing is not None:
