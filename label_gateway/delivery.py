@@ -154,6 +154,7 @@ class DeliveryReport:
     signature_rejections: int = 0  # labels that refused a state for its signature
     reconnects: int = 0
     broker_lost: bool = False
+    no_gateway_online: bool = False  # no gateway of the open labels reported online (said at the start)
     gateways_offline: list[str] = field(default_factory=list)
     low_battery: int = 0
 
@@ -194,6 +195,7 @@ class DeliveryReport:
             "signature_rejections": self.signature_rejections,
             "reconnects": self.reconnects,
             "gateways_offline": self.gateways_offline,
+            "no_gateway_online": self.no_gateway_online,
             "low_battery": self.low_battery,
             "seconds": round(self.seconds, 3),
         }
@@ -326,10 +328,13 @@ class LabelDelivery:
         deadline_s: float | None = None,
         stop: StopSignal | None = None,
         progress: Callable[[int, int], None] | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> DeliveryReport:
         """Deliver every open row of the outbox; return when each is confirmed, scheduled or
         failed, or when only offline gateways (past ``offline_grace_s``), a lost broker (past
-        ``broker_grace_s``), ``deadline_s`` or ``stop`` hold up the rest (those stay pending)."""
+        ``broker_grace_s``), ``deadline_s`` or ``stop`` hold up the rest (those stay pending).
+        ``notice`` gets one line early in the push when no gateway of its labels is online
+        (logged as a warning without it); the push goes on, in case one comes."""
         started = time.monotonic()
         client = new_client("engine")
         batch_writes(client)
@@ -344,7 +349,8 @@ class LabelDelivery:
             self._connect(client)
             push = DeliveryRun(self, client, self.outbox.open_rows(), started)
             report = push.loop(
-                deadline_s=deadline_s, stop=stop, progress=progress, pump=lambda t: self._pump(client, t)
+                deadline_s=deadline_s, stop=stop, progress=progress, pump=lambda t: self._pump(client, t),
+                notice=notice,
             )
         finally:
             if client.socket() is not None:
@@ -355,6 +361,11 @@ class LabelDelivery:
                 self._selector = None
         report.seconds = time.monotonic() - started
         return report
+
+
+#: How long a push listens for the gateways' retained status messages before it says that no
+#: gateway of its labels is online (they arrive right after the subscription).
+STATUS_LISTEN_S = 1.0
 
 
 class DeliveryRun:
@@ -376,6 +387,7 @@ class DeliveryRun:
         self.dirty: dict[str, LabelRow] = {}
         self.proofs: dict[str, tuple[int, Proof]] = {}  # label -> (version, its proof): signed once
         self.alarmed: set[str] = set()  # labels already re-pushed once for a forged-version claim
+        self.heard: dict[str, float] = {}  # gateway -> when its last ack batch came (monotonic)
         self._ack_topic = (self.topics.gateway(""), "/ack")  # {base}/gateway/ ... /ack
         self.last_flush = started
         self.disconnected_since: float | None = None
@@ -411,15 +423,22 @@ class DeliveryRun:
         stop: StopSignal | None,
         progress: Callable[[int, int], None] | None,
         pump: Callable[[float], None],
+        notice: Callable[[str], None] | None = None,
     ) -> DeliveryReport:
-        """Turn until done; ``pump(timeout)`` waits for and handles network traffic."""
+        """Turn until done; ``pump(timeout)`` waits for and handles network traffic; ``notice``
+        gets the line of ``no_gateway_online()`` once, when the statuses have had time to come."""
         total = len(self.rows)
-        end = None if deadline_s is None else time.monotonic() + deadline_s
+        started = time.monotonic()
+        end = None if deadline_s is None else started + deadline_s
+        checked = False
         while True:
             now = time.monotonic()
             self.tick(now)
             if progress is not None:
                 progress(total - self.open, total)
+            if not checked and (now - started >= STATUS_LISTEN_S or self._all_statuses_heard()):
+                checked = True
+                self._say_no_gateway(notice)
             if self.done(now):
                 break
             if (end is not None and now >= end) or (stop is not None and stop.is_set()):
@@ -440,6 +459,46 @@ class DeliveryRun:
 
     def done(self, now: float) -> bool:
         return self.open == 0 or self._only_blocked(now)
+
+    def _open_gateways(self) -> list[str]:
+        return sorted({row.gateway for row in self.rows.values() if row.state in ("pending", "sent")})
+
+    def _all_statuses_heard(self) -> bool:
+        return all(gateway in self.online for gateway in self._open_gateways())
+
+    def no_gateway_online(self) -> str | None:
+        """One line when no gateway of the open labels has reported online on its retained
+        status topic (offline, or never heard: a wrong store id or prefix, gateways not running),
+        else None."""
+        gateways = self._open_gateways()
+        if not gateways or any(self.online.get(gateway) for gateway in gateways):
+            return None
+        offline = [gw for gw in gateways if gw in self.online]
+        silent = [gw for gw in gateways if gw not in self.online]
+
+        def names(found: list[str]) -> str:
+            return ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+
+        why = "; ".join(
+            part for part in (
+                f"offline: {names(offline)}" if offline else "",
+                f"no status from {names(silent)}" if silent else "",
+            ) if part
+        )
+        return (
+            f"no gateway of store {self.topics.store} is online on {self.topics.status_filter} ({why}): "
+            f"{self.open} labels wait for acks that need one; check the store id, the prefix and the gateways"
+        )
+
+    def _say_no_gateway(self, notice: Callable[[str], None] | None) -> None:
+        line = self.no_gateway_online()
+        if line is None:
+            return
+        self.report.no_gateway_online = True
+        if notice is not None:
+            notice(line)
+        else:
+            log.warning("%s", line)
 
     def finish(self) -> DeliveryReport:
         self._flush(time.monotonic())
@@ -483,6 +542,7 @@ class DeliveryRun:
         if batch.gateway != gateway:
             self.report.foreign_acks += len(batch.acks)  # a batch naming another gateway than its topic
             return
+        self.heard[gateway] = now  # the gateway is working through its queue
         for ack in batch.acks:
             self._on_ack(ack, gateway, now)
 
@@ -647,16 +707,26 @@ class DeliveryRun:
         return {row.label_id: cache[row.label_id][1] for row in rows}
 
     def _expire(self, now: float) -> None:
+        """Time out the updates in flight whose ack is overdue: sent more than ``ack_timeout_s``
+        ago *and* their gateway has acknowledged nothing for ``ack_timeout_s``.
+
+        The deadline adapts to the gateway's queue: a gateway's radio sends one image at a time
+        (seconds each, after the label's check-in), so the 200th update of a window waits minutes
+        behind the others. As long as acks keep coming from its gateway the queue is moving and the
+        update is still in it; re-sending it would only put a duplicate in the queue. An update the
+        radio lost times out once its gateway has gone quiet for ``ack_timeout_s``."""
         timeout = self.settings.ack_timeout_s
         late = []
         for label, sent in self.inflight.items():  # in the order they were sent
             if now - sent <= timeout:
                 break
-            late.append(label)
-        for label in late:
+            late.append((label, sent))
+        for label, sent in late:
             row = self.rows[label]
             if not self.online.get(row.gateway, True):
                 continue
+            if now - max(sent, self.heard.get(row.gateway, sent)) <= timeout:
+                continue  # its gateway is still answering: the update waits in the radio queue
             self._settle(row)
             self._attempt_failed(row, f"no ack within {timeout:g}s", now)
 

@@ -14,7 +14,7 @@ pricing.core.data loaders) and the label templates.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +43,9 @@ GAP = 12
 CAPTION_PX = 12
 HEADING_PX = 20
 TAG_ORDER = ("1.54", "2.9", "4.2")
+
+#: Hears (labels drawn, labels to draw) after each label; rendering takes 2-3 ms a label.
+DrawProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -154,9 +157,10 @@ def _label_image(tile: Tile, templates: LabelTemplates) -> tuple[Image.Image | N
         return None, f"does not fit: {exc}"
 
 
-def sheet_image(gateway_tiles: Mapping[str, Sequence[Tile]], templates: LabelTemplates, *, width: int = 1600
-                ) -> SheetImage:
-    """One sheet (RGB) with a heading per gateway and a grid per tag type."""
+def sheet_image(gateway_tiles: Mapping[str, Sequence[Tile]], templates: LabelTemplates, *, width: int = 1600,
+                progress: DrawProgress | None = None) -> SheetImage:
+    """One sheet (RGB) with a heading per gateway and a grid per tag type; ``progress`` hears
+    (drawn, of) after each label."""
     heading = _ui_font(HEADING_PX, bold=True)
     caption = _ui_font(CAPTION_PX)
     # First pass: where everything goes.
@@ -190,6 +194,7 @@ def sheet_image(gateway_tiles: Mapping[str, Sequence[Tile]], templates: LabelTem
     sheet = Image.new("RGB", (sheet_width, y + MARGIN - 12), BACKGROUND)
     result = SheetImage(sheet, {})
     draw = ImageDraw.Draw(sheet)
+    total = sum(1 for kind, *_ in plan if kind == "tile")
     for kind, payload, x, top in plan:
         if kind in ("heading", "subheading"):
             draw.text((x, top), str(payload), font=heading if kind == "heading" else caption, fill=CAPTION)
@@ -214,6 +219,8 @@ def sheet_image(gateway_tiles: Mapping[str, Sequence[Tile]], templates: LabelTem
         text = f"{tile.label_id}  {tile.sku}" + (f"  {status}" if status else "")
         text = _fit_text(draw, text, caption, tag_w + 2)
         draw.text((x, top + tag_h + 4), text, font=caption, fill=PROBLEM if status not in ("", "blank") else CAPTION)
+        if progress is not None:
+            progress(result.labels, total)
     return result
 
 
@@ -227,17 +234,28 @@ def write_contact_sheets(
     templates: LabelTemplates,
     *,
     width: int = 1600,
+    progress: DrawProgress | None = None,
 ) -> list[ContactSheet]:
     """Write the sheets: ``out`` ending in .png is one file with every gateway, else a directory
-    with contact-sheet-<gateway>.png per gateway."""
+    with contact-sheet-<gateway>.png per gateway. ``progress`` hears (labels drawn, labels of
+    every sheet) after each label."""
     groups: list[tuple[Path, dict[str, Sequence[Tile]]]]
     if out.suffix.lower() == ".png":
         groups = [(out, dict(gateway_tiles))]
     else:
         groups = [(out / f"contact-sheet-{_file_part(g)}.png", {g: tiles}) for g, tiles in gateway_tiles.items()]
     written: list[ContactSheet] = []
+    total = sum(len(t) for t in gateway_tiles.values())
+    done = 0
     for path, tiles in groups:
-        drawn = sheet_image(tiles, templates, width=width)
+        before = done
+
+        def drawn_so_far(drawn: int, _of: int, before: int = before) -> None:
+            if progress is not None:
+                progress(before + drawn, total)
+
+        drawn = sheet_image(tiles, templates, width=width, progress=drawn_so_far)
+        done = before + drawn.labels
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(png_bytes(drawn.image))
         per_tag: dict[str, int] = {}

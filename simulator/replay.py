@@ -8,15 +8,17 @@ event per line) and runs ``esl-pricing replay EVENTS --speed N``. This module:
 2. starts simulated gateways (``simulator.gateways``) for the labels of the log's ``pushed``
    events, on a fresh topic prefix, with a clock that follows the log's time rather than the wall;
 3. publishes every recorded desired state again, retained at QoS 1 as the engine did, paced by
-   the gaps between the events' ``at`` divided by ``speed`` (or as fast as the window allows);
+   the gaps between the events' ``at`` divided by ``speed`` (or as fast as the window allows),
+   where a gap longer than ``max_gap_s`` of log time (a night with nothing happening) counts as
+   ``max_gap_s``: the simulator's clock still jumps the whole gap, only the wall waits less;
 4. collects the simulator's acks and compares what the replayed labels show and acknowledged with
    what the log says the real labels showed and acknowledged.
 
 Determinism: the simulator sees the log's clock (each event moves it to that event's ``at``), a
 scheduled price switches when the clock passes its ``effective_at`` (synchronously, before the
 next event), and the clock never passes an ``effective_at`` while the push carrying it is still
-unanswered. So the same log and seed give the same acks and divergences at any speed; only
-``seconds`` differs. See docs/replay.md.
+unanswered. So the same log and seed give the same acks and divergences at any speed and gap
+cap; only ``seconds`` differs. See docs/replay.md.
 """
 
 from __future__ import annotations
@@ -69,6 +71,11 @@ SHOWN: frozenset[str] = frozenset({"displayed", "unchanged"})
 ACCEPTED: frozenset[str] = frozenset({"displayed", "unchanged", "scheduled"})
 #: The sample log (simulator/samples/make_sample_events.py writes it); replaying it finds nothing.
 SAMPLE_EVENTS = Path(__file__).parent / "samples" / "sample-events.jsonl"
+#: Seconds of log time a quiet gap between two events is paced as at most (None: every gap in full).
+DEFAULT_MAX_GAP_S = 60.0
+
+#: Reports how far the replay is: (stage, done, total); total None when there is no count.
+ReplayProgress = Callable[[str, int | None, int | None], None]
 
 
 class ReplayError(ValueError):
@@ -107,6 +114,7 @@ class ReplayReport:
     divergences: list[Divergence]
     seed: int
     speed: float | None
+    max_gap_s: float | None = DEFAULT_MAX_GAP_S
     seconds: float = 0.0
     topic_prefix: str = ""  # unique per run: not part of the summary
     unanswered: int = 0  # published desired states still unanswered at the end (timed out)
@@ -120,7 +128,8 @@ class ReplayReport:
         return {kind: counted[kind] for kind in DIVERGENCE_KINDS}
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready. Everything except ``seconds`` depends only on the log, the seed and the speed."""
+        """JSON-ready. Everything except ``seconds`` depends only on the log, the seed and the pacing
+        options (``speed``, ``max_gap_s``), and the findings only on the log and the seed."""
         return {
             "ok": self.ok,
             "store": self.store,
@@ -132,6 +141,7 @@ class ReplayReport:
             "unanswered": self.unanswered,
             "seed": self.seed,
             "speed": "max" if self.speed is None else self.speed,
+            "max_gap_s": self.max_gap_s,
             "divergence_counts": self.counts(),
             "divergences": [d.as_dict() for d in self.divergences],
             "seconds": round(self.seconds, 3),
@@ -519,16 +529,23 @@ def replay(
     seed: int = 0,
     ack_timeout_s: float = 10.0,
     options: GatewayOptions | None = None,
+    max_gap_s: float | None = DEFAULT_MAX_GAP_S,
+    progress: ReplayProgress | None = None,
 ) -> ReplayReport:
     """Replay ``events`` against simulated gateways on the broker at ``address`` (see the module doc).
 
     ``prefix``: the run's topics go under ``{prefix}/{unique id}/`` and are cleared at the end.
     ``speed``: the gaps between events' ``at`` are slept divided by it; None replays as fast as
-    the window allows. ``seed`` replaces ``options.seed`` (the simulator's losses, dead labels and
-    check-in phases). ReplayError for a bad argument or a log that cannot be replayed at all;
-    BrokerError when the broker cannot be used."""
+    the window allows. ``max_gap_s``: a gap longer than this many seconds of log time is slept
+    as if it were this long (None: every gap in full); the simulator's clock jumps it whole.
+    ``seed`` replaces ``options.seed`` (the simulator's losses, dead labels and check-in phases).
+    ``progress`` hears ("replaying events", done, total) after each event, then ("waiting for
+    acks", answered, published). ReplayError for a bad argument or a log that cannot be replayed
+    at all; BrokerError when the broker cannot be used."""
     if speed is not None and not (math.isfinite(speed) and speed > 0):
         raise ReplayError(f"speed must be a positive number or max, not {speed:g}")
+    if max_gap_s is not None and not (math.isfinite(max_gap_s) and max_gap_s >= 0):
+        raise ReplayError(f"the longest gap must be a number of seconds >= 0 or none, not {max_gap_s:g}")
     if not (math.isfinite(ack_timeout_s) and ack_timeout_s > 0):
         raise ReplayError("the ack timeout must be a positive number of seconds")
     started = time.monotonic()
@@ -552,11 +569,13 @@ def replay(
         divergences=[],
         seed=seed,
         speed=speed,
+        max_gap_s=max_gap_s,
         topic_prefix=run_prefix,
     )
     found = list(facts.divergences)
     if facts.labels:
-        run = _Run(facts, address, topics, gateway_options, speed, ack_timeout_s, signer)
+        run = _Run(facts, address, topics, gateway_options, _Pacing(speed, max_gap_s), ack_timeout_s, signer,
+                   progress or (lambda _stage, _done, _total: None))
         run.execute()
         report.pushes = run.published
         report.acks = len(run.acks.received)
@@ -565,6 +584,23 @@ def replay(
     report.divergences = sorted(set(found), key=lambda d: d.sort_key)
     report.seconds = time.monotonic() - started
     return report
+
+
+@dataclass(frozen=True)
+class _Pacing:
+    """How the wall follows the log: gaps divided by ``speed`` (None: no sleeping), each gap
+    first cut to ``max_gap_s`` seconds of log time (None: not cut)."""
+
+    speed: float | None
+    max_gap_s: float | None
+
+    def wall_seconds(self, gap_s: float) -> float:
+        """Wall seconds to wait for a gap of ``gap_s`` seconds of log time."""
+        if self.speed is None:
+            return 0.0
+        if self.max_gap_s is not None:
+            gap_s = min(gap_s, self.max_gap_s)
+        return gap_s / self.speed
 
 
 class _Run:
@@ -576,16 +612,18 @@ class _Run:
         address: BrokerAddress,
         topics: Topics,
         options: GatewayOptions,
-        speed: float | None,
+        pacing: _Pacing,
         ack_timeout_s: float,
         signer: Signer,
+        progress: ReplayProgress,
     ) -> None:
         assert facts.start is not None
         self.facts = facts
         self.signer = signer
         self.address = address
         self.topics = topics
-        self.speed = speed
+        self.pacing = pacing
+        self.progress = progress
         self.ack_timeout_s = ack_timeout_s
         self.clock = _LogClock(facts.start)
         rows = sorted((label, gateway, sku) for label, (gateway, sku) in facts.labels.items())
@@ -617,22 +655,24 @@ class _Run:
         facts = self.facts
         assert facts.start is not None and facts.end is not None
         pushes = {p.seq: p for p in facts.pushes}
-        wall_start = time.monotonic()
+        due = time.monotonic()  # when the current event is due on the wall
         latest = facts.start
-        for seq, at in facts.timeline:
+        total = len(facts.timeline)
+        for done, (seq, at) in enumerate(facts.timeline, start=1):
+            due += self.pacing.wall_seconds((max(latest, at) - latest).total_seconds())
             latest = max(latest, at)
-            self._pace(wall_start, latest)
+            self._sleep_until(due)
             self._advance(latest)
             push = pushes.get(seq)
             if push is not None and push.state is not None:
                 self._publish(push)
+            self.progress("replaying events", done, total)
         self._advance(facts.end)
 
-    def _pace(self, wall_start: float, moment: datetime) -> None:
-        """Sleep until ``moment`` is due: the log time since the first event, divided by speed."""
-        if self.speed is None or self.facts.start is None:
-            return
-        due = wall_start + (moment - self.facts.start).total_seconds() / self.speed
+    @staticmethod
+    def _sleep_until(due: float) -> None:
+        """Sleep until the monotonic instant ``due`` (at once when it has passed: a slow broker
+        round trip is caught up by the next gaps, never by running ahead of the log)."""
         pause = due - time.monotonic()
         if pause > 0:
             time.sleep(pause)
@@ -676,6 +716,8 @@ class _Run:
         acked as shown, or ``ack_timeout_s`` passes."""
 
         def settled() -> bool:
+            self.progress("waiting for acks", self.published - sum(f.count for f in self.acks.flights.values()),
+                          self.published)
             if self.acks.flights:
                 return False
             shown = self.sim.displayed()

@@ -2,9 +2,12 @@
 
 A generated store (80 SKUs) with a trained model and a plan that holds changes for approval; the
 review server on a free port with a token; the gateway simulator on the broker. The browser opens
-the page without logging in (approve controls disabled), logs in, sorts the table, approves one
-held change, and waits until the page shows that SKU's labels confirmed; then the simulator must
-display the new price on those labels and the plan file must say who approved it. Screenshots of
+the page without logging in (approve controls disabled), logs in, checks that the whole table fits
+a 1400 px window and that the reason of a held change says it needs approval, sorts the table, is
+warned before deciding one member of a price group (which decides the group: declining decides
+nothing, accepting rejects both), approves one held change, and waits until the page shows that
+SKU's labels confirmed; then the simulator must display the new price on those labels, the plan
+file must say who approved it, and the live-updated totals must read as the server renders them. Screenshots of
 the plan, SKU and gateway pages go to the test's folder and to $ESL_TEST_ARTIFACTS when set.
 
 Chromium is Debian's /usr/bin/chromium (never one a test tool downloads). Without it the test is
@@ -35,6 +38,7 @@ from pricing.plan.cycle import run_pricing_cycle
 from pricing.plan.price_plan import PlanLine, PricePlan
 from pricing.review.server import ReviewServer
 from pricing.review.settings import ReviewSettings
+from pricing.review.views import decided_together
 from pricing.rules.config import load_rules
 from pricing.store.price_book import PriceBook
 from simulator.gateways import SimulatedGateways
@@ -83,6 +87,7 @@ class Shop:
     plan: PricePlan
     line: PlanLine  # the held change the browser approves
     labels: list[tuple[str, str, str]]
+    group: tuple[str, str]  # two held changes of one price group (neither is ``line``)
 
 
 @pytest.fixture
@@ -100,6 +105,12 @@ def shop(tmp_path: Path, mqtt_broker: Any) -> Iterator[Shop]:
     assert waiting, "the browser test needs a change held for approval"
     # a reduction shows the most on the page (the 30-day reference and the promo marker)
     line = next((x for x in waiting if x.new_cents < x.old_cents), waiting[0])
+    plan, group = _with_group(plan, line)
+    # Profits a hundred times larger: the totals run into thousands, so their grouping shows.
+    plan.lines = [x.model_copy(update={
+        "profit_old_cents": None if x.profit_old_cents is None else x.profit_old_cents * 100,
+        "profit_new_cents": None if x.profit_new_cents is None else x.profit_new_cents * 100,
+    }) for x in plan.lines]
     plan.write(tmp_path / "plans")
     database = str(tmp_path / "engine.db")
     _price_history(PriceBook(open_engine(database), STORE), store.products, line, now, plan.currency)
@@ -108,9 +119,25 @@ def shop(tmp_path: Path, mqtt_broker: Any) -> Iterator[Shop]:
         broker=mqtt_broker.address, prefix=prefix, secret=TOKEN, probe_ttl_s=1.0,
     )
     try:
-        yield Shop(settings, plan, line, label_rows(store.labels))
+        yield Shop(settings, plan, line, label_rows(store.labels), group)
     finally:
         clear_retained(mqtt_broker.address, f"{prefix}/#", settle_s=0.3)
+
+
+def _with_group(plan: PricePlan, line: PlanLine) -> tuple[PricePlan, tuple[str, str]]:
+    """Two held changes decided together (a price group's waiting members), neither of them nor a
+    mate of ``line``: the plan's own when it has such a pair, else two of its held changes put in
+    one family."""
+    together = decided_together(plan)
+    for sku, mates in together.items():
+        if sku != line.sku and line.sku not in mates:
+            return plan, (sku, mates[0])
+    others = [x.sku for x in plan.awaiting_approval if x.sku != line.sku and x.sku not in together.get(line.sku, ())]
+    assert len(others) >= 2, "the browser test needs two more held changes"
+    pair = set(others[:2])
+    plan.lines = [x.model_copy(update={"group": "family browser-test"}) if x.sku in pair else x for x in plan.lines]
+    assert decided_together(plan)[others[0]] == (others[1],)
+    return plan, (others[0], others[1])
 
 
 def _price_history(book: PriceBook, products: Any, line: PlanLine, now: datetime, currency: str) -> None:
@@ -184,7 +211,21 @@ def test_a_pricing_manager_approves_a_held_change_and_sees_its_labels_confirmed(
         rows = page.locator("#plan-table tbody tr").count()
         assert rows == sum(1 for x in shop.plan.lines if x.status in ("change", "approval", "rejected"))
 
-        # 3. Sorting: click a header, the rows follow; click again, they reverse.
+        # 3. At a 1400 px window every column fits, Labels last; a held change says why it waits.
+        page.set_viewport_size({"width": 1400, "height": 900})
+        fit = page.evaluate("""() => {
+            const wrap = document.querySelector('.table-wrap');
+            const labels = document.querySelector('#plan-table th[data-key="labels"]').getBoundingClientRect();
+            return {overflow: wrap.scrollWidth - wrap.clientWidth,
+                    beyond: labels.right - wrap.getBoundingClientRect().right};
+        }""")
+        assert fit["overflow"] <= 0 and fit["beyond"] <= 0.5, fit
+        clause = row.locator(".col-reason .approval-clause")
+        expect(clause).to_be_visible()
+        expect(clause).to_contain_text("needs approval")
+        page.set_viewport_size({"width": 1440, "height": 900})
+
+        # 4. Sorting: click a header, the rows follow; click again, they reverse.
         page.click('#plan-table th[data-key="change"] a')
         expect(page.locator('#plan-table th[data-key="change"]')).to_have_attribute("aria-sort", "ascending")
         values = _column(page, "change")
@@ -196,7 +237,31 @@ def test_a_pricing_manager_approves_a_held_change_and_sees_its_labels_confirmed(
         profits = _column(page, "profit")
         assert profits == sorted(profits)
 
-        # 4. Approve the held change through the page.
+        # 5. A member of a price group: the page names the SKUs decided with it before the click.
+        first, mate = shop.group
+        dialogs: list[str] = []
+        answer = {"accept": False}
+
+        def on_dialog(dialog: Any) -> None:
+            dialogs.append(dialog.message)
+            dialog.accept() if answer["accept"] else dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        member = page.locator(f'#plan-table tr[data-sku="{first}"]')
+        expect(member.locator(".group-note")).to_contain_text(mate)
+        member.locator(".row-select").check()
+        page.click("#approve-btn")
+        expect(page.locator("#action-message")).to_have_text("Nothing approved.")
+        assert len(dialogs) == 1 and first in dialogs[0] and mate in dialogs[0] and "2 SKUs" in dialogs[0], dialogs
+        expect(member.locator(".badge")).to_have_text("needs approval")
+        expect(page.locator(f'#plan-table tr[data-sku="{mate}"] .badge')).to_have_text("needs approval")
+        answer["accept"] = True  # now reject the group, knowing what goes with it
+        page.click("#reject-btn")
+        expect(member.locator(".badge")).to_have_text("rejected")
+        expect(page.locator(f'#plan-table tr[data-sku="{mate}"] .badge')).to_have_text("rejected")
+        assert len(dialogs) == 2 and mate in dialogs[1]
+
+        # 6. Approve the held change through the page.
         expect(page.locator("#approve-btn")).to_be_disabled()
         row.locator(".row-select").check()
         expect(page.locator("#selected-count")).to_have_text("1 selected")
@@ -205,7 +270,7 @@ def test_a_pricing_manager_approves_a_held_change_and_sees_its_labels_confirmed(
         expect(row.locator(".badge")).to_have_text("approved")
         expect(row.locator(".col-decided")).to_contain_text(MANAGER)
 
-        # 5. The push runs in the background; the page follows it until the labels confirm.
+        # 7. The push runs in the background; the page follows it until the labels confirm.
         expect(row.locator("[data-sync-sku]")).to_contain_text("confirmed", timeout=CONFIRM_TIMEOUT_MS)
         expect(page.locator("#push-panel")).to_be_visible()
         expect(page.locator("#push-state")).to_have_text("done", timeout=CONFIRM_TIMEOUT_MS)
@@ -217,8 +282,15 @@ def test_a_pricing_manager_approves_a_held_change_and_sees_its_labels_confirmed(
         saved = {x.sku: x for x in PricePlan.read(settings.plans_dir / f"{shop.plan.plan_id}.json").lines}
         assert saved[line.sku].status == "change" and saved[line.sku].decided_by == MANAGER
         plan_shot = _save(page, tmp_path, "review-plan.png")
+        assert len(dialogs) == 2, dialogs  # the change on its own: no question asked
 
-        # 6. The SKU page: history with the 30-day reference, labels before and after, sync.
+        # 8. The totals updated live read exactly as the server renders them (thousands grouped).
+        live = [page.locator(x).inner_text() for x in ("#stat-profit", "#stat-profit-note")]
+        page.reload()
+        assert [page.locator(x).inner_text() for x in ("#stat-profit", "#stat-profit-note")] == live
+        assert re.search(r"\d,\d{3}\.\d{2} EUR today", live[1]), live
+
+        # 9. The SKU page: history with the 30-day reference, labels before and after, sync.
         page.click(f'#plan-table tr[data-sku="{line.sku}"] td:nth-child(2) a')
         expect(page.locator("h1")).to_contain_text(line.sku)
         expect(page.locator("#sku-status")).to_have_text("approved")

@@ -37,6 +37,12 @@ from pricing.core.yaml_config import ConfigError
 from pricing.demand.model_store import ModelLoadError
 from pricing.plan.plan_files import PlanFileError, read_plan
 from pricing.plan.price_plan import PricePlan
+from pricing.rules.config import (
+    EXAMPLE_RULES,
+    RulesConfig,
+    example_rules_path,
+    load_rules,
+)
 from pricing.store.engine_config import DATABASE_ENV
 
 err = Console(stderr=True)
@@ -131,19 +137,88 @@ def signer_or_fail(keys: Path) -> Signer:
 #: The delivery options' defaults are DeliverySettings' own.
 DELIVERY_DEFAULTS = DeliverySettings()
 
+#: The one place a command looks for rules when --rules is not given (relative to the working directory).
 DEFAULT_RULES = Path("config/rules.yaml")
+
+RulesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--rules",
+        metavar="FILE",
+        help=f"Rules file (default: {DEFAULT_RULES} in the working directory; "
+        f"'{EXAMPLE_RULES}': the packaged example rules).",
+    ),
+]
 
 
 def database_target(db: str | None) -> str:
-    return db or os.environ.get(DATABASE_ENV) or DEFAULT_DATABASE
+    """The engine database named by --db, else $ESL_DATABASE, else esl-engine.db. Naming what cannot
+    be one is a user error (one line, exit 2): a directory, a file that is not SQLite, a URL of
+    another kind than sqlite:// or postgresql://. An unreachable server stays a failure (exit 1)."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from pricing.core.database import SUPPORTED_DIALECTS
+
+    target = db or os.environ.get(DATABASE_ENV) or DEFAULT_DATABASE
+    hint = "give the engine database: a SQLite file or a PostgreSQL URL"
+    if "://" in target:
+        try:
+            backend = make_url(target).get_backend_name()
+        except (ArgumentError, ValueError):
+            backend = ""
+        if backend not in SUPPORTED_DIALECTS:
+            fail(f"database '{target.split('://')[0]}://...': not a SQLite or PostgreSQL URL ({hint})")
+        return target
+    path = Path(target).expanduser()
+    if path.is_dir():
+        fail(f"{target}: is a directory, not a database file ({hint})")
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(SQLITE_HEADER))
+    except OSError:
+        return target  # missing (a push creates it) or unreadable (open_engine says why)
+    if head and head != SQLITE_HEADER:
+        fail(f"{target}: not a SQLite database ({hint})")
+    return target
 
 
-def resolve_rules(path: Path | None) -> Path | None:
-    if path is not None:
-        if not path.exists():
-            fail(f"{path}: rules file not found")
-        return path
-    return DEFAULT_RULES if DEFAULT_RULES.exists() else None
+#: The first bytes of every SQLite database file (an empty file is an empty database).
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def resolve_rules(option: str | Path | None) -> Path:
+    """The rules file a command uses: ``--rules FILE``; else config/rules.yaml in the working
+    directory; ``--rules example`` names the packaged example rules. None found or a missing
+    file: one line and exit 2."""
+    if option is None:
+        if DEFAULT_RULES.is_file():
+            return DEFAULT_RULES
+        fail(
+            f"no rules file: {DEFAULT_RULES} is not in the working directory ({Path.cwd()}); "
+            f"pass --rules FILE (or --rules {EXAMPLE_RULES} for the packaged example rules)"
+        )
+    if str(option) == EXAMPLE_RULES:
+        return example_rules_path()
+    path = Path(option)
+    if not path.is_file():
+        fail(f"{path}: rules file not found")
+    return path
+
+
+def load_rules_or_fail(option: str | Path | None) -> RulesConfig:
+    """Resolve (resolve_rules), read and check the rules. Errors: one line per problem, exit 2.
+    The command says which file it used with ``say_rules`` once its inputs are all good."""
+    path = resolve_rules(option)
+    with user_errors():
+        return load_rules(path)
+
+
+def say_rules(rules: RulesConfig) -> None:
+    """``rules: PATH (sha256 12ab34cd5e6f...)`` on stderr: which rules file a command used."""
+    source = rules.source
+    text = "rules: built in (no file)" if source is None else f"rules: {source.path} (sha256 {source.sha256[:12]}...)"
+    err.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 # -- output ----------------------------------------------------------------------------------------

@@ -13,22 +13,25 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import BaseModel
 
 from label_gateway.label_templates import LabelTemplates
-from pricing.cli.common import EXIT_USER_ERROR, command_group, err
+from pricing.cli.common import EXIT_USER_ERROR, command_group, err, user_errors
 from pricing.core.yaml_config import (
     allowed_keys,
     json_schema,
     schema_text,
     validate_yaml_file,
 )
-from pricing.rules.config import RulesConfig
+from pricing.rules.config import RulesConfig, load_rules
 from pricing.store.engine_config import EngineConfig
 from simulator.scenario import Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 config_app = command_group("Check configuration files.")
 
@@ -110,13 +113,24 @@ def kind_for(path: Path, data: Mapping[Any, Any]) -> ConfigKind:
     return CONFIG_KINDS[DEFAULT_KIND]
 
 
-def validate_config_file(path: str | Path, kind: str | None = None) -> list[str]:
+def validate_config_file(path: str | Path, kind: str | None = None, products: pd.DataFrame | None = None) -> list[str]:
     """Problem lines for the config file at ``path``, [] when it is valid.
 
     ``kind`` names an entry of CONFIG_KINDS; by default it is recognised from the file's keys.
+    With ``products`` (products.csv), a valid rules file is also checked for categories, brands
+    and SKUs that match no product (``FILE:LINE: categories.NAME: ...``).
     """
-    chosen = CONFIG_KINDS[kind] if kind else None
-    return validate_yaml_file(path, lambda p, data: (chosen or kind_for(p, data)).model)
+    chosen: list[ConfigKind] = [CONFIG_KINDS[kind]] if kind else []
+
+    def choose(p: Path, data: Mapping[Any, Any]) -> type[BaseModel]:
+        if not chosen:
+            chosen.append(kind_for(p, data))
+        return chosen[0].model
+
+    problems = validate_yaml_file(path, choose)
+    if problems or products is None or not chosen or chosen[0].name != "rules":
+        return problems
+    return load_rules(path).unmatched_scopes(products)
 
 
 def write_schemas(config_dir: str | Path) -> list[Path]:
@@ -132,11 +146,30 @@ def write_schemas(config_dir: str | Path) -> list[Path]:
 
 
 @config_app.command("validate")
-def config_validate(files: Annotated[list[Path], typer.Argument(help="YAML config files to check.")]) -> None:
-    """Check config files; print FILE:LINE: key.path: message for each problem (exit 2 if any)."""
+def config_validate(
+    files: Annotated[list[Path], typer.Argument(help="YAML config files to check.")],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", metavar="DIR",
+            help="A store's data directory: rules files must name only categories, brands and SKUs in its products.csv.",
+        ),
+    ] = None,
+) -> None:
+    """Check config files; print FILE:LINE: key.path: message for each problem (exit 2 if any).
+
+    With --data, a rules file's categories, brands and SKUs that match no product are problems too."""
+    from pricing.core.data import PRODUCTS_FILE, DataError, load_products
+
+    products = None
+    if data is not None:
+        with user_errors():
+            if not data.is_dir():
+                raise DataError(f"{data}: not a directory")
+            products = load_products(data / PRODUCTS_FILE).frame
     problems: list[str] = []
     for path in files:
-        problems += validate_config_file(path)
+        problems += validate_config_file(path, products=products)
     for problem in problems:
         err.print(problem, highlight=False, soft_wrap=True, markup=False)
     if problems:

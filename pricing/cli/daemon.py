@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.markup import escape
@@ -20,6 +21,7 @@ from label_gateway.protocol import Topics
 from pricing.cli.common import command_group, emit_json, err, fail, user_errors
 from pricing.core.database import open_engine
 from pricing.core.events import Event
+from pricing.core.yaml_config import ConfigError
 from pricing.store.engine_config import EngineConfig, load_engine_config
 from pricing.store.engine_state import HEARTBEAT, KILL_SWITCH, EngineFlags
 from pricing.store.event_log import EventLog
@@ -34,6 +36,15 @@ events_app = command_group("The append-only event log of price and label changes
 def _load(config: Path) -> EngineConfig:
     with user_errors():
         return load_engine_config(config)
+
+
+def _check_inputs(settings: EngineConfig, config: Path) -> None:
+    """A missing data_dir or rules file: one ``FILE:LINE: key: ...`` line each and exit 2, before
+    the daemon records or schedules anything."""
+    with user_errors():
+        problems = settings.input_problems(config)
+        if problems:
+            raise ConfigError(problems)
 
 
 def register(app: typer.Typer) -> None:
@@ -54,8 +65,11 @@ def daemon(
     from pricing.store.daemon import StoreDaemon
 
     settings = _load(config)
+    _check_inputs(settings, config)
     with user_errors():
-        store = StoreDaemon(settings, config.parent, say=lambda text: err.print(text, highlight=False, markup=False))
+        store = StoreDaemon(
+            settings, config.parent, say=lambda text: err.print(text, highlight=False, markup=False, soft_wrap=True)
+        )
     if run_job is not None:
         if run_job not in {job.id for job in settings.jobs}:
             known = ", ".join(job.id for job in settings.jobs)
@@ -112,6 +126,7 @@ def status(config: ConfigOption = Path("config/engine.yaml"), as_json: JsonOptio
         probe = probe_gateways(address, Topics(settings.store, prefix=settings.prefix))
     heartbeat = flags.get(HEARTBEAT) or {}
     killed = bool(settings.kill_switch or flags.kill_switch())
+    tz = settings.calendar.tz
     summary: dict[str, Any] = {
         "store": settings.store,
         "daemon": heartbeat.get("state", "never started"),
@@ -127,7 +142,7 @@ def status(config: ConfigOption = Path("config/engine.yaml"), as_json: JsonOptio
         "labels_confirmed": counts.by_state.get("confirmed", 0),
         "low_battery": counts.low_battery,
     }
-    _print_status(summary)
+    _print_status(summary, tz)
     if as_json:
         emit_json(summary)
 
@@ -138,24 +153,37 @@ def _last_cycle(log: EventLog) -> Event | None:
     return max(candidates, key=lambda e: e.seq) if candidates else None
 
 
-def _print_status(s: dict[str, Any]) -> None:
+def local_time(at: datetime | str | None, tz: ZoneInfo) -> str:
+    """An instant as people read it: the store's local time to the second, with the zone
+    (``2026-12-05 20:11:30 CET``); ISO text is parsed first (naive counts as UTC)."""
+    if at is None:
+        return "never"
+    when = datetime.fromisoformat(at) if isinstance(at, str) else at
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _print_status(s: dict[str, Any], tz: ZoneInfo) -> None:
+    """The summary as a table on stderr, times in the store's zone (the JSON keeps ISO UTC)."""
     table = Table(title=f"store {escape(s['store'])}", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("state")
-    seen = f" (last seen {s['daemon_seen_at']})" if s["daemon_seen_at"] else ""
+    seen = f" (last seen {local_time(s['daemon_seen_at'], tz)})" if s["daemon_seen_at"] else ""
     table.add_row("daemon", escape(f"{s['daemon']}{seen}"))
     table.add_row("kill switch", "[red bold]ON: no pushes[/]" if s["kill_switch"] else "off")
     last = s["last_cycle"]
     table.add_row(
         "last cycle",
         "none yet" if last is None else escape(
-            f"{last.get('job')} at {last['at']}: {last.get('result')}"
+            f"{last.get('job')} at {local_time(last['at'], tz)}: {last.get('result')}"
             + (f" ({last['detail']})" if last.get("detail") else "")
             + f", {last.get('changes', 0)} changes, {last.get('confirmed', 0)} labels confirmed"
         ),
     )
     for run in s["next_runs"]:
-        table.add_row("next run", escape(f"{run['job']} at {run['at'] or 'paused'}"))
+        when = local_time(run["at"], tz) if run["at"] else "paused"
+        table.add_row("next run", escape(f"{run['job']} at {when}"))
     broker = s["broker"]
     table.add_row(
         "broker",
@@ -177,7 +205,9 @@ def kill_switch(
     by: Annotated[str | None, typer.Option(help="Who throws the switch (default: the user name).")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Stop (on) or allow (off) every push of the store's daemon; planning and the rest keep running."""
+    """Stop (on) or allow (off) every push of the store's daemon: while it is on no price leaves the engine
+    (nothing reaches the price book, the outbox or a label); planning keeps running, its plans are written
+    for review."""
     if state not in ("on", "off"):
         fail(f"kill-switch: say on or off, not '{state}'")
     settings = _load(config)

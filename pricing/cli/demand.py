@@ -11,12 +11,15 @@ from rich.table import Table
 
 from pricing.cli.common import (
     Market,
+    RulesOption,
     emit_json,
     err,
+    load_rules_or_fail,
     report_rejects,
-    resolve_rules,
+    say_rules,
     user_errors,
 )
+from pricing.cli.progress import show_progress
 
 if TYPE_CHECKING:
     from pricing.plan.evaluation import EvaluationReport
@@ -57,9 +60,11 @@ def train(
                 f"{c.negative_days:,} days below zero set to 0)",
                 highlight=False,
             )
-        result = train_demand_model(
-            store.sales, store.products, listing=store.listing, progress=lambda msg: err.print(f"  {msg}")
-        )
+        with show_progress(quiet=as_json) as progress:  # the fits take minutes on a large store
+            result = train_demand_model(store.sales, store.products, listing=store.listing, progress=progress.say)
+        if as_json:  # no progress lines: what training did to the data is still said
+            for note in result.notes:
+                err.print(f"  {note}", highlight=False, markup=False)
         result.data_counts = {name: store.counts(name) for name in store.rows_read}
         path = save_model(result, out)
     err.print(
@@ -84,17 +89,18 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the generated store and of the simulated weeks.")] = 7,
     holdout_weeks: Annotated[int, typer.Option(min=1, max=26, help="Weeks held out for the forecast error.")] = 4,
     weeks: Annotated[int, typer.Option(min=1, max=52, help="Weeks of closed-loop pricing.")] = 8,
-    rules: Annotated[Path | None, typer.Option(help="Rules file (default: config/rules.yaml if present).")] = None,
+    rules: RulesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
 ) -> None:
-    """Measure the demand model against the simulator's truth: forecast, elasticities, closed loop."""
+    """Measure the demand model against the simulator's truth: forecast, elasticities, closed loop.
+
+    The closed loop prices with the rules; their categories, brands or SKUs that match no product of
+    the evaluated store are listed ("rules not used here") and do not apply."""
     from pricing.plan.evaluation import EvaluationOptions
     from pricing.plan.evaluation import evaluate as run_evaluation
-    from pricing.rules.config import RulesConfig, load_rules
 
-    rules_path = resolve_rules(rules)
+    config = load_rules_or_fail(rules)
     with user_errors():
-        config = load_rules(rules_path) if rules_path else RulesConfig()
         options = EvaluationOptions(data, skus, seed, holdout_weeks, weeks, config, market.value)
         with err.status("evaluating") as status:
 
@@ -104,6 +110,7 @@ def evaluate(
 
             report = run_evaluation(options, progress=progress)
     _print_evaluation(report)
+    say_rules(config)
     if as_json:
         emit_json(report.summary())
 

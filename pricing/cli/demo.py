@@ -13,6 +13,7 @@ from rich.table import Table
 from label_gateway.protocol import DEFAULT_PREFIX
 from pricing.cli.common import (
     EXIT_FAILURE,
+    RulesOption,
     emit_json,
     err,
     fail,
@@ -35,7 +36,7 @@ def demo(
     broker: Annotated[
         str | None, typer.Option(help="Use this MQTT broker (mqtt://HOST:PORT) instead of the embedded one.")
     ] = None,
-    rules: Annotated[Path | None, typer.Option(help="Rules file (default: config/rules.yaml if present).")] = None,
+    rules: RulesOption = None,
     workdir: Annotated[Path, typer.Option(help="Where the sample data, model and plan are written.")] = Path(
         "esl-demo"
     ),
@@ -53,9 +54,10 @@ def demo(
     ESL_REVIEW_TOKEN; without it the page is read-only)."""
     from pricing.store.demo import run_demo
 
+    rules_path = resolve_rules(rules)  # which one: the outcome's `rules` row and the JSON's `rules`
     options = DemoOptions(
         workdir=workdir, skus=skus, seed=seed, gateways=gateways, broker_url=broker,
-        rules_path=resolve_rules(rules), prefix=prefix,
+        rules_path=rules_path, prefix=prefix,
     )
     bar = ExitStack()
 
@@ -128,6 +130,7 @@ def _print_demo(result: DemoResult, summary: dict[str, object]) -> None:
     facts.add_row("labels failed", f"[red]{failed}[/]" if failed else "0")
     facts.add_row("broker", str(summary["broker"]))
     facts.add_row("plan", str(summary["plan"]))
+    facts.add_row("rules", str(summary["rules"]))
     err.print(facts)
     for line in result.plan.held[:5]:
         err.print(f"  held {line.sku} ({line.name}): {line.explanation}", highlight=False)

@@ -3,8 +3,10 @@ still on its way, resume after a crash and reconcile labels with what they shoul
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import ExitStack
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -48,9 +50,9 @@ from pricing.cli.common import (
     read_plan_or_fail,
     report_rejects,
     signer_or_fail,
-    stage_progress,
     user_errors,
 )
+from pricing.cli.progress import show_progress
 from pricing.store.event_log import EventLog
 from pricing.store.last_gate import (
     HeldPrice,
@@ -110,11 +112,70 @@ def deliver(
     signer: Signer,
     deadline: float | None,
     progress: Callable[[int, int], None] | None,
+    stop: Parking | None = None,
 ) -> DeliveryReport:
     address = BrokerAddress.parse(broker)
     return LabelDelivery(address, Topics(outbox.store, prefix=prefix), outbox, settings, signer=signer).run(
-        deadline_s=deadline, progress=progress
+        deadline_s=deadline, progress=progress, stop=stop, notice=say,
     )
+
+
+def say(line: str) -> None:
+    """A push's one-line notice (e.g. no gateway online), on stderr as it happens."""
+    err.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+class Parking:
+    """The stop signal of a command's push: set by SIGTERM or SIGINT (``signal`` names it). The
+    push then stops publishing and what is not acknowledged stays in the outbox (parked)."""
+
+    def __init__(self) -> None:
+        self._set = threading.Event()
+        self.signal: str | None = None
+
+    def is_set(self) -> bool:
+        return self._set.is_set()
+
+    def park(self, signum: int, frame: object = None) -> None:
+        self.signal = signal.Signals(signum).name
+        self._set.set()
+
+
+@contextmanager
+def parking_on_signals() -> Iterator[Parking]:
+    """SIGTERM and SIGINT park the push instead of killing the process (as the daemon does);
+    the previous handlers come back afterwards. Outside the main thread nothing is installed."""
+    parking = Parking()
+    if threading.current_thread() is not threading.main_thread():
+        yield parking
+        return
+    previous = {signum: signal.signal(signum, parking.park) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield parking
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+#: Exit code of a push parked by SIGTERM / SIGINT: a failure (labels not all confirmed), resumable.
+EXIT_PARKED = EXIT_FAILURE
+
+
+def print_parked(parking: Parking, report: DeliveryReport) -> None:
+    """The one line of a parked push."""
+    err.print(
+        f"{parking.signal}: push parked after {len(report.confirmed)} confirmed; {len(report.waiting)} labels stay "
+        "in the outbox (esl-pricing outbox resume finishes the push)",
+        highlight=False, markup=False, soft_wrap=True,
+    )
+
+
+def result_of(report: DeliveryReport, parking: Parking | None = None, *, held: int = 0) -> str:
+    """The JSON ``result`` of a push command: parked (stopped by a signal), failed (labels failed
+    or still waiting, broker lost, prices held) or ok; the exit code follows it."""
+    if parking is not None and parking.is_set() and report.waiting:
+        return "parked"
+    return "failed" if exit_code(report) or held else "ok"
 
 
 def print_report(report: DeliveryReport, *, what: str) -> None:
@@ -215,7 +276,7 @@ def apply(
         if as_json:
             emit_json(summary | {"labels_confirmed": 0, "labels_failed": 0, "seconds": 0.0})
         return
-    with user_errors(), ExitStack() as locks:
+    with user_errors(), ExitStack() as locks, parking_on_signals() as parking:
         labels = load_labels(data / "labels.csv")
         report_rejects(labels.rejects)
         BrokerAddress.parse(broker)  # a bad URL is a user error before anything is recorded
@@ -242,21 +303,25 @@ def apply(
             costs=costs_with_plan(file_costs, saved.lines),
         )
         print_held(recorded.held)  # before the push: shown even when the broker is not there
-        with stage_progress() as progress:
+        with show_progress(quiet=as_json) as progress:  # on stderr; none with --json
             delivered = deliver_logged(
                 outbox, log, BrokerAddress.parse(broker), Topics(outbox.store, prefix=prefix), settings,
                 signer=signer, now=lambda: datetime.now(UTC), deadline_s=deadline,
-                progress=lambda done, total: progress("push + acks", done, total),
+                progress=lambda done, total: progress("push + acks", done, total), stop=parking, notice=say,
             )
         report = delivered.report if delivered is not None else DeliveryReport()
         report.enqueued = recorded.enqueued
-    print_report(report, what=f"{len(prices) - len(recorded.held)} prices on {len(recorded.updates)} labels")
-    print_still_waiting(plan_file, waiting)
+    result = result_of(report, parking, held=len(recorded.held))
+    if result == "parked":
+        print_parked(parking, report)
+    else:
+        print_report(report, what=f"{len(prices) - len(recorded.held)} prices on {len(recorded.updates)} labels")
+        print_still_waiting(plan_file, waiting)
     if as_json:
         s = report.summary()
         emit_json(summary | s | {"labels_confirmed": s["confirmed"], "labels_failed": s["failed"],
-                                 "held": held_json(recorded.held)})
-    code = exit_code(report) or (EXIT_FAILURE if recorded.held else 0)
+                                 "held": held_json(recorded.held), "result": result})
+    code = EXIT_PARKED if result == "parked" else (exit_code(report) or (EXIT_FAILURE if recorded.held else 0))
     if code:
         raise typer.Exit(code)
 
@@ -303,7 +368,7 @@ def _deliver_command(
     signer = signer_or_fail(keys)
     found: ReadBack | None = None
     cleared = 0
-    with user_errors(), ExitStack() as locks:
+    with user_errors(), ExitStack() as locks, parking_on_signals() as parking:
         address = BrokerAddress.parse(broker)
         outbox = _open_outbox(db, store)
         locks.enter_context(OutboxLock(outbox.engine, outbox.store, wait_s=lock_wait))  # no other push meanwhile
@@ -313,18 +378,22 @@ def _deliver_command(
             if clear_unknown:
                 cleared = clear_retained_topics(address, found.unknown)
         reopened = outbox.reopen(gateway=gateway) if reopen else 0
-        with stage_progress() as progress:
+        with show_progress(quiet=as_json) as progress:  # on stderr; none with --json
             report = deliver(
                 outbox, broker, prefix, settings, signer=signer, deadline=deadline,
-                progress=lambda done, total: progress(what, done, total),
+                progress=lambda done, total: progress(what, done, total), stop=parking,
             )
+    result = result_of(report, parking)
     if found is not None:
         print_readback(found, cleared=cleared, cleared_asked=clear_unknown)
-    print_report(report, what=what + (f" ({reopened} labels differed from what they should show)" if reopen else ""))
+    if result == "parked":
+        print_parked(parking, report)
+    else:
+        print_report(report, what=what + (f" ({reopened} labels differed from what they should show)" if reopen else ""))
     if as_json:
         extra = {} if found is None else found.summary() | {"readback_cleared": cleared}
-        emit_json({"store": outbox.store, "reopened": reopened} | extra | report.summary())
-    code = exit_code(report)
+        emit_json({"store": outbox.store, "reopened": reopened, "result": result} | extra | report.summary())
+    code = EXIT_PARKED if result == "parked" else exit_code(report)
     if code:
         raise typer.Exit(code)
 
@@ -427,7 +496,7 @@ def outbox_sync(
     settings = delivery_settings(ack_timeout, max_attempts, window)
     signer = signer_or_fail(keys)
     now = datetime.now(UTC)
-    with user_errors(), ExitStack() as locks:
+    with user_errors(), ExitStack() as locks, parking_on_signals() as parking:
         BrokerAddress.parse(broker)
         store = load_shelf(data)
         report_rejects(store.rejects)
@@ -440,18 +509,22 @@ def outbox_sync(
             correlation=f"sync-{now:%Y%m%dT%H%M%SZ}",
         )
         print_held(synced.held)  # before the push: shown even when the broker is not there
-        with stage_progress() as progress:
+        with show_progress(quiet=as_json) as progress:  # on stderr; none with --json
             delivered = deliver_logged(
                 outbox, log, BrokerAddress.parse(broker), Topics(outbox.store, prefix=prefix), settings,
                 signer=signer, now=lambda: datetime.now(UTC), deadline_s=deadline,
-                progress=lambda done, total: progress("sync", done, total),
+                progress=lambda done, total: progress("sync", done, total), stop=parking, notice=say,
             )
     report = delivered.report if delivered is not None else DeliveryReport()
     report.enqueued = synced.enqueued
-    print_report(report, what=f"sync of {len(synced.updates)} labels ({len(synced.pushed)} to send)")
+    result = result_of(report, parking, held=len(synced.held))
+    if result == "parked":
+        print_parked(parking, report)
+    else:
+        print_report(report, what=f"sync of {len(synced.updates)} labels ({len(synced.pushed)} to send)")
     if as_json:
         emit_json({"store": outbox.store, "labels": len(synced.updates), "to_send": len(synced.pushed),
-                   "held": held_json(synced.held)} | report.summary())
-    code = exit_code(report) or (EXIT_FAILURE if synced.held else 0)
+                   "held": held_json(synced.held), "result": result} | report.summary())
+    code = EXIT_PARKED if result == "parked" else (exit_code(report) or (EXIT_FAILURE if synced.held else 0))
     if code:
         raise typer.Exit(code)

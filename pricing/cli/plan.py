@@ -14,12 +14,14 @@ from rich.table import Table
 
 from pricing.cli.common import (
     DATABASE_ENV,
+    RulesOption,
     emit_json,
     err,
     fail,
+    load_rules_or_fail,
     read_plan_or_fail,
     report_rejects,
-    resolve_rules,
+    say_rules,
     user_errors,
 )
 from pricing.core.money import to_decimal
@@ -34,33 +36,37 @@ def register(app: typer.Typer) -> None:
 def plan(
     data: Annotated[Path, typer.Option(help="Store data directory.")],
     model: Annotated[Path, typer.Option(help="Model file or directory (from esl-pricing train).")] = Path("models"),
-    rules: Annotated[Path | None, typer.Option(help="Rules file (default: config/rules.yaml if present).")] = None,
+    rules: RulesOption = None,
     out: Annotated[Path, typer.Option(help="Directory for the plan's JSON and CSV.")] = Path("plans"),
     top: Annotated[int, typer.Option(min=0, help="Rows of the diff table to show.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
 ) -> None:
-    """Compute a price plan: candidates from the rules, the optimizer picks, one reason per price."""
+    """Compute a price plan: candidates from the rules, the optimizer picks, one reason per price.
+
+    The plan records its inputs (rules, model and data files, each with its SHA-256); a category,
+    brand or SKU in the rules that matches no product is an error (FILE:LINE, exit 2)."""
     from pricing.core.data import competitor_reference
     from pricing.core.store_data import load_store
     from pricing.demand.model_store import load_model, require_model_covers
-    from pricing.plan.cycle import run_pricing_cycle
-    from pricing.rules.config import RulesConfig, load_rules
+    from pricing.plan.cycle import plan_inputs, run_pricing_cycle
 
-    rules_path = resolve_rules(rules)
+    config = load_rules_or_fail(rules)
     with user_errors():
-        config = load_rules(rules_path) if rules_path else RulesConfig()
         store = load_store(data)
         report_rejects(store.rejects)
-        demand, _card = load_model(model)
+        demand, card = load_model(model)
         unknown = require_model_covers(demand, store.products["sku"].astype(str), source=str(model))
         if unknown:
             err.print(f"{len(unknown)} SKUs are new to the model and are held at their current price")
         result = run_pricing_cycle(
             store.products, demand, config, store=store.store_id, model_name=str(model),
             rejected_rows=len(store.rejects), competitor=competitor_reference(store.competitors), labels=store.labels,
+            inputs=plan_inputs(config, model=model, model_sha256=(card or {}).get("model_sha256"), data_dir=data,
+                               data_files=store.rows_read),
         )
         json_path, csv_path = result.write(out)
     _print_plan(result, top)
+    say_rules(config)
     err.print(f"plan written: {json_path} and {csv_path}", highlight=False, markup=False)
     if result.awaiting_approval:
         err.print(
@@ -141,6 +147,7 @@ def _plan_summary(result: PricePlan, json_path: Path) -> dict[str, object]:
         "held": len(result.held), "relaxed": sum(1 for line in result.lines if line.relaxed_rules),
         "expected_profit_delta_pct": round(result.expected_profit_delta_pct(), 3),
         "solver_status": result.solver.status, "gap_pct": round(result.solver.gap_pct, 3),
+        "inputs": None if result.inputs is None else result.inputs.model_dump(mode="json"),
     }
 
 def _gain(line: PlanLine) -> float:

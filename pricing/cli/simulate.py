@@ -34,6 +34,7 @@ from simulator.gateways import (
     load_state,
 )
 from simulator.scenario import (
+    DEFAULT_STORE,
     LabelSource,
     Scenario,
     ScenarioLabels,
@@ -89,32 +90,44 @@ def simulate_generate(
         Market,
         typer.Option(help="loglog: daily sales.csv of today's market; choice: receipts.csv of mixed-logit shoppers among substitutes."),
     ] = Market.loglog,
+    store: Annotated[
+        str,
+        typer.Option(
+            "--store", metavar="ID",
+            help=f"Store id of the sales and labels (the MQTT topic level; config/engine.yaml's `store` must match). Default {DEFAULT_STORE}, as in the shipped configs.",
+        ),
+    ] = DEFAULT_STORE,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
 ) -> None:
     """Generate a deterministic sample store with known demand (the truth is saved alongside)."""
+    from pricing.core.ids import id_problem
+
+    problem = id_problem(store, "--store")
+    if problem is not None:
+        fail(problem)
     if market is Market.choice:
         from simulator.choice_store import generate_choice_store
 
-        choice = generate_choice_store(out, skus=skus, seed=seed, days=days, gateways=gateways)
+        choice = generate_choice_store(out, skus=skus, seed=seed, days=days, gateways=gateways, store=store)
         err.print(
             f"wrote {choice.skus} SKUs in {choice.categories} categories, {choice.lines} receipt lines "
-            f"({choice.duplicates} duplicated, {choice.voids} voids, {choice.refunds} refunds) to {out} "
-            f"in {choice.seconds:.2f}s"
+            f"({choice.duplicates} duplicated, {choice.voids} voids, {choice.refunds} refunds) for store {store} "
+            f"to {out} in {choice.seconds:.2f}s"
         )
         if as_json:
             emit_json({"market": "choice", "skus": choice.skus, "receipt_lines": choice.lines,
-                       "seconds": round(choice.seconds, 3), "out": str(out)})
+                       "seconds": round(choice.seconds, 3), "out": str(out), "store": store})
         return
     from simulator.store import generate_store
 
-    summary = generate_store(out, skus=skus, seed=seed, days=days, gateways=gateways)
+    summary = generate_store(out, skus=skus, seed=seed, days=days, gateways=gateways, store=store)
     err.print(
-        f"wrote {summary.skus} SKUs, {summary.sales_rows} sales rows, {summary.labels} labels to {out} "
-        f"in {summary.seconds:.2f}s"
+        f"wrote {summary.skus} SKUs, {summary.sales_rows} sales rows, {summary.labels} labels of store {store} "
+        f"to {out} in {summary.seconds:.2f}s"
     )
     if as_json:
         emit_json({"skus": summary.skus, "sales_rows": summary.sales_rows, "labels": summary.labels,
-                   "seconds": round(summary.seconds, 3), "out": str(out)})
+                   "seconds": round(summary.seconds, 3), "out": str(out), "store": store})
 
 
 # -- run ----------------------------------------------------------------------------------------
@@ -360,8 +373,12 @@ def simulate_contact_sheet(
         tiles = {gateway: tiles[gateway]}
     if not tiles:
         fail(f"{data / LABELS_FILE}: no labels to draw")
+    from pricing.cli.progress import show_progress
+
     try:
-        sheets = write_contact_sheets(out, tiles, layouts, width=width)
+        with show_progress(quiet=as_json) as progress:  # 2-3 ms a label: 20,000 labels take a minute
+            sheets = write_contact_sheets(out, tiles, layouts, width=width,
+                                          progress=lambda done, total: progress("drawing labels", done, total))
     except OSError as exc:
         fail(f"{out}: cannot write: {exc.strerror or exc}")
     for sheet in sheets:
@@ -393,8 +410,23 @@ def _replay_speed(text: str) -> float | None:
     return value
 
 
+def _replay_max_gap(text: str) -> float | None:
+    """--max-gap: seconds of log time (>= 0), or "none" (every gap in full)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and value != float("inf")):
+        fail(f"--max-gap must be a number of seconds >= 0 or none, not '{text}'")
+    return value
+
+
 def _print_replay(report: Any, events: Path) -> None:
     speed = "max" if report.speed is None else f"{report.speed:g}x"
+    if report.speed is not None:
+        speed += ", gaps in full" if report.max_gap_s is None else f", gaps over {report.max_gap_s:g}s cut to it"
     err.print(
         f"replayed {report.events} events of {report.store or 'no store'} from {events} "
         f"({report.pushes} pushes to {report.labels} labels on {report.gateways} gateways, "
@@ -415,8 +447,16 @@ def _print_replay(report: Any, events: Path) -> None:
 def replay_command(
     events: Annotated[Path, typer.Argument(help="Event log to replay (JSONL, one event per line).")],
     speed: Annotated[
-        str, typer.Option(help='Gaps between events are slept divided by this (e.g. 3600), or "max".')
+        str, typer.Option(help='Gaps between events are slept divided by this (e.g. 100), or "max" (no sleeping).')
     ] = "max",
+    max_gap: Annotated[
+        str,
+        typer.Option(
+            "--max-gap",
+            help='With --speed: a quiet gap longer than this many seconds of log time is slept as if it were '
+            'this long (the log\'s clock still jumps it whole); "none": every gap in full.',
+        ),
+    ] = "60",
     seed: Annotated[int, typer.Option(help="Seed of the simulator's random choices.")] = 0,
     broker: Annotated[
         str | None, typer.Option(help="MQTT broker, mqtt://HOST:PORT or mqtts:// (default: start an embedded one).")
@@ -429,18 +469,20 @@ def replay_command(
 ) -> None:
     """Replay a recorded event log against the simulator and report divergences.
 
-    Exit 0: no divergence. 1: divergences (a table on stderr). 2: bad log, arguments or broker.
-    See docs/replay.md.
+    Exit 0: no divergence. 1: divergences (a table on stderr), or the broker cannot be reached.
+    2: a bad log or bad arguments. See docs/replay.md.
     """
     from contextlib import ExitStack
 
-    from label_gateway.broker import BrokerError
     from label_gateway.embedded_broker import EmbeddedBroker
+    from pricing.cli.progress import show_progress
     from pricing.core.events import EventLogError, read_jsonl
     from simulator.replay import ReplayError, replay
 
     pace = _replay_speed(speed)
-    with common.user_errors(SimulatorError, EventLogError, ReplayError, BrokerError), ExitStack() as stack:
+    longest_gap = _replay_max_gap(max_gap)
+    # A broker that cannot be reached is a failure (exit 1), as for every command (common.user_errors).
+    with common.user_errors(SimulatorError, EventLogError, ReplayError), ExitStack() as stack:
         log = read_jsonl(events)
         if broker is not None:
             address = BrokerAddress.parse(broker)
@@ -448,9 +490,11 @@ def replay_command(
             try:
                 embedded = stack.enter_context(EmbeddedBroker())
             except RuntimeError as exc:
-                fail(f"cannot start the embedded MQTT broker: {exc}")
+                fail(f"cannot start the embedded MQTT broker: {exc}", common.EXIT_FAILURE)
             address = BrokerAddress(embedded.host, embedded.port)
-        report = replay(log, address, prefix=prefix, speed=pace, seed=seed, ack_timeout_s=ack_timeout)
+        with show_progress(quiet=json_out) as progress:
+            report = replay(log, address, prefix=prefix, speed=pace, seed=seed, ack_timeout_s=ack_timeout,
+                            max_gap_s=longest_gap, progress=progress)
     _print_replay(report, events)
     if json_out:
         emit_json(report.summary())

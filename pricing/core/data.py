@@ -45,6 +45,10 @@ The optional products columns link SKUs for the pricing rules (an empty field: n
   or a SKU that is not a kept row of products.csv, is rejected (checked after every other
   check, and again until no tier points at a rejected row).
 
+A CSV row with more fields than the header has columns (a trailing comma counts) is rejected with
+``7 fields, the header has 6 columns``, before any other check: its fields are likely shifted. (A
+row with fewer fields has the missing ones empty.)
+
 Product reject reasons besides the common ones: ``size is empty (ladder 'L' needs a size > 0)``,
 ``size must be finite and > 0 for ladder 'L': 'S'``, ``tier 'T' is the product's own sku``,
 ``tier 'T' is not in products.csv``. Competitors: an empty sku or competitor, a bad date, a
@@ -71,6 +75,8 @@ are built only for distinct values and for rejected rows.
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +171,9 @@ class _Column:
 class _Table:
     rows: int
     columns: dict[str, _Column]
+    #: Rows (0-based) of a CSV with more fields than its header, and the reason for each: they hold
+    #: no values (every column's code -1) and are rejected before any other check.
+    long_rows: dict[int, str] = field(default_factory=dict)
 
 
 class _Distinct:
@@ -207,16 +216,63 @@ class _Distinct:
         return _Column(codes, pd.Series([*self.code, None], dtype="string"))
 
 
-def _chunks(path: Path, names: list[str], dtype: object, parquet: pd.DataFrame | None) -> Iterator[pd.DataFrame]:
-    """The file's columns ``names`` in chunks of rows, in file order."""
+_LONG_LINE = re.compile(r"line (\d+): expected (\d+) fields, saw (\d+)")
+
+
+def _chunks(
+    path: Path, names: list[str], dtype: object, parquet: pd.DataFrame | None, long_lines: dict[int, str]
+) -> Iterator[pd.DataFrame]:
+    """The file's columns ``names`` in chunks of rows, in file order. A CSV line with more fields
+    than the header is not a row of the chunks: its file line number goes into ``long_lines``
+    with the reason.
+
+    read_csv checks the fields per line only when it reads every column (``usecols`` would cut
+    such a line to fit, silently), so every column is read and ``names`` taken from the chunk;
+    the C parser reports each long line in a ParserWarning (no Python per row)."""
     try:
         if parquet is not None:
             yield parquet[names].astype("string")
             return
-        with pd.read_csv(path, usecols=names, dtype=dtype, **_CSV_OPTIONS) as reader:
-            yield from reader
+        with pd.read_csv(path, dtype=dtype, on_bad_lines="warn", **_CSV_OPTIONS) as reader:
+            while True:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", pd.errors.ParserWarning)
+                    chunk = next(reader, None)
+                _note_long_lines(path, caught, long_lines)
+                if chunk is None:
+                    return
+                yield chunk[names]
     except _UNREADABLE as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
+
+
+def _note_long_lines(path: Path, caught: list[warnings.WarningMessage], long_lines: dict[int, str]) -> None:
+    """The parser's "Skipping line N: expected E fields, saw S" into ``long_lines``; any other
+    warning is passed on."""
+    for warning in caught:
+        if not issubclass(warning.category, pd.errors.ParserWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+            continue
+        found = _LONG_LINE.findall(str(warning.message))
+        if not found:
+            raise DataError(f"{path}: cannot read: {str(warning.message).strip()}")
+        for line, expected, saw in found:
+            long_lines[int(line)] = f"{saw} fields, the header has {expected} columns"
+
+
+def _with_long_rows(columns: dict[str, _Column], rows: int, long_lines: dict[int, str]) -> tuple[int, dict[int, str]]:
+    """Put the long lines back as rows without values (code -1), so that every row keeps its file
+    line number (row + 2); the rows count and the long rows (0-based) with their reasons."""
+    if not long_lines:
+        return rows, {}
+    lines = np.array(sorted(long_lines), dtype=np.int64)
+    total = rows + len(lines)
+    at = np.clip(lines - 2, 0, total - 1)  # 0-based row of each long line among all rows
+    before = np.clip(at - np.arange(len(lines)), 0, rows)  # where it goes among the rows read
+    for column in columns.values():
+        column.codes = np.insert(column.codes, before, -1)
+    placed = before + np.arange(len(lines))
+    return total, {int(row): long_lines[int(line)] for row, line in zip(placed, lines, strict=True)}
 
 
 def _header(path: Path) -> tuple[list[str], pd.DataFrame | None]:
@@ -239,18 +295,20 @@ def _read_table(path: Path, required: list[str], optional: list[str], caseless: 
         raise DataError(f"{path}: missing column(s): {', '.join(missing)}")
     keep = required + [c for c in optional if c in header]
     builders: dict[str, _Distinct] = {}
+    long_lines: dict[int, str] = {}
     todo = keep
     for dtype in ("category", object):  # object: plain text, for columns pandas typed
         for name in todo:
             builders[name] = _Distinct(caseless=name in caseless)
         typed: list[str] = []
-        for chunk in _chunks(path, todo, dtype, parquet):
+        for chunk in _chunks(path, todo, dtype, parquet, long_lines):  # the same long lines each time
             typed += [name for name in todo if name not in typed and not builders[name].add(chunk[name])]
         todo = typed
         if not todo:
             break
     columns = {name: builders[name].finish() for name in keep}
-    return _Table(len(columns[keep[0]].codes), columns)
+    rows, long_rows = _with_long_rows(columns, len(columns[keep[0]].codes), long_lines)
+    return _Table(rows, columns, long_rows)
 
 
 # ---- checking: on distinct values, broadcast to rows through the codes ----------------------
@@ -273,6 +331,12 @@ class _RowChecker:
         self.file = file
         self.bad = np.zeros(table.rows, dtype=bool)
         self.checks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # codes, mask, reasons
+        if table.long_rows:  # first: a row with more fields than the header has no values
+            reasons = list(dict.fromkeys(table.long_rows.values()))
+            codes = np.zeros(table.rows, dtype=_code_dtype(len(reasons) + 1))
+            rows = np.fromiter(table.long_rows, dtype=np.int64, count=len(table.long_rows))
+            codes[rows] = [reasons.index(reason) + 1 for reason in table.long_rows.values()]
+            self.flag(codes, np.array([False] + [True] * len(reasons)), pd.Series([None, *reasons], dtype=object))
 
     def text(self, col: str) -> pd.Series:
         """The column's distinct stripped texts (<NA> last: a missing field)."""

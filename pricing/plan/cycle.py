@@ -10,8 +10,9 @@ the approval band.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,10 +20,17 @@ import pandas as pd
 
 from label_gateway.label_templates import LabelTemplates, default_label_templates
 from pricing.core.money import to_cents
+from pricing.demand.model_store import MODEL_FILE
 from pricing.optimize.optimizer import ChangeBudget, OptimizerInstance, PriceOptimizer
 from pricing.plan.explain import Scored, plan_lines
 from pricing.plan.label_fit import check_label_fit
-from pricing.plan.price_plan import PricePlan, SolverStats
+from pricing.plan.price_plan import (
+    InputFile,
+    PlanInputs,
+    PricePlan,
+    SolverStats,
+    input_file,
+)
 from pricing.rules.candidates import Candidates, generate_candidates
 from pricing.rules.config import RulesConfig
 from pricing.rules.links import build_links
@@ -53,6 +61,29 @@ def new_plan_id(now: datetime) -> str:
     return f"plan-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
+def plan_inputs(
+    rules: RulesConfig,
+    *,
+    model: Path | None = None,
+    model_sha256: str | None = None,
+    data_dir: Path | None = None,
+    data_files: Iterable[str] = (),
+) -> PlanInputs:
+    """The record of a plan's inputs: the rules' file (if read from one), the model file (``model``:
+    a directory from esl-pricing train or the file itself) and ``data_files`` (names, e.g.
+    StoreData.rows_read) in ``data_dir``, each with its absolute path and SHA-256. ``model_sha256``:
+    the hash the model card vouched for when the model was loaded (else the file is hashed now)."""
+    source = rules.source  # the hash of the bytes the rules were read from, not of the file now
+    rules_file = None if source is None else InputFile(path=str(source.path.resolve()), sha256=source.sha256)
+    model_file = None
+    if model is not None:
+        path = model / MODEL_FILE if model.is_dir() else model
+        model_file = (input_file(path) if model_sha256 is None
+                      else InputFile(path=str(path.resolve()), sha256=model_sha256))
+    data = [input_file(data_dir / name) for name in data_files] if data_dir is not None else []
+    return PlanInputs(rules=rules_file, model=model_file, data=data)
+
+
 def run_pricing_cycle(
     products: pd.DataFrame,
     model: DemandPredictor,
@@ -67,6 +98,8 @@ def run_pricing_cycle(
     competitor: pd.Series | None = None,
     labels: pd.DataFrame | None = None,
     label_templates: LabelTemplates | None = None,
+    inputs: PlanInputs | None = None,
+    check_scopes: bool = True,
 ) -> PricePlan:
     """Price every product; SKUs without cost, model or allowed price are held with the reason.
 
@@ -74,7 +107,14 @@ def run_pricing_cycle(
     default an average day. ``competitor`` maps SKU -> reference competitor price (cents).
     With ``labels`` (labels.csv), a new price that does not fit one of the SKU's labels
     (``label_templates``, default the packaged ones) holds the SKU and its group at today's price.
+
+    Rules read from a file (``rules.source``) must name only categories, brands and SKUs that are
+    in ``products``: otherwise ConfigError, one ``FILE:LINE`` line per scope (``check_scopes=False``
+    only where the products are a generated store the rules were not written for). The plan records
+    ``inputs`` (see plan_inputs), by default just the rules file.
     """
+    if check_scopes and rules.source is not None:
+        rules.check_scopes(products)
     now = now or datetime.now(UTC)
     say = progress or (lambda _msg: None)
     known = products["sku"].isin(model.skus_)
@@ -131,6 +171,7 @@ def run_pricing_cycle(
         ),
         rejected_rows=rejected_rows,
         notes=notes,
+        inputs=inputs if inputs is not None else plan_inputs(rules),
     )
     if labels is None:
         return plan

@@ -162,6 +162,8 @@ def evaluate(options: EvaluationOptions, progress: Progress | None = None) -> Ev
         market = _load_market(store_dir)
         say(f"loading {store_dir} ({market.kind} market)")
         store = load_store(store_dir, require_labels=False)
+        for unused in options.rules.unmatched_scopes(store.products):  # rules written for another store
+            say(f"rules not used here: {unused}")
         say("training with a holdout")
         training = train_demand_model(
             store.sales, store.products, holdout_days=7 * options.holdout_weeks, progress=lambda m: say(f"  {m}"),
@@ -298,7 +300,7 @@ def closed_loop(
             plan = run_pricing_cycle(
                 table, predictor, rules, store=store.store_id, model_name=arm,
                 now=datetime.combine(dates[0].astype(date), datetime.min.time(), UTC), dates=dates,
-                competitor=competitors,
+                competitor=competitors, check_scopes=False,  # evaluate() reports the scopes that match nothing
             )
             new = plan.proposed_prices()  # a pricing manager approves what the band holds
             if arm == "engine":

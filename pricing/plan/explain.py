@@ -1,8 +1,12 @@
 """Plan lines: the decision per SKU with its reason, and the approval band. Plain data in and out.
 
 Every line says what the SKU is expected to sell and earn at the old and the new price, which rule
-decided the price (a bound of the allowed range, the SKU's group, the change budget, or plain
-profit), which hard rules had to be relaxed and which soft rules the price breaks.
+decided the price (a bound of the allowed range, the rule that excludes today's price such as the
+margin floor or, with ``endings_force_change``, the endings; the SKU's group partner by SKU, the
+change budget, or plain profit), which hard rules had to be relaxed and which rule each gave way
+to, and which soft rules the price breaks. Amounts per day are shown with enough decimals that
+two different amounts never read the same. A change to a price off the endings (or price points)
+because that rule was relaxed waits for approval like a change beyond the approval band.
 """
 
 from __future__ import annotations
@@ -41,17 +45,97 @@ def needs_approval(old: int, new: int, band: ApprovalBand | None) -> bool:
     return band.max_change_pct is not None and Decimal(abs(new - old) * 100) > band.max_change_pct * old
 
 
-def _bound_reason(i: int, j: int, candidates: Candidates, scored: Scored) -> tuple[str, str]:
-    """A bound of the allowed range, if it stopped the price short of a better one."""
-    valid = np.flatnonzero(candidates.valid[i])
-    price = candidates.prices[i, j]
+def _money(cents: float | np.integer) -> str:
+    """A price in cents as money text: prices are whole cents, so two decimals are exact."""
+    return f"{int(cents) / 100:.2f}"
+
+
+def _amounts(*cents: float) -> list[str]:
+    """Amounts per day (cents, not whole) as money text with enough decimals that different
+    amounts never read the same: two decimals, more while rounding would make two equal."""
+    for places in range(2, 7):
+        texts = [f"{c / 100:.{places}f}" for c in cents]
+        if all(texts[a] != texts[b] for a in range(len(cents)) for b in range(a) if cents[a] != cents[b]):
+            return texts
+    return texts
+
+
+def _forced(i: int, candidates: Candidates) -> tuple[str, str] | None:
+    """The rule that excludes today's price, if one does: (rule, why)."""
+    c = candidates
+    today = int(c.current[i])
+    if today < c.lo[i]:
+        return str(c.lo_rule[i]), f"today's {_money(today)} is below its {_money(c.lo[i])}"
+    if today > c.hi[i]:
+        return str(c.hi_rule[i]), f"today's {_money(today)} is above its {_money(c.hi[i])}"
+    off_set = c.current_off_set is not None and bool(c.current_off_set[i])
+    set_hard = c.set_hard is not None and bool(c.set_hard[i])
+    kept = c.keeps_current is not None and bool(c.keeps_current[i])
+    if off_set and set_hard and not kept:
+        rule = str(c.set_rule[i])
+        why = f"today's {_money(today)} is not an allowed {rule} price"
+        return rule, why + (" (endings_force_change: true)" if rule == "endings" else "")
+    return None
+
+
+def _set_gap(i: int, price: int, edge: int, candidates: Candidates, *, up: bool) -> str:
+    """When the price set kept the price short of the bound: ' and endings (...)'."""
+    c = candidates
+    if c.set_hard is None or not c.set_hard[i] or price == edge:
+        return ""
+    beyond = c.above[i] if up else c.below[i]
+    side = "above" if up else "below"
+    return f" and {c.set_rule[i]} (the next allowed price {_money(beyond)} is {side} {_money(edge)})"
+
+
+def _bound_reason(i: int, j: int, candidates: Candidates, scored: Scored) -> tuple[str, str] | None:
+    """A bound of the allowed range that stopped the price short of a better one, if any: the
+    SKU's own rule (with the price set when that kept it short of the bound) or the family
+    member whose range set the end of the family's shared prices."""
+    c = candidates
+    valid = np.flatnonzero(c.valid[i])
+    price = int(c.prices[i, j])
     if j == valid.max() and scored.objective_above[i] > scored.objective[i, j]:
-        rule = str(candidates.hi_rule[i])
-        return rule, f"capped at {price / 100:.2f} by {rule}; a higher price would earn more"
+        partner = None if c.family_hi_sku is None else c.family_hi_sku[i]
+        if partner is not None and c.family_hi is not None:
+            return "family", (f"held at {_money(price)} by family with SKU {partner} (at most "
+                              f"{_money(c.family_hi[i])} for it); a higher price would earn more")
+        rule = str(c.hi_rule[i])
+        return rule, (f"capped at {_money(price)} by {rule}{_set_gap(i, price, int(c.hi[i]), c, up=True)}; "
+                      "a higher price would earn more")
     if j == valid.min() and scored.objective_below[i] > scored.objective[i, j]:
-        rule = str(candidates.lo_rule[i])
-        return rule, f"held up at {price / 100:.2f} by {rule}; a lower price would earn more"
-    return "profit_optimum", "best expected profit among the allowed prices"
+        partner = None if c.family_lo_sku is None else c.family_lo_sku[i]
+        if partner is not None and c.family_lo is not None:
+            return "family", (f"held at {_money(price)} by family with SKU {partner} (at least "
+                              f"{_money(c.family_lo[i])} for it); a lower price would earn more")
+        rule = str(c.lo_rule[i])
+        return rule, (f"held up at {_money(price)} by {rule}{_set_gap(i, price, int(c.lo[i]), c, up=False)}; "
+                      "a lower price would earn more")
+    return None
+
+
+def _own_reason(i: int, j: int, candidates: Candidates, scored: Scored) -> tuple[str, str]:
+    """The SKU's own rules: the rule that forced a change (today's price not allowed), the bound
+    that stopped the price, or plain profit."""
+    c = candidates
+    price = int(c.prices[i, j])
+    forced = _forced(i, c)
+    bound = _bound_reason(i, j, c, scored)
+    if forced is None:
+        return bound or ("profit_optimum", "best expected profit among the allowed prices")
+    rule, why = forced
+    valid = np.flatnonzero(c.valid[i])
+    today = int(c.current[i])
+    first = "" if price in (c.lo[i], c.hi[i]) or c.set_hard is None or not c.set_hard[i] else (
+        f" and {c.set_rule[i]} (the nearest allowed price)"
+    )
+    if today < c.lo[i] and j == valid.min():
+        return rule, f"raised to {_money(price)} by {rule}{first}: {why}"
+    if today > c.hi[i] and j == valid.max():
+        return rule, f"lowered to {_money(price)} by {rule}{first}: {why}"
+    if bound is not None:  # the bound decided the price; the forcing rule is still named
+        return bound[0], f"{bound[1]}; {rule} forced a change: {why}"
+    return rule, f"{rule} forced a change: {why}; best expected profit among the allowed prices"
 
 
 class _LinkIndex:
@@ -68,6 +152,31 @@ class _LinkIndex:
 
     def kinds(self, i: int, mask: np.ndarray) -> list[str]:
         return sorted({str(self.links.kind[e]) for e in self.by_sku.get(i, []) if mask[e]})
+
+    def binding(self, i: int, price: int, candidates: Candidates, choice: np.ndarray) -> list[tuple[str, str]]:
+        """(kind, SKU) of the linked SKUs that keep SKU i from ``price``: the partners whose link
+        (hard, not relaxed) forbids it at their chosen prices; every such partner when none does
+        alone (the group's best is a compromise). Family first, then ladder, then tier."""
+        links = self.links
+        active = [e for e in self.by_sku.get(i, []) if not self.relaxed[e] and links.hard[e]]
+        found: list[tuple[str, str]] = []
+        for e in active:
+            a, b = int(links.a[e]), int(links.b[e])
+            other = b if a == i else a
+            theirs = int(candidates.prices[other, choice[other]]) if choice[other] >= 0 else int(candidates.current[other])
+            ok = links.pair_allowed(e, price, theirs) if a == i else links.pair_allowed(e, theirs, price)
+            if not ok:
+                found.append((str(links.kind[e]), str(candidates.skus[other])))
+        if not found:
+            found = [(str(links.kind[e]), str(candidates.skus[b if a == i else a]))
+                     for e in active for a, b in [(int(links.a[e]), int(links.b[e]))]]
+        order = {"family": 0, "ladder": 1, "tier": 2}
+        return sorted(set(found), key=lambda pair: (order.get(pair[0], 3), pair[1]))
+
+    def relaxed_notes(self, i: int) -> list[str]:
+        """A sentence per link of SKU i that was relaxed: what it gave way to."""
+        return [f"{kind} relaxed for the members' own rules: with them no joint price fits"
+                for kind in self.kinds(i, self.relaxed)]
 
 
 def plan_lines(
@@ -115,9 +224,20 @@ def plan_lines(
         if new == old:
             status = "keep"
             why = "kept: current price is the best allowed price" if rule == "profit_optimum" else f"kept: {why}"
-        elif needs_approval(old, new, band):
-            status = "approval"
-            why = f"{why}; needs approval: beyond the approval band"
+            if candidates.keeps_current is not None and candidates.current_off_set is not None and (
+                candidates.keeps_current[i] and candidates.current_off_set[i]
+            ):
+                why += (f"; today's {_money(old)} breaks endings, which apply to new prices only "
+                        "(endings_force_change: false)")
+        notes = list(candidates.relaxed_for[i]) if candidates.relaxed_for is not None else []
+        notes += index.relaxed_notes(i)
+        if notes:
+            why = f"{why}; " + "; ".join(notes)
+        if status == "change":
+            waits = _approval_reasons(old, new, band, str(candidates.set_rule[i]), relaxed)
+            if waits:
+                status = "approval"
+                why = f"{why}; needs approval: " + "; ".join(waits)
         lines.append(
             PlanLine(
                 **common, status=status, new_cents=new,
@@ -127,6 +247,17 @@ def plan_lines(
             )
         )
     return _groups_wait_together(lines)
+
+
+def _approval_reasons(old: int, new: int, band: ApprovalBand | None, set_rule: str, relaxed: list[str]) -> list[str]:
+    """Why a change waits for a pricing manager: beyond the approval band, or a price off the
+    store's endings (or price points) because that rule was relaxed: never pushed silently."""
+    reasons = []
+    if needs_approval(old, new, band):
+        reasons.append("beyond the approval band")
+    if set_rule in relaxed:
+        reasons.append(f"{_money(new)} is not an allowed {set_rule} price ({set_rule} relaxed)")
+    return reasons
 
 
 def _groups_wait_together(lines: list[PlanLine]) -> list[PlanLine]:
@@ -149,19 +280,24 @@ def _reason(
     i: int, j: int, candidates: Candidates, scored: Scored, solution: OptimizerSolution, index: _LinkIndex,
     groups: np.ndarray,
 ) -> tuple[str, str]:
-    """Which rule decided the chosen price, and a sentence saying so."""
+    """Which rule decided the chosen price, and a sentence saying so (group partners by SKU)."""
     row = np.where(candidates.valid[i], scored.objective[i], -np.inf)
     own = int(row.argmax())
     current = candidates.current[i]
     if row[own] > row[j] + 1e-9:
-        kinds = index.kinds(i, ~index.relaxed)
-        if kinds and groups[i] is not None:
-            better = candidates.prices[i, own]
-            return kinds[0], f"priced with its group ({groups[i]}); alone it would be {better / 100:.2f}"
-        if solution.budget_price > 0 and candidates.prices[i, j] == current:
-            gain = (row[own] - row[j]) / 100
-            return "change_budget", (
-                f"change budget: moving to {candidates.prices[i, own] / 100:.2f} would add {gain:.2f}/day, "
-                f"less than the {solution.budget_price / 100:.2f}/day a change had to earn"
+        partners = index.binding(i, int(candidates.prices[i, own]), candidates, solution.choice)
+        if partners and groups[i] is not None:
+            kind = partners[0][0]
+            skus = ", ".join(f"SKU {sku}" for k, sku in partners if k == kind)
+            return kind, (
+                f"priced with its group ({groups[i]}): held at {_money(candidates.prices[i, j])} by {kind} with "
+                f"{skus}; alone it would be {_money(candidates.prices[i, own])}"
             )
-    return _bound_reason(i, j, candidates, scored)
+        if solution.budget_price > 0 and candidates.prices[i, j] == current:
+            gain, price = row[own] - row[j], solution.budget_price
+            gain_text, price_text = _amounts(gain, price)
+            move = f"change budget: moving to {_money(candidates.prices[i, own])} would add {gain_text}/day"
+            if gain < price:
+                return "change_budget", f"{move}, less than the {price_text}/day a change had to earn"
+            return "change_budget", f"{move}, but the budget went to changes that earn more per label"
+    return _own_reason(i, j, candidates, scored)

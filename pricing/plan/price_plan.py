@@ -16,6 +16,7 @@ before it is pushed.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import numbers
@@ -145,6 +146,36 @@ class SolverStats(BaseModel):
     groups_cpsat: int = Field(default=0, description="Linked groups solved by CP-SAT")
 
 
+class InputFile(BaseModel):
+    """One file a plan was computed from: where it was and the SHA-256 of its bytes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(description="The file's absolute path when the plan was made")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file's bytes, hex")
+
+
+def input_file(path: Path) -> InputFile:
+    """The record of ``path`` as it is now: absolute path and content hash (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return InputFile(path=str(path.resolve()), sha256=digest.hexdigest())
+
+
+class PlanInputs(BaseModel):
+    """What a plan was computed from, so it can be told apart from one made with other inputs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rules: InputFile | None = Field(default=None, description="The rules file (null: rules built in code)")
+    model: InputFile | None = Field(default=None, description="The demand model file (null: not a saved model)")
+    data: list[InputFile] = Field(
+        default_factory=list, description="The store's data files read (products, sales or receipts, labels ...)"
+    )
+
+
 class PricePlan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -157,6 +188,7 @@ class PricePlan(BaseModel):
     solver: SolverStats
     rejected_rows: int = Field(default=0, description="Input rows rejected by validation")
     notes: list[str] = Field(default_factory=list, description="Plan-wide remarks: relaxed budget, unusable groups")
+    inputs: PlanInputs | None = Field(default=None, description="The files the plan was computed from (null in older plans)")
 
     @model_validator(mode="after")
     def _one_line_per_sku(self) -> PricePlan:

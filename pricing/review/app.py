@@ -77,10 +77,11 @@ from pricing.review.views import (
     FilterError,
     Row,
     Selection,
+    decided_together,
     lines_for,
     plan_header,
     select_rows,
-    signed_money,
+    signed_display,
     summarize,
     view_status,
 )
@@ -437,7 +438,7 @@ def create_app(
         lstrip_blocks=True,
     )
     env.filters["money"] = lambda cents, currency="": _money(cents, currency)
-    env.filters["signed"] = signed_money
+    env.filters["signed"] = signed_display  # grouped as "money" is, and as app.js does after an update
     env.filters["pct"] = lambda value: "" if value is None else f"{value:+.1f}%"
     env.filters["when"] = lambda moment: "" if moment is None else moment.astimezone(
         settings.calendar.tz).strftime("%Y-%m-%d %H:%M")
@@ -668,7 +669,9 @@ def create_app(
             images.append(entry)
         active = review.worker.active()
         return page(
-            request, "sku.html", view=view, line=view.line, row=Row(view.line, view_status(view.line)) if view.line else None,
+            request, "sku.html", view=view, line=view.line,
+            row=Row(view.line, view_status(view.line),
+                    mates=decided_together(view.plan).get(view.line.sku, ()) if view.plan else ()) if view.line else None,
             chart=view.chart(), images=images, label_rows=view.label_rows(), sync=view.sync(),
             plan_id=view.plan.plan_id if view.plan else None, status_text=STATUS_TEXT,
             active_push=active.id if active else None,

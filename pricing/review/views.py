@@ -64,10 +64,43 @@ def profit_delta(line: PlanLine) -> float | None:
 
 
 def signed_money(cents: float | None) -> str:
+    """Signed decimal text for the JSON API: ``+1234.56``, ``-0.50``, ``0.00`` ("" for None)."""
     if cents is None:
         return ""
     value = to_decimal(round(cents))
     return f"+{value}" if value > 0 else str(value)
+
+
+def signed_display(cents: float | None) -> str:
+    """Signed amount as the page shows it, thousands grouped like every amount on the page (and
+    like static/app.js's ``groupThousands`` after a live update): ``+1,234.56``."""
+    if cents is None:
+        return ""
+    value = to_decimal(round(cents))
+    return f"+{value:,}" if value > 0 else f"{value:,}"
+
+
+#: Where a plan line's explanation says why it waits (pricing/plan/explain.py).
+APPROVAL_CLAUSE = "needs approval"
+
+
+def split_explanation(explanation: str) -> tuple[str, str]:
+    """(the reason, the "needs approval: ..." clause or ""): the page shows the clause in full,
+    whatever the length of the reason before it."""
+    at = explanation.find(APPROVAL_CLAUSE)
+    if at < 0:
+        return explanation, ""
+    return explanation[:at].rstrip(" ;,"), explanation[at:]
+
+
+def decided_together(plan: PricePlan) -> dict[str, tuple[str, ...]]:
+    """sku -> the other SKUs awaiting approval in its family, ladder or tier group: approving or
+    rejecting one decides them all (PricePlan.decide), so the page names them before the click."""
+    by_group: dict[str, list[str]] = {}
+    for line in plan.lines:
+        if line.status == "approval" and line.group:
+            by_group.setdefault(line.group, []).append(line.sku)
+    return {sku: tuple(s for s in skus if s != sku) for skus in by_group.values() if len(skus) > 1 for sku in skus}
 
 
 def parse_filter(text: str | None) -> tuple[str, tuple[str, ...]]:
@@ -89,6 +122,11 @@ class Row:
     line: PlanLine
     status: str
     sync: SkuSync | None = None
+    mates: tuple[str, ...] = ()  # decided with this SKU (decided_together)
+
+    @property
+    def explanation_parts(self) -> tuple[str, str]:
+        return split_explanation(self.line.explanation)
 
     @property
     def change_pct(self) -> float | None:
@@ -121,7 +159,7 @@ class Row:
             "profit_per_day_old": None if line.profit_old_cents is None else str(to_decimal(round(line.profit_old_cents))),
             "profit_per_day_new": None if line.profit_new_cents is None else str(to_decimal(round(line.profit_new_cents))),
             "profit_per_day_change": signed_money(self.profit_delta) or None,
-            "binding_rule": line.binding_rule, "explanation": line.explanation,
+            "binding_rule": line.binding_rule, "explanation": line.explanation, "decided_with": list(self.mates),
             "relaxed_rules": line.relaxed_rules, "soft_rules_broken": line.soft_rules_broken, "group": line.group,
             "decided_by": line.decided_by,
             "decided_at": None if line.decided_at is None else line.decided_at.isoformat(),
@@ -183,8 +221,9 @@ def select_rows(
     key = _sort_key(sort)
     wanted = set(statuses)
     needle = query.strip().casefold()
+    together = decided_together(plan)
     rows = [
-        Row(line, view_status(line)) for line in plan.lines
+        Row(line, view_status(line), mates=together.get(line.sku, ())) for line in plan.lines
         if view_status(line) in wanted
         and (not needle or needle in line.sku.casefold() or needle in line.name.casefold())
     ]
@@ -247,4 +286,5 @@ def plan_header(plan: PricePlan) -> dict[str, Any]:
 
 def lines_for(plan: PricePlan, skus: Sequence[str]) -> list[Row]:
     chosen = set(skus)
-    return [Row(line, view_status(line)) for line in plan.lines if line.sku in chosen]
+    together = decided_together(plan)
+    return [Row(line, view_status(line), mates=together.get(line.sku, ())) for line in plan.lines if line.sku in chosen]

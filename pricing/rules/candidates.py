@@ -7,10 +7,12 @@ Each SKU's rules (resolved default -> category -> brand -> SKU) give bounds in i
 - upper: max_price, max change up, competitor band;
 - a set of allowed prices: the endings ('.99', '.x9'), or explicit price points.
 
-Hard rules make the allowed range [lo, hi] on the allowed set. When they leave no allowed price
-the rules conflict: with ``on_conflict: relax`` the lowest-priority rule among the two binding
-bounds and the price set is dropped, again until a price is possible, and each SKU carries the
-rules it relaxed; with ``hold`` the SKU is held at today's price with the reason. Soft rules do
+Hard rules make the allowed range [lo, hi] on the allowed set. Endings apply to new prices: unless
+``endings_force_change`` is set, today's price stays allowed when it breaks only the endings (so no
+price changes just to end right). When the rules leave no allowed price they conflict: with
+``on_conflict: relax`` the lowest-priority rule among the two binding bounds and the price set is
+dropped, again until a price is possible, and each SKU carries the rules it relaxed and which
+rules each gave way to; with ``hold`` the SKU is held at today's price with the reason. Soft rules do
 not narrow the range: a candidate that breaks one pays its penalty (``penalty``, cents per day),
 and the candidates include the edge of the soft range so obeying stays possible.
 
@@ -77,8 +79,14 @@ class Candidates:
     ``lo_rule``/``hi_rule`` name the rule that set each end; ``below``/``above`` are the allowed
     prices just outside it. ``penalty`` is what the soft rules a candidate breaks cost (cents
     per day) and ``violations`` their bits (names in RULE_BITS). ``relaxed`` lists the hard rules
-    relaxed per SKU. ``row`` is each SKU's position in the products frame. ``set_rule`` names
-    each SKU's price-set rule (endings or price_points).
+    relaxed per SKU and ``relaxed_for`` a sentence per relaxed rule naming the rules it gave way
+    to. ``row`` is each SKU's position in the products frame. ``set_rule`` names each SKU's
+    price-set rule (endings or price_points); ``set_hard`` is True where it is still a hard rule
+    (not soft, not relaxed); ``current_off_set`` marks today's prices outside the set and
+    ``keeps_current`` the SKUs whose today's price may stay although it breaks the endings
+    (``endings_force_change: false``). For a member of a price family priced on a shared grid,
+    ``family_lo_sku``/``family_hi_sku`` name the member whose own range set the grid's lower or
+    upper end when that is not the SKU itself (else None), and ``family_lo``/``family_hi`` give it.
     """
 
     skus: np.ndarray
@@ -99,6 +107,14 @@ class Candidates:
     row: np.ndarray
     settings: dict[str, np.ndarray]
     set_rule: np.ndarray
+    relaxed_for: np.ndarray | None = None
+    set_hard: np.ndarray | None = None
+    current_off_set: np.ndarray | None = None
+    keeps_current: np.ndarray | None = None
+    family_lo_sku: np.ndarray | None = None
+    family_hi_sku: np.ndarray | None = None
+    family_lo: np.ndarray | None = None
+    family_hi: np.ndarray | None = None
 
     @property
     def current_index(self) -> np.ndarray:
@@ -359,19 +375,50 @@ def _by_set(set_id: np.ndarray, set_active: np.ndarray, sets: list[PriceSet]) ->
     return [(s, rows) for s, rows in groups if len(rows)]
 
 
-def _relax(r: _Rules, sets: list[PriceSet], *, relax: bool) -> tuple[_Range, np.ndarray, np.ndarray]:
+def _money(cents: int | np.integer) -> str:
+    return f"{int(cents) / 100:.2f}"
+
+
+def _gave_way(
+    which: int, row: int, lo: np.ndarray, hi: np.ndarray, lo_arg: np.ndarray, hi_arg: np.ndarray,
+    crossed: bool, set_name: str,
+) -> str:
+    """Why the rule relaxed at ``row`` (0: the lower bound's, 1: the upper bound's, 2: the price
+    set) was relaxed: the rules it gave way to, with their numbers."""
+    low, high = BOUND_RULES[lo_arg[row]], BOUND_RULES[hi_arg[row]]
+    if which == 2:
+        return (f"{set_name} relaxed for {low} and {high}: no {set_name} price between "
+                f"{_money(lo[row])} and {_money(hi[row])}")
+    relaxed, other = (low, high) if which == 0 else (high, low)
+    limits = f"{low} needs >= {_money(lo[row])}, {high} allows <= {_money(hi[row])}"
+    if crossed:
+        return f"{relaxed} relaxed for {other} ({limits})"
+    return f"{relaxed} relaxed for {other} and {set_name} ({limits}, no {set_name} price between)"
+
+
+def _relax(
+    r: _Rules, sets: list[PriceSet], *, relax: bool, current: np.ndarray, keep: np.ndarray, set_names: np.ndarray
+) -> tuple[_Range, np.ndarray, np.ndarray, list[list[str]]]:
     """The hard range per SKU, relaxing conflicting hard rules lowest priority first.
 
-    Returns the range, the relaxed rule bits per SKU and a mask of SKUs left without a price
-    (with ``relax`` False: every SKU whose hard rules conflict).
+    ``keep`` marks SKUs whose today's price stays allowed when it breaks only the price set (so
+    they have a price whenever today's is in range). Returns the range, the relaxed rule bits per
+    SKU, a mask of SKUs left without a price (with ``relax`` False: every SKU whose hard rules
+    conflict) and per SKU a sentence for each rule it relaxed, naming the rules it gave way to.
     """
     active = r.hard.copy()
     set_active = r.set_hard.copy()
     n = active.shape[1]
     relaxed = np.zeros(n, dtype=np.int64)
+    gave_way: list[list[str]] = [[] for _ in range(n)]
+
+    def no_price(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        today_ok = keep & set_active & (current >= lo) & (current <= hi)
+        return (_count(lo, hi, r.set_id, set_active, sets) <= 0) & ~today_ok
+
     for _ in range(len(BOUND_RULES) + 2):
         lo, hi, lo_arg, hi_arg = _hard_range(r, active)
-        stuck = _count(lo, hi, r.set_id, set_active, sets) <= 0
+        stuck = no_price(lo, hi)
         if not stuck.any() or not relax:
             break
         idx = np.flatnonzero(stuck)
@@ -389,14 +436,20 @@ def _relax(r: _Rules, sets: list[PriceSet], *, relax: bool) -> tuple[_Range, np.
             rules_here = rule_of[rows]
             unrelaxable = r.priority[rules_here, rows] >= _NEVER
             rows, rules_here = rows[~unrelaxable], rules_here[~unrelaxable]
+            for row in rows.tolist():
+                gave_way[row].append(
+                    _gave_way(which, row, lo, hi, lo_arg, hi_arg, bool(lo[row] > hi[row]), str(set_names[row]))
+                )
             active[rules_here, rows] = False
             relaxed[rows] |= 1 << rules_here
         rows = idx[pick == 2]
+        for row in rows.tolist():
+            gave_way[row].append(_gave_way(2, row, lo, hi, lo_arg, hi_arg, False, str(set_names[row])))
         set_active[rows] = False
         relaxed[rows] |= 1 << SET_RULE
     lo, hi, lo_arg, hi_arg = _hard_range(r, active)
-    stuck = _count(lo, hi, r.set_id, set_active, sets) <= 0
-    return _Range(lo, hi, lo_arg, hi_arg, set_active, active), relaxed, stuck
+    stuck = no_price(lo, hi)
+    return _Range(lo, hi, lo_arg, hi_arg, set_active, active), relaxed, stuck, gave_way
 
 
 # -- the grid --------------------------------------------------------------------------------
@@ -420,12 +473,18 @@ def _soft_edges(r: _Rules, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, 
 
 
 def _grids(
-    r: _Rules, rng: _Range, sets: list[PriceSet], current: np.ndarray, k: int, family_grid: dict[int, np.ndarray]
+    r: _Rules, rng: _Range, sets: list[PriceSet], current: np.ndarray, k: int, family_grid: dict[int, np.ndarray],
+    keep: np.ndarray,
 ) -> np.ndarray:
-    """(n, k + 3) candidate prices before de-duplication: the spread, today's price, the soft edges."""
+    """(n, k + 3) candidate prices before de-duplication: the spread, today's price, the soft edges.
+
+    Where ``keep`` is set, today's price is a candidate when it is in range even if it breaks the
+    price set; a SKU whose range then holds no set price has today's price as its only candidate."""
     n = len(current)
     out = np.zeros((n, k + 3), dtype=np.int64)
     s_lo, s_hi = _soft_edges(r, rng.lo, rng.hi)
+    in_range = (current >= rng.lo) & (current <= rng.hi)
+    only_today = keep & rng.set_active & in_range & (_count(rng.lo, rng.hi, r.set_id, rng.set_active, sets) <= 0)
     for price_set, rows in _by_set(r.set_id, np.ones(n, dtype=bool), sets):
         # The SKU's price set shapes the grid wherever it has prices in range (a soft or relaxed
         # set too); otherwise any cent does.
@@ -434,7 +493,7 @@ def _grids(
             if not len(sub):
                 continue
             cur = current[sub]
-            cur_ok = (cur >= rng.lo[sub]) & (cur <= rng.hi[sub]) & (~rng.set_active[sub] | use.contains(cur))
+            cur_ok = in_range[sub] & (~rng.set_active[sub] | use.contains(cur) | keep[sub])
             up = use.price(use.at_or_above(s_lo[sub]))
             down = use.price(use.at_or_below(s_hi[sub]))
             fill = use.price(use.at_or_above(rng.lo[sub]))
@@ -447,6 +506,7 @@ def _grids(
                 axis=1,
             )
             out[sub] = _grid_rows(use, rng.lo[sub], rng.hi[sub], k, extra)
+    out[only_today] = current[only_today][:, None]
     for i, grid in family_grid.items():
         out[i] = np.resize(grid, k + 3)
     return out
@@ -467,25 +527,38 @@ def _shared_set(active: list[PriceSet]) -> PriceSet | None:
     return PriceSet(offsets=offsets) if len(offsets) else None
 
 
+@dataclass
+class _FamilyGrids:
+    """Shared grids (row -> prices), families whose members share no price (row -> name), and per
+    row the member whose own range set the shared lower / upper end (row -> that member's row)."""
+
+    grids: dict[int, np.ndarray]
+    conflicts: dict[int, str]
+    lo_by: dict[int, int]
+    hi_by: dict[int, int]
+
+
 def _family_grids(
-    products: pd.DataFrame, r: _Rules, rng: _Range, sets: list[PriceSet], current: np.ndarray, k: int, held: np.ndarray
-) -> tuple[dict[int, np.ndarray], dict[int, str]]:
-    """A shared grid per price family: prices every member allows. Returns row -> grid and the
-    rows of families whose members share no allowed price (row -> the family's name)."""
-    grids: dict[int, np.ndarray] = {}
-    conflicts: dict[int, str] = {}
+    products: pd.DataFrame, r: _Rules, rng: _Range, sets: list[PriceSet], current: np.ndarray, k: int,
+    held: np.ndarray, keep: np.ndarray,
+) -> _FamilyGrids:
+    """A shared grid per price family: prices every member allows (today's shared price too when
+    every member may keep it, see ``keep``)."""
+    out = _FamilyGrids({}, {}, {}, {})
+    grids, conflicts = out.grids, out.conflicts
     if "family" not in products.columns:
-        return grids, conflicts
+        return out
     family = products["family"].astype("string").to_numpy(dtype=object, na_value=None)
     on = r.settings["family_on"].astype(bool) & ~held
     rows_with = np.flatnonzero(on & pd.notna(family))
     if not len(rows_with):
-        return grids, conflicts
+        return out
     for name, members in pd.Series(rows_with).groupby(family[rows_with], sort=True):
         rows = members.to_numpy()
         if len(rows) < 2:
             continue
         lo, hi = rng.lo[rows].max(), rng.hi[rows].min()
+        lo_by, hi_by = int(rows[rng.lo[rows].argmax()]), int(rows[rng.hi[rows].argmin()])
         base = _shared_set([sets[r.set_id[row]] for row in rows if rng.set_active[row]])
         prices = np.zeros(0, dtype=np.int64)
         if base is not None and lo <= hi:
@@ -499,21 +572,34 @@ def _family_grids(
                 for row in rows:
                     if rng.set_active[row]:
                         prices = prices[sets[r.set_id[row]].contains(prices)]
-        if not len(prices):
+        shared_current = current[rows]
+        today = int(shared_current[0])
+        same_today = bool((shared_current == today).all()) and lo <= today <= hi
+        keeps_today = same_today and all(
+            not rng.set_active[row] or keep[row] or bool(sets[r.set_id[row]].contains(np.array([today]))[0])
+            for row in rows
+        )
+        if not len(prices) and not keeps_today:
             for row in rows:
                 conflicts[int(row)] = str(name)
             continue
         picked = prices[np.unique(np.rint(np.linspace(0, len(prices) - 1, min(k, len(prices)))).astype(np.int64))]
-        shared_current = current[rows]
-        if (shared_current == shared_current[0]).all() and np.isin(shared_current[0], prices):
+        if keeps_today:
             picked = np.union1d(picked, shared_current[:1])
         for row in rows:
             grids[int(row)] = picked
-    return grids, conflicts
+            if rng.lo[row] < lo:
+                out.lo_by[int(row)] = lo_by
+            if rng.hi[row] > hi:
+                out.hi_by[int(row)] = hi_by
+    return out
 
 
-def _violations(r: _Rules, sets: list[PriceSet], prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Penalty (cents per day) and broken-rule bits of every candidate, from the soft rules."""
+def _violations(
+    r: _Rules, sets: list[PriceSet], prices: np.ndarray, current: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Penalty (cents per day) and broken-rule bits of every candidate, from the soft rules. Where
+    ``keep`` is set, today's price does not break the (soft) endings: they apply to new prices."""
     n, width = prices.shape
     bits = np.zeros((n, width), dtype=np.int32)
     penalty = np.zeros((n, width))
@@ -528,7 +614,7 @@ def _violations(r: _Rules, sets: list[PriceSet], prices: np.ndarray) -> tuple[np
     for s, rows in _by_set(r.set_id, soft_set, sets):
         if s is ANY_CENT:
             continue
-        broken = ~s.contains(prices[rows])
+        broken = ~s.contains(prices[rows]) & ~(keep[rows][:, None] & (prices[rows] == current[rows][:, None]))
         bits[rows] |= broken.astype(np.int32) << SET_RULE
         penalty[rows] += broken * r.set_penalty[rows][:, None]
     return penalty, bits
@@ -570,8 +656,10 @@ def generate_candidates(
 
     r, sets = _resolve_all(priced, rules, flags[priced_rows], reference)
     relax = rules.on_conflict == "relax"
-    rng, relaxed, stuck = _relax(r, sets, relax=relax)
     set_names = np.array([s.name for s in sets] or [""], dtype=_RULE_DTYPE)[r.set_id]
+    # endings apply to new prices: today's price may stay when it breaks only the endings
+    keep = np.full(n, not rules.endings_force_change) & (set_names == "endings")
+    rng, relaxed, stuck, gave_way = _relax(r, sets, relax=relax, current=current, keep=keep, set_names=set_names)
     for i in np.flatnonzero(stuck):
         held.append(
             Held(
@@ -582,20 +670,26 @@ def generate_candidates(
                 + ": held at current price (on_conflict: hold)",
             )
         )
-    family_grid, family_conflicts = _family_grids(priced, r, rng, sets, current, k, stuck)
+    families = _family_grids(priced, r, rng, sets, current, k, stuck, keep)
+    family_grid = families.grids
     family_relaxed = np.zeros(n, dtype=bool)
-    for i, name in family_conflicts.items():
+    for i, name in families.conflicts.items():
         if relax or not r.settings["family_hard"][i]:
             family_relaxed[i] = bool(r.settings["family_hard"][i])
+            if family_relaxed[i]:
+                gave_way[i].append(f"family relaxed for the members' own rules: family {name} shares no allowed price")
             r.settings["family_on"][i] = 0.0
         else:
             stuck[i] = True
             held.append(Held(str(skus[i]), f"family {name}: the members' rules share no allowed price: held"))
-    raw = _grids(r, rng, sets, current, k, family_grid)
+    raw = _grids(r, rng, sets, current, k, family_grid, keep)
     raw.sort(axis=1)
     valid = np.ones_like(raw, dtype=bool)
     valid[:, 1:] = raw[:, 1:] != raw[:, :-1]
-    penalty, bits = _violations(r, sets, raw)
+    penalty, bits = _violations(r, sets, raw, current, keep)
+    off_set = np.zeros(n, dtype=bool)
+    for s, rows in _by_set(r.set_id, np.ones(n, dtype=bool), sets):
+        off_set[rows] = ~s.contains(current[rows])
 
     below = np.ones(n, dtype=np.int64)
     above = np.zeros(n, dtype=np.int64)
@@ -610,10 +704,20 @@ def generate_candidates(
         found = tuple(_rule_name(b, set_names, i) for b in range(len(RULE_BITS)) if bits_i >> b & 1)
         relaxed_names[i] = found + (("family",) if family_relaxed[i] else ())
     ok = ~stuck
+    reasons = np.empty(n, dtype=object)
+    reasons[:] = [tuple(notes) for notes in gave_way]
+    partner_lo, partner_hi = np.full(n, None, dtype=object), np.full(n, None, dtype=object)
+    bound_lo, bound_hi = rng.lo.copy(), rng.hi.copy()
+    for by, partner, bound, edge in ((families.lo_by, partner_lo, bound_lo, rng.lo),
+                                     (families.hi_by, partner_hi, bound_hi, rng.hi)):
+        for row, other in by.items():
+            partner[row], bound[row] = str(skus[other]), edge[other]
     return Candidates(
         skus=skus[ok], prices=np.where(valid, raw, NO_CANDIDATE)[ok], valid=valid[ok], current=current[ok],
         cost=cost[ok], lo=rng.lo[ok], hi=rng.hi[ok], lo_rule=names[rng.lo_arg][ok], hi_rule=names[rng.hi_arg][ok],
         below=below[ok], above=above[ok], held=held, penalty=penalty[ok], violations=bits[ok],
         relaxed=relaxed_names[ok], row=priced_rows[ok], settings={key: v[ok] for key, v in r.settings.items()},
-        set_rule=set_names[ok],
+        set_rule=set_names[ok], relaxed_for=reasons[ok], set_hard=rng.set_active[ok], current_off_set=off_set[ok],
+        keeps_current=keep[ok], family_lo_sku=partner_lo[ok], family_hi_sku=partner_hi[ok], family_lo=bound_lo[ok],
+        family_hi=bound_hi[ok],
     )

@@ -21,12 +21,15 @@ Money is written as decimal text ("0.49") and held as integer cents once resolve
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -34,14 +37,20 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationInfo,
     create_model,
     field_validator,
     model_validator,
 )
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 
 from pricing.core.money import to_cents
-from pricing.core.yaml_config import load_yaml_model
+from pricing.core.yaml_config import ConfigError, load_yaml_model
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ENDING_PATTERN = re.compile(r"^\.[0-9x]{2}$")
 
@@ -397,8 +406,32 @@ class ResolvedRules:
         return self.enforcement[rule].hard
 
 
+#: The scopes a rules file may name, with what each names in products.csv.
+SCOPE_COLUMNS: dict[str, tuple[str, str, str]] = {
+    "categories": ("category", "category", "categories"),
+    "brands": ("brand", "brand", "brands"),
+    "skus": ("sku", "SKU", "SKUs"),
+}
+
+
+@dataclass(frozen=True)
+class RulesSource:
+    """The file a RulesConfig was read from: its path as given, the SHA-256 of its bytes and the
+    line of each scope it names (``("categories", "snacks") -> 57``)."""
+
+    path: Path
+    sha256: str
+    scope_lines: Mapping[tuple[str, str], int]
+
+    def where(self, section: str, name: str) -> str:
+        line = self.scope_lines.get((section, name))
+        return f"{self.path}:{line}" if line is not None else str(self.path)
+
+
 class RulesConfig(_Strict):
     """config/rules.yaml: the pricing rules of one store (or chain)."""
+
+    _source: RulesSource | None = PrivateAttr(default=None)
 
     currency: str = Field(
         default="EUR", pattern=r"^[A-Z]{3}$", title="Currency", description="ISO 4217 code of the store's currency."
@@ -420,6 +453,12 @@ class RulesConfig(_Strict):
         title="On conflicting hard rules",
         description="relax: relax the lowest-priority rule until a price is possible, and report it; "
         "hold: keep the SKU (or group) at today's price and report it.",
+    )
+    endings_force_change: bool = Field(
+        default=False,
+        title="Endings force a change",
+        description="false (default): endings apply to new prices; today's price that breaks only the endings "
+        "may stay, and no price changes just to end right. true: today's price that breaks the endings must change.",
     )
     change_budget: ChangeBudget | None = Field(
         default=None, title="Change budget", description="At most this many price changes per cycle in the store."
@@ -451,6 +490,34 @@ class RulesConfig(_Strict):
                     f"{scope} '{name}': min_price {low} is greater than max_price {high} once merged with the defaults"
                 )
         return overrides
+
+    @property
+    def source(self) -> RulesSource | None:
+        """The file these rules were read from (None: built in code)."""
+        return self._source
+
+    def unmatched_scopes(self, products: pd.DataFrame) -> list[str]:
+        """One ``FILE:LINE: categories.NAME: ...`` line per category, brand or SKU scope that names
+        nothing in ``products`` (its rules would never apply: a misspelt or stale name); [] when
+        every scope matches a product. Without a source file the lines start with ``rules:``."""
+        problems: list[str] = []
+        for section, (column, noun, plural) in SCOPE_COLUMNS.items():
+            names = [str(name) for name in getattr(self, section)]
+            if not names:
+                continue
+            present = set(products[column].dropna().astype(str)) if column in products.columns else set()
+            for name in names:
+                if name in present:
+                    continue
+                where = self._source.where(section, name) if self._source is not None else "rules"
+                problems.append(f"{where}: {section}.{name}: {_no_match(name, noun, plural, present)}")
+        return problems
+
+    def check_scopes(self, products: pd.DataFrame) -> None:
+        """Raise ConfigError (one FILE:LINE line per scope) when a scope names nothing in ``products``."""
+        problems = self.unmatched_scopes(products)
+        if problems:
+            raise ConfigError(problems)
 
     def scopes(self, category: str | None, brand: str | None = None, sku: str | None = None) -> list[RuleValues]:
         """The scopes that apply to a SKU, widest first."""
@@ -508,6 +575,46 @@ class RulesConfig(_Strict):
         )
 
 
+def _no_match(name: str, noun: str, plural: str, present: set[str]) -> str:
+    """Why a scope matches nothing, with the nearest name the products have."""
+    guess = difflib.get_close_matches(name, sorted(present), n=1, cutoff=0.6)
+    hint = f"; did you mean '{guess[0]}'?" if guess else ""
+    if not present:
+        return f"no product has this {noun} (the products have no {noun} column or values){hint}"
+    if noun == "SKU" or len(present) > 12:
+        return f"no product has this {noun} ({len(present)} {plural} in the products){hint}"
+    return f"no product has this {noun} (the products' {plural}: {', '.join(sorted(present))}){hint}"
+
+
+def _scope_lines(text: str) -> dict[tuple[str, str], int]:
+    """The 1-based line of every key under ``categories``, ``brands`` and ``skus``."""
+    data = YAML(typ="rt").load(text)
+    lines: dict[tuple[str, str], int] = {}
+    if not isinstance(data, CommentedMap):
+        return lines
+    for section in SCOPE_COLUMNS:
+        table = data.get(section)
+        if isinstance(table, CommentedMap):
+            for key in table:
+                lines[(section, str(key))] = table.lc.key(key)[0] + 1
+    return lines
+
+
+#: ``--rules example``: the packaged example rules (a copy of the repository's config/rules.yaml).
+EXAMPLE_RULES = "example"
+
+
+def example_rules_path() -> Path:
+    """The packaged example rules file, the same text as the repository's config/rules.yaml."""
+    return Path(__file__).with_name("example_rules.yaml")
+
+
 def load_rules(path: str | Path) -> RulesConfig:
-    """Read config/rules.yaml (or another rules file). Raises ConfigError."""
-    return load_yaml_model(path, RulesConfig)
+    """Read config/rules.yaml (or another rules file), remembering the file (``source``: path,
+    SHA-256, each scope's line). Raises ConfigError."""
+    config = load_yaml_model(path, RulesConfig)
+    raw = Path(path).read_bytes()
+    config._source = RulesSource(
+        Path(path), hashlib.sha256(raw).hexdigest(), _scope_lines(raw.decode("utf-8-sig"))
+    )
+    return config

@@ -15,6 +15,7 @@ whose other end is not priced (held, unknown to the model) are left out. Plain d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -55,11 +56,29 @@ class Links:
         out = np.zeros((len(self), prices.shape[1], prices.shape[1]), dtype=bool)
         family, ladder, tier = (self.kind == kind for kind in LINK_KINDS)
         out[family] = pa[family] == pb[family]
-        sa, sb = self.size_a[ladder][:, None, None], self.size_b[ladder][:, None, None]
-        out[ladder] = (pb[ladder] > pa[ladder]) & (pb[ladder] * sa < pa[ladder] * sb)
-        gap = self.gap_bp[tier][:, None, None]
-        out[tier] = pa[tier] * 10_000 <= pb[tier] * (10_000 - gap)
+        out[ladder] = _ladder_ok(pa[ladder], pb[ladder], self.size_a[ladder][:, None, None],
+                                 self.size_b[ladder][:, None, None])
+        out[tier] = _tier_ok(pa[tier], pb[tier], self.gap_bp[tier][:, None, None])
         return out
+
+    def pair_allowed(self, edge: int, price_a: int, price_b: int) -> bool:
+        """May a take ``price_a`` while b takes ``price_b`` (cents) under link ``edge``?"""
+        kind = str(self.kind[edge])
+        if kind == "family":
+            return price_a == price_b
+        if kind == "ladder":
+            return bool(_ladder_ok(price_a, price_b, int(self.size_a[edge]), int(self.size_b[edge])))
+        return bool(_tier_ok(price_a, price_b, int(self.gap_bp[edge])))
+
+
+def _ladder_ok(pa: Any, pb: Any, size_a: Any, size_b: Any) -> Any:
+    """The larger pack (b) costs more in total and less per unit."""
+    return (pb > pa) & (pb * size_a < pa * size_b)
+
+
+def _tier_ok(pa: Any, pb: Any, gap_bp: Any) -> Any:
+    """The private label (a) costs at least the gap less than its reference (b)."""
+    return pa * 10_000 <= pb * (10_000 - gap_bp)
 
 
 def _column(products: pd.DataFrame, name: str) -> np.ndarray:

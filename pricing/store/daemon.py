@@ -37,14 +37,14 @@ import pandas as pd
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from sqlalchemy import Engine
 
-from label_gateway.broker import BrokerAddress
+from label_gateway.broker import BrokerAddress, BrokerError
 from label_gateway.delivery import (
     DeliveryReport,
 )
 from label_gateway.outbox import LabelRow, Outbox
 from label_gateway.protocol import Topics
 from label_gateway.readback import read_back
-from label_gateway.signing import KeyDirectory, Signer
+from label_gateway.signing import KeyDirectory, Signer, SigningError
 from label_gateway.writer_lock import DAEMON, DEFAULT_WAIT_S, OutboxLock
 from pricing.core.data import (
     DataError,
@@ -52,7 +52,7 @@ from pricing.core.data import (
     label_rows,
     shelf_prices,
 )
-from pricing.core.database import open_engine
+from pricing.core.database import DatabaseError, open_engine
 from pricing.core.events import Event
 from pricing.core.store_data import StoreData, load_shelf, load_store
 from pricing.core.timestamps import epoch_us
@@ -86,6 +86,11 @@ from pricing.store.scheduler import Clock, ClockScheduler, SystemClock, schedule
 log = logging.getLogger("esl.daemon")
 
 JOB_FUNCTION = "pricing.store.daemon:run_scheduled_job"
+#: What a cycle can fail on without a bug: the broker (down, refusing), the database (busy outbox
+#: lock, unreachable), the data, the config, the model, the signing key. One line each, no traceback.
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (
+    BrokerError, DatabaseError, DataError, ConfigError, ModelLoadError, SigningError,
+)
 _ACTIVE: StoreDaemon | None = None  # the job store pickles a reference to run_scheduled_job
 
 
@@ -154,6 +159,15 @@ class StoreDaemon:
         self._push_lock = threading.Lock()
         self._daemon_lock: OutboxLock | None = None  # one daemon per store and database (claim())
         self._signer: Signer | None = None
+        # Cycle metrics come from the event log (this daemon's cycles and any --run-job's), the
+        # outbox and kill-switch gauges from the database, at every scrape.
+        self.metrics.follow(self.events, gauges=self._database_gauges)
+
+    def _database_gauges(self) -> None:
+        """Set the gauges the database knows: the open outbox, the failed labels, the kill switch."""
+        counts = self.outbox.counts()
+        self.metrics.outbox(counts.open, counts.by_state.get("failed", 0))
+        self.metrics.set_kill_switch(bool(self.config.kill_switch or self.flags.kill_switch()))
 
     # -- paths --------------------------------------------------------------------------------
     @property
@@ -239,12 +253,12 @@ class StoreDaemon:
         job_id = event.job_id.removeprefix(self.job_prefix)
         job = self._jobs.get(job_id)
         kind = job.kind if job else "unknown"
-        self.metrics.cycle_missed(job_id, kind)
         self._record(
             "cycle_skipped",
             data={"job": job_id, "kind": kind, "result": "missed",
                   "detail": f"missed its run at {event.scheduled_run_time.isoformat()}"},
         )
+        self.metrics.refresh()  # counted from the event log, as every cycle
 
     def run(self, until: datetime | None = None) -> None:
         """Run scheduled jobs until ``stop()`` (or the clock passes ``until``)."""
@@ -285,22 +299,31 @@ class StoreDaemon:
         self._record("cycle_started", data={"job": job_id, "kind": kind})
         try:
             result = body()
+        except EXPECTED_ERRORS as exc:  # the broker, the data, the config: one line, no traceback
+            log.debug("job %s failed", job_id, exc_info=True)
+            retry = "; next try at the next run" if isinstance(exc, BrokerError) else ""
+            result = CycleResult(job_id, kind, "failed", detail=one_line(exc) + retry)
         except Exception as exc:
             log.exception("job %s failed", job_id)
             result = CycleResult(job_id, kind, "failed", detail=f"{type(exc).__name__}: {exc}")
         result.seconds = time.monotonic() - started
         event = "cycle_skipped" if result.result in ("frozen", "kill_switch") else "cycle_finished"
-        self._record(event, correlation=result.plan, data=result.data())
-        self.metrics.cycle_finished(job_id, kind, result.result, result.seconds, self.clock.now())
-        self._heartbeat("running")
+        self._record(event, correlation=result.plan, data=result.data() | {"seconds": round(result.seconds, 3)})
+        self.metrics.refresh()  # the cycle metrics count the event just recorded (and any other process's)
+        if self.scheduler is not None:  # a --run-job is no running daemon: status must not say one runs
+            self._heartbeat("running")
         self.say(f"{job_id}: {result.result}" + (f" ({result.detail})" if result.detail else ""))
         return result
 
     def _run(self, job: JobConfig) -> CycleResult:
+        """One job's cycle. While the kill switch is on, reprice and markdown still plan (the plan
+        is written for review) but record and push nothing; a freeze window skips them, and both
+        skip reconcile (it only pushes)."""
         if job.kind == "retrain":
             return self.retrain(job)
         blocked = self.push_blocked()
-        if blocked is not None:
+        plans_anyway = blocked is not None and _skip_result(blocked) == "kill_switch" and job.kind != "reconcile"
+        if blocked is not None and not plans_anyway:
             return CycleResult(job.id, job.kind, _skip_result(blocked), detail=blocked)
         if job.kind == "reconcile":
             return self.reconcile(job)
@@ -314,11 +337,13 @@ class StoreDaemon:
         rules = load_rules(self.rules_path)
         now = self.clock.now()
         products = self._with_book_prices(store, now, rules.currency)
+        rules.check_scopes(products)  # against the whole store: a markdown plans only some categories
         if job.kind == "markdown":
             products = products[products["category"].astype(str).isin(job.categories or [])].reset_index(drop=True)
         plan = run_pricing_cycle(
             products, model, rules, store=self.store, model_name=str(self.model_dir), now=now,
             rejected_rows=len(store.rejects), competitor=competitor_reference(store.competitors), labels=store.labels,
+            check_scopes=False,
         )
         if job.kind == "markdown":
             plan = markdown_only(plan, job.max_reduction_pct)
@@ -333,8 +358,8 @@ class StoreDaemon:
         )
         result = CycleResult(job.id, job.kind, "ok", plan=plan.plan_id, changes=len(plan.changes))
         blocked = self.push_blocked()
-        if blocked is not None:  # the switch was thrown while the plan was made
-            result.result, result.detail = _skip_result(blocked), blocked
+        if blocked is not None:  # kill switch (before or while the plan was made), or a freeze began
+            result.result, result.detail = _skip_result(blocked), f"{blocked}: plan {plan.plan_id} written for review, nothing pushed"
             return result
         prices = plan.new_prices()
         gate = {  # the last gate: products.csv's costs, the rules' hard price bounds, what the plan relaxed
@@ -387,8 +412,13 @@ class StoreDaemon:
         return CycleResult(job.id, job.kind, "ok", detail=f"model saved to {path}", extra={"metrics": metrics})
 
     def resume(self) -> CycleResult | None:
-        """At start: deliver what a previous run left open (unless pushes are blocked)."""
+        """At start: deliver what a previous run left open (unless pushes are blocked, or a
+        reconcile job is due now: it delivers what is open, so start-up reconciles once)."""
         if not self.outbox.counts().open or self.push_blocked() is not None:
+            return None
+        due = self._reconcile_due()
+        if due is not None:
+            self.say(f"resume: left to the {due} job, due now")
             return None
 
         def body() -> CycleResult:
@@ -398,6 +428,21 @@ class StoreDaemon:
             return result
 
         return self._cycle("resume", "reconcile", body)
+
+    def _reconcile_due(self) -> str | None:
+        """The id of a reconcile job the scheduler will run as soon as it starts (its stored run
+        time has come, within its misfire grace), or None."""
+        if self.scheduler is None:
+            return None
+        now = self.clock.now()
+        for job in self.scheduler.get_jobs():
+            config = self._jobs.get(job.id.removeprefix(self.job_prefix))
+            if config is None or config.kind != "reconcile" or job.next_run_time is None:
+                continue
+            late = (now - job.next_run_time).total_seconds()
+            if 0 <= late <= config.misfire_grace(self.config.scheduler):
+                return config.id
+        return None
 
     # -- pieces ---------------------------------------------------------------------------------
     def _model(self, store: StoreData) -> tuple[Any, dict[str, Any]]:
@@ -448,7 +493,12 @@ class StoreDaemon:
             delivered = deliver_logged(
                 self.outbox, self.events, self.address, self.topics, settings,
                 signer=self.signer, now=self.clock.now, deadline_s=self.config.delivery.deadline_s, stop=stop,
+                notice=self.say,
             )
+        except BrokerError as exc:  # an outage: one line; the labels stay in the outbox for the next run
+            self.metrics.broker(False)
+            result.result, result.detail = "failed", f"{one_line(exc)}; what is open stays in the outbox for the next run"
+            return
         except Exception:
             self.metrics.broker(False)
             raise
@@ -461,6 +511,8 @@ class StoreDaemon:
         self._count(result, report)
         if stop.reason is not None and report.waiting:
             result.result, result.detail = "parked", f"push stopped: {stop.reason}"
+        elif report.failed or report.waiting:
+            result.result, result.detail = "failed", _labels_not_confirmed(report)
         counts = self.outbox.counts()
         self.metrics.outbox(counts.open, counts.by_state.get("failed", 0))
 
@@ -475,6 +527,24 @@ class StoreDaemon:
         tampering = {kind: s[kind] for kind in SECURITY_EVENTS if s.get(kind)}
         if tampering:
             self.say(f"signs of tampering in this push: {tampering} (docs/security.md)")
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an error's message (ConfigError: its first problem)."""
+    problems = getattr(exc, "problems", None)
+    text = str(problems[0]) if problems else str(exc)
+    return (text.splitlines() or [type(exc).__name__])[0]
+
+
+def _labels_not_confirmed(report: DeliveryReport) -> str:
+    """The detail of a cycle whose push left labels failed or waiting: how many, and the first reason."""
+    parts = []
+    if report.failed:
+        parts.append(f"{len(report.failed)} labels failed (first: {report.failed[0].label_id}: {report.failed[0].detail})")
+    if report.waiting:
+        offline = f"; gateways offline: {', '.join(report.gateways_offline)}" if report.gateways_offline else ""
+        parts.append(f"{len(report.waiting)} labels still waiting, left in the outbox{offline}")
+    return "; ".join(parts)
 
 
 def _skip_result(blocked: str) -> str:

@@ -27,9 +27,9 @@ from pricing.core.store_data import StoreData, load_store
 from pricing.core.timing import StageTimer
 from pricing.demand.model_store import save_model
 from pricing.demand.training import train_demand_model
-from pricing.plan.cycle import run_pricing_cycle
+from pricing.plan.cycle import plan_inputs, run_pricing_cycle
 from pricing.plan.price_plan import PricePlan
-from pricing.rules.config import RulesConfig, load_rules
+from pricing.rules.config import example_rules_path, load_rules
 from pricing.store.event_log import EventLog
 from pricing.store.last_gate import HeldPrice, hard_limits, product_costs, relaxed_rules
 from pricing.store.price_book import PriceBook
@@ -50,7 +50,7 @@ class DemoOptions:
     seed: int = 7
     gateways: int = 2
     broker_url: str | None = None
-    rules_path: Path | None = None
+    rules_path: Path | None = None  # None: the packaged example rules (pricing.rules.config.example_rules_path)
     prefix: str = DEFAULT_PREFIX
     ack_timeout_s: float = 30.0
     history_days: int = 60  # days of the sales history's shelf prices the price book starts with
@@ -92,6 +92,8 @@ class DemoResult:
             "stage_seconds": {name: round(s, 3) for name, s in self.timer.seconds.items()},
             "seconds": round(self.timer.total, 3),
             "plan": str(self.plan_files[0]),
+            "rules": None if self.plan.inputs is None or self.plan.inputs.rules is None else self.plan.inputs.rules.path,
+            "inputs": None if self.plan.inputs is None else self.plan.inputs.model_dump(mode="json"),
         }
 
 
@@ -116,6 +118,7 @@ def run_demo(
     while the broker and the simulated labels still run; they stop when it returns."""
     timer = StageTimer()
     data_dir = options.workdir / "data"
+    rules = load_rules(options.rules_path or example_rules_path())  # a bad rules file fails before any work
     with ExitStack() as stack:
         with timer.stage("broker"):
             progress("broker", None, None)
@@ -132,13 +135,13 @@ def run_demo(
         with timer.stage("load + validate"):
             progress("load + validate", None, None)
             store = load_store(data_dir)
+            rules.check_scopes(store.products)  # before training: a misspelt category is one line now
         with timer.stage("train demand model"):
             progress("train demand model", None, None)
             training = train_demand_model(store.sales, store.products, listing=store.listing)
             model_path = save_model(training, options.workdir / "models")
         with timer.stage("plan (optimizer)"):
             progress("plan (optimizer)", None, None)
-            rules = load_rules(options.rules_path) if options.rules_path else RulesConfig()
             plan = run_pricing_cycle(
                 store.products,
                 training.model,
@@ -148,6 +151,7 @@ def run_demo(
                 rejected_rows=len(store.rejects),
                 competitor=competitor_reference(store.competitors),
                 labels=store.labels,
+                inputs=plan_inputs(rules, model=model_path, data_dir=data_dir, data_files=store.rows_read),
             )
             plan_files = plan.write(options.workdir / "plans")
         topics = Topics(store.store_id, prefix=options.prefix)

@@ -525,6 +525,19 @@ class EngineConfig(_Strict):
             path = self._folder(config_dir) / path
         return Path(os.path.normpath(path.absolute()))
 
+    def input_problems(self, config_file: Path | str) -> list[str]:
+        """One ``FILE:LINE: key: message`` line per input the daemon reads that is not there: the
+        ``data_dir`` folder and the ``rules`` file (relative paths start at ``config_file``'s
+        folder). [] when both exist."""
+        wanted = {"data_dir": ("folder", Path.is_dir), "rules": ("file", Path.is_file)}
+        problems = []
+        for key, (what, exists) in wanted.items():
+            path = self.resolve(key, Path(config_file).parent)
+            if not exists(path):
+                found = "is not a " + what if path.exists() else "does not exist"
+                problems.append(f"{_key_place(config_file, key)}: {key}: {what} {path} {found}")
+        return problems
+
     def signing_keys_dir(self, config_dir: Path | str | None = None) -> Path:
         """The engine's signing-key directory: ``ESL_SIGNING_KEYS`` when set (as given), else
         ``signing_keys`` relative to the config's folder."""
@@ -576,6 +589,19 @@ def database_target(config: EngineConfig, config_dir: Path | str | None = None) 
     if not path.is_absolute():
         path = config._folder(config_dir) / path
     return str(Path(os.path.normpath(path.absolute())))
+
+
+def _key_place(config_file: Path | str, key: str) -> str:
+    """``FILE:LINE`` of the top-level ``key`` in ``config_file`` (``FILE`` when it is not written there)."""
+    pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*:")
+    try:
+        lines = Path(config_file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    for number, line in enumerate(lines, start=1):
+        if pattern.match(line):
+            return f"{config_file}:{number}"
+    return str(config_file)
 
 
 def load_engine_config(path: str | Path) -> EngineConfig:

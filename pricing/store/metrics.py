@@ -21,15 +21,21 @@ esl_last_cycle_timestamp_seconds               gauge       job
 
 ``EngineMetrics()`` has a registry of its own, so tests (and several daemons in one process) do not
 collide in prometheus-client's global registry.
+
+The cycle metrics (``esl_cycles_total``, ``esl_cycle_seconds``, ``esl_last_cycle_timestamp_seconds``)
+and the outbox and kill-switch gauges of a daemon come from the shared engine database, read at
+scrape time (``follow``): a cycle run by ``esl-pricing daemon --run-job`` in another process, or a
+kill switch thrown from the CLI, shows in the running daemon's /metrics at the next scrape.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Literal, Self, get_args
+from typing import Any, Literal, Protocol, Self, get_args
 
 from prometheus_client import (
     CollectorRegistry,
@@ -55,6 +61,38 @@ PushResultName = Literal["confirmed", "failed", "waiting", "scheduled", "already
 CYCLE_RESULTS: tuple[str, ...] = get_args(CycleResultName)
 PUSH_RESULTS: tuple[str, ...] = get_args(PushResultName)
 SECURITY_EVENTS: tuple[str, ...] = ("signature_rejections", "forged_versions", "foreign_acks")
+CYCLE_EVENTS: tuple[str, ...] = ("cycle_finished", "cycle_skipped")
+
+log = logging.getLogger("esl.metrics")
+
+
+class CycleEvent(Protocol):
+    """What ``follow`` reads of an event (pricing.core.events.Event)."""
+
+    seq: int | None
+    at: datetime
+    data: dict[str, Any]
+
+
+class CycleLog(Protocol):
+    """The event log ``follow`` reads (pricing.store.event_log.EventLog)."""
+
+    def read(self, *, after_seq: int = 0, kinds: Sequence[str] | None = None) -> Sequence[CycleEvent]: ...
+
+    def last(self, kind: str) -> CycleEvent | None: ...
+
+
+class _BeforeScrape:
+    """A collector with no metrics of its own, registered first: it calls ``hook`` at the start of
+    every collection, so what the hook updates is in the same scrape."""
+
+    def __init__(self) -> None:
+        self.hook: Callable[[], None] | None = None
+
+    def collect(self) -> Iterable[Any]:
+        if self.hook is not None:
+            self.hook()
+        return []
 
 # A cycle: a frozen one takes milliseconds, a full reprice with a push minutes, a retrain longer.
 CYCLE_SECONDS_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
@@ -107,6 +145,12 @@ class EngineMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self._before_scrape = _BeforeScrape()
+        r.register(self._before_scrape)  # type: ignore[arg-type]  # first: refreshes before the rest is read
+        self._follow_lock = threading.Lock()
+        self._log: CycleLog | None = None
+        self._cursor = 0
+        self._gauges: Callable[[], None] | None = None
         self.cycle_seconds = Histogram(
             "esl_cycle_seconds", "Duration of one scheduled cycle.", ["job", "kind"],
             buckets=CYCLE_SECONDS_BUCKETS, registry=r,
@@ -214,6 +258,47 @@ class EngineMetrics:
 
     def broker(self, connected: bool) -> None:
         self.broker_connected.set(1 if connected else 0)
+
+    # -- from the shared database ----------------------------------------------------------------
+    def follow(self, events: CycleLog, *, gauges: Callable[[], None] | None = None) -> None:
+        """From now on, count the cycles in ``events`` (``cycle_finished`` / ``cycle_skipped``
+        recorded after this call, by any process on the database: the daemon's own and those of
+        `esl-pricing daemon --run-job`), at every scrape and ``refresh()``. ``gauges`` is called
+        then too, to set the gauges read from the database (outbox, kill switch). Whoever follows
+        a log records cycles there only, not with ``cycle_finished`` (they would count twice)."""
+        newest = [e.seq for e in (events.last(kind) for kind in CYCLE_EVENTS) if e is not None and e.seq]
+        with self._follow_lock:
+            self._log, self._cursor, self._gauges = events, max(newest, default=0), gauges
+        self._before_scrape.hook = self._refresh_quietly
+
+    def refresh(self) -> None:
+        """Take in the cycle events recorded since the last refresh, and the database's gauges."""
+        with self._follow_lock:
+            if self._log is None:
+                return
+            for event in self._log.read(after_seq=self._cursor, kinds=CYCLE_EVENTS):
+                self._cursor = max(self._cursor, event.seq or 0)
+                self._count_cycle(event)
+            if self._gauges is not None:
+                self._gauges()
+
+    def _refresh_quietly(self) -> None:
+        """``refresh`` for a scrape: a database that cannot be read leaves the values as they were."""
+        try:
+            self.refresh()
+        except Exception:  # a scrape must not fail because the database is away
+            log.debug("metrics refresh from the database failed", exc_info=True)
+
+    def _count_cycle(self, event: CycleEvent) -> None:
+        data = event.data
+        job, kind, result = str(data.get("job", "")), str(data.get("kind", "")), str(data.get("result", ""))
+        if not job or result not in CYCLE_RESULTS:
+            return
+        if result == "missed":
+            self.cycle_missed(job, kind)
+            return
+        seconds = data.get("seconds")
+        self.cycle_finished(job, kind, result, float(seconds) if isinstance(seconds, int | float) else 0.0, event.at)
 
     # -- exposing -------------------------------------------------------------------------------
     def scrape(self) -> bytes:

@@ -206,15 +206,17 @@ def deliver_logged(
     deadline_s: float | None = None,
     stop: StopSignal | None = None,
     progress: Callable[[int, int], None] | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> LoggedDelivery | None:
     """Deliver everything open in the outbox and log ``acked`` / ``failed`` for the labels that
     moved. None when nothing was open (no connection is made then). Every desired state is signed
-    by ``signer`` (the labels take nothing else)."""
+    by ``signer`` (the labels take nothing else). ``notice`` gets the push's one-line warnings
+    (no gateway online) as they happen."""
     before = {r.label_id: r for r in outbox.open_rows()}
     if not before:
         return None
     report = LabelDelivery(address, topics, outbox, settings, signer=signer).run(
-        deadline_s=deadline_s, stop=stop, progress=progress
+        deadline_s=deadline_s, stop=stop, progress=progress, notice=notice
     )
     after = {r.label_id: r for r in outbox.rows(labels=list(before))}
     log.append(outcome_events(before, after, at=now()))

@@ -122,6 +122,31 @@ def test_contact_sheet_command_one_file_per_gateway(store: Path, tmp_path: Path)
     assert "wrote" in err
 
 
+def test_contact_sheet_progress_on_stderr_and_quiet_with_json(store: Path, tmp_path: Path) -> None:
+    """Drawing takes 2-3 ms a label (a minute for a 20,000-label store): the labels drawn so far
+    are reported on stderr, across every sheet, and not with --json."""
+    write_state(store, tmp_path / "sim.json")
+    args = ("--state", str(tmp_path / "sim.json"), "--data", str(store), "--out", str(tmp_path / "sheets"))
+    code, stdout, err = invoke(*args)
+    assert code == 0, err
+    assert "drawing labels: 1/30" in err and "drawing labels: 30/30 (100%)" in err and stdout == ""
+    code, stdout, err = invoke(*args, "--json")
+    assert code == 0, err
+    assert "drawing labels" not in err and "wrote" in err
+
+
+def test_write_contact_sheets_counts_labels_over_all_sheets(store: Path, tmp_path: Path) -> None:
+    from simulator.contact_sheet import write_contact_sheets
+
+    write_state(store, tmp_path / "sim.json")
+    tiles = tiles_from_state(load_state(tmp_path / "sim.json"), load_products(store / "products.csv").frame,
+                             load_labels(store / "labels.csv").frame, currency="EUR")
+    heard: list[tuple[int, int]] = []
+    sheets = write_contact_sheets(tmp_path / "out", tiles, load_label_templates(None),
+                                  progress=lambda done, total: heard.append((done, total)))
+    assert len(sheets) == 2 and heard == [(i, 30) for i in range(1, 31)]
+
+
 def test_contact_sheet_command_one_gateway_to_one_file(store: Path, tmp_path: Path) -> None:
     write_state(store, tmp_path / "sim.json")
     target = tmp_path / "gw.png"

@@ -4,6 +4,10 @@ through the real broker, with one crafted log per kind of divergence, and the CL
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,10 +98,31 @@ def test_sample_replays_without_divergence_at_a_finite_speed(
     mqtt_broker: Any, topics: Topics, sample: list[Event]
 ) -> None:
     speed = SPAN_S / 1.2  # two days in 1.2 s of pacing
-    report = _replay(mqtt_broker, topics, sample, speed=speed)
+    report = _replay(mqtt_broker, topics, sample, speed=speed, max_gap_s=None)  # every gap in full
     assert report.divergences == []
-    assert report.summary()["speed"] == speed
+    assert report.summary()["speed"] == speed and report.summary()["max_gap_s"] is None
     assert 1.1 <= report.seconds < 3.0 + 2.0  # paced, plus the broker round trips and clean-up
+
+
+def test_quiet_gaps_are_cut_to_max_gap_and_the_findings_stay_the_same(
+    mqtt_broker: Any, topics: Topics, sample: list[Event]
+) -> None:
+    """At --speed 100 the sample's two days took 29 minutes; with its nights cut to 60 s of log
+    time they take seconds, and what the replay finds is what it finds at full pacing."""
+    corrupt = _edit(sample, lambda e: e.kind == "pushed" and e.label == "L000105", data={"content_hash": "0" * 16})
+    seen: list[tuple[str, int | None, int | None]] = []
+    paced = _replay(mqtt_broker, topics, corrupt, speed=100.0, seed=5,
+                    progress=lambda stage, done, total: seen.append((stage, done, total)))
+    fastest = _replay(mqtt_broker, topics, corrupt, speed=None, seed=5)
+    assert paced.max_gap_s == 60.0 and paced.seconds < 30  # 9 nights and pauses of 0.6 s, 1 s of bursts
+    first, second = paced.summary(), fastest.summary()
+    for summary in (first, second):
+        summary.pop("seconds"), summary.pop("speed")
+    assert first == second and first["divergence_counts"]["bad_record"] == 1
+    # progress: every event counted, in order, then the acks awaited
+    counted = [done for stage, done, _ in seen if stage == "replaying events"]
+    assert counted == list(range(1, 56)) and ("replaying events", 55, 55) in seen
+    assert seen[-1][0] == "waiting for acks" and seen[-1][1] == seen[-1][2] == 14
 
 
 def test_same_log_and_seed_give_the_same_summary(mqtt_broker: Any, topics: Topics, sample: list[Event]) -> None:
@@ -236,6 +261,39 @@ def test_cli_bad_speed_is_a_user_error(speed: str) -> None:
 
 def test_cli_unreachable_broker_is_one_line(sample: list[Event]) -> None:
     code, out, err = _cli(str(SAMPLE_EVENTS), "--broker", f"mqtt://127.0.0.1:{free_port()}")
-    assert code == 2
+    assert code == 1  # a failure, as the README and every other command say (a bad URL is 2)
     assert "cannot reach MQTT broker" in err and len(err.strip().splitlines()) == 1
     assert "Traceback" not in err + out
+
+
+@pytest.mark.parametrize("gap", ["-1", "soon", "inf"])
+def test_cli_bad_max_gap_is_a_user_error(gap: str) -> None:
+    code, _, err = _cli(str(SAMPLE_EVENTS), "--speed", "100", "--max-gap", gap, "--broker", "mqtt://127.0.0.1:1")
+    assert code == 2 and "--max-gap" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_progress_on_stderr_and_quiet_with_json(mqtt_broker: Any, topics: Topics) -> None:
+    args = (str(SAMPLE_EVENTS), "--broker", mqtt_broker.address.url, "--prefix", topics.prefix)
+    code, out, err = _cli(*args)
+    assert code == 0, err
+    assert "replaying events: 1/55" in err and "replaying events: 55/55 (100%)" in err
+    assert "waiting for acks: 14/14" in err and out == ""
+    code, out, err = _cli(*args, "--json")
+    assert code == 0, err
+    assert "replaying events" not in err and "waiting for acks" not in err
+    assert json.loads(out.strip().splitlines()[-1])["ok"] is True
+
+
+def test_readme_replay_example_finishes_in_under_a_minute(mqtt_broker: Any, topics: Topics) -> None:
+    """The README's `esl-pricing replay ... --speed N` line, run as written (on the test broker)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"^esl-pricing (replay [^#\n]*?)\s+#", readme, flags=re.MULTILINE)
+    assert found is not None, "the README has no replay example"
+    args = shlex.split(found.group(1))
+    assert "--speed" in args
+    command = [sys.executable, "-m", "pricing.cli", *args, "--broker", mqtt_broker.address.url,
+               "--prefix", topics.prefix]
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "no divergences" in done.stderr

@@ -35,6 +35,14 @@
     box.className = "action-message" + (kind ? " is-" + kind : "");
   }
 
+  // Amounts as the server shows them (views.signed_display, money): thousands grouped with ",".
+  // Works on the API's decimal text, never through a float: "+1234.56" -> "+1,234.56".
+  function groupThousands(text) {
+    const match = /^([+-]?)(\d+)(\.\d+)?$/.exec(String(text));
+    if (!match) return String(text);
+    return match[1] + match[2].replace(/\B(?=(\d{3})+(?!\d))/g, ",") + (match[3] || "");
+  }
+
   function syncClass(state) {
     return "sync sync-" + String(state || "").replace(/ /g, "-");
   }
@@ -179,7 +187,7 @@
       const currency = profit.getAttribute("data-currency") || "";
       const change = money.decided_change || "0.00";
       const pct = money.decided_change_pct;
-      profit.textContent = change + " " + currency + " ";
+      profit.textContent = groupThousands(change) + " " + currency + " ";
       const small = document.createElement("small");
       small.textContent = "(" + (pct >= 0 ? "+" : "") + pct.toFixed(2) + "%)";
       profit.appendChild(small);
@@ -187,10 +195,26 @@
       profit.classList.toggle("neg", change.startsWith("-"));
       const note = $("#stat-profit-note");
       if (note) {
-        note.textContent = money.old + " " + currency + " today" + (summary.awaiting_approval
-          ? "; " + money.if_all_approved_change + " " + currency + " if every waiting change is approved" : "");
+        note.textContent = groupThousands(money.old) + " " + currency + " today" + (summary.awaiting_approval
+          ? "; " + groupThousands(money.if_all_approved_change) + " " + currency + " if every waiting change is approved"
+          : "");
       }
     }
+  }
+
+  // The SKUs a decision on ``skus`` decides too: the other waiting members of their family,
+  // ladder or tier groups (data-with, from views.decided_together), not selected themselves.
+  function decidedWith(skus) {
+    const chosen = new Set(skus);
+    const sources = $$(".row-select").filter((box) => chosen.has(box.value));
+    if (approveButton && approveButton.hasAttribute("data-skus")) sources.push(approveButton);
+    const mates = [];
+    sources.forEach((el) => {
+      (el.getAttribute("data-with") || "").split(" ").filter(Boolean).forEach((sku) => {
+        if (!chosen.has(sku) && !mates.includes(sku)) mates.push(sku);
+      });
+    });
+    return mates;
   }
 
   async function decideSelected(approve) {
@@ -198,6 +222,18 @@
     const plan = actions && actions.getAttribute("data-plan");
     const skus = selectedSkus();
     if (!plan || skus.length === 0) return;
+    const mates = decidedWith(skus);
+    if (mates.length) {
+      const verb = approve ? "approve" : "reject";
+      const question = "A price group (family, ladder or tier) is decided as a whole: to " + verb + " "
+        + skus.join(", ") + " also " + (approve ? "approves " : "rejects ") + mates.join(", ") + ".\n\n"
+        + verb.charAt(0).toUpperCase() + verb.slice(1) + " these " + (skus.length + mates.length) + " SKUs: "
+        + skus.concat(mates).join(", ") + "?";
+      if (!window.confirm(question)) {
+        say("Nothing " + (approve ? "approved" : "rejected") + ".", "");
+        return;
+      }
+    }
     approveButton.disabled = true;
     if (rejectButton) rejectButton.disabled = true;
     say((approve ? "Approving " : "Rejecting ") + skus.length + "…", "busy");
@@ -280,7 +316,10 @@
     const counts = status.labels || {};
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
     const parts = [];
-    if (total) parts.push((counts.confirmed || 0) + " of " + total + (total === 1 ? " label" : " labels") + " confirmed");
+    if (total) {
+      parts.push(groupThousands(counts.confirmed || 0) + " of " + groupThousands(total)
+        + (total === 1 ? " label" : " labels") + " confirmed");
+    }
     if (status.message) parts.push(status.message);
     return parts.join(" · ");
   }

@@ -90,17 +90,54 @@ def test_resolve_rules_on_a_missing_file_is_one_line_exit_2(
     assert _lines(capsys.readouterr().err) == [f"error: {missing}: rules file not found"]
 
 
-def test_resolve_rules_falls_back_to_config_rules_yaml_when_present(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_resolve_rules_finds_config_rules_yaml_or_says_how_to_fix_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """No silent fallback: without --rules and without config/rules.yaml the command stops with
+    one line naming the fix; the packaged example rules only with --rules example."""
+    from pricing.rules.config import example_rules_path
+
     monkeypatch.chdir(tmp_path)
-    assert common.resolve_rules(None) is None  # no config/rules.yaml here: the default rules
+    with pytest.raises(typer.Exit) as info:
+        common.resolve_rules(None)
+    assert info.value.exit_code == 2
+    [line] = _lines(capsys.readouterr().err)
+    assert line.startswith("error: no rules file: config/rules.yaml is not in the working directory")
+    assert "pass --rules FILE (or --rules example for the packaged example rules)" in line
+    assert common.resolve_rules("example") == example_rules_path()
     given = tmp_path / "mine.yaml"
     given.write_text("currency: EUR\n")
-    assert common.resolve_rules(given) == given
+    assert common.resolve_rules(str(given)) == given
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "rules.yaml").write_text("currency: EUR\n")
     assert common.resolve_rules(None) == Path("config/rules.yaml")
+
+
+def test_load_rules_or_fail_says_which_file_it_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "rules.yaml").write_text("currency: USD\n")
+    rules = common.load_rules_or_fail(None)
+    assert rules.currency == "USD"
+    digest = hashlib.sha256(b"currency: USD\n").hexdigest()
+    assert rules.source is not None and rules.source.sha256 == digest
+    assert capsys.readouterr().err == ""  # said by the command once all its inputs are good
+    common.say_rules(rules)
+    assert _lines(capsys.readouterr().err) == [f"rules: config/rules.yaml (sha256 {digest[:12]}...)"]
+
+
+def test_packaged_example_rules_are_the_repository_rules() -> None:
+    """--rules example gives exactly config/rules.yaml (the copy under pricing/rules/ cannot drift)."""
+    from pricing.rules.config import example_rules_path
+
+    repo_rules = Path(__file__).resolve().parents[3] / "config" / "rules.yaml"
+    assert example_rules_path().read_bytes() == repo_rules.read_bytes(), (
+        "pricing/rules/example_rules.yaml differs from config/rules.yaml: cp config/rules.yaml pricing/rules/example_rules.yaml"
+    )
 
 
 def test_database_target_prefers_the_option_then_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from pricing.store.engine_state import EngineFlags
 from pricing.store.event_log import EventLog
 
 runner = CliRunner()
+RULES = Path(__file__).resolve().parents[3] / "config" / "rules.yaml"
 
 
 def write_config(directory: Path, *, broker: str, database: str, jobs: list[dict[str, Any]] | None = None) -> Path:
@@ -42,6 +44,8 @@ def write_config(directory: Path, *, broker: str, database: str, jobs: list[dict
         "jobs": jobs or [{"id": "reconcile", "kind": "reconcile", "every": "15m"}],
         "metrics": {"enabled": False},
     }
+    (directory / "data").mkdir(exist_ok=True)  # the daemon refuses to start without its inputs
+    shutil.copy(RULES, directory / "rules.yaml")
     path = directory / "engine.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
     return path

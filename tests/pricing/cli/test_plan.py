@@ -76,17 +76,22 @@ def test_plan_json_and_table_show_approvals(
     )
     store = types.SimpleNamespace(
         products=pd.DataFrame({"sku": ["0001", "0002", "0003", "0004", "0005"]}), rejects=[], store_id="store-001",
-        competitors=pricing.core.data.empty_competitors(), labels=None,
+        competitors=pricing.core.data.empty_competitors(), labels=None, rows_read={},
     )
+    from pricing.plan.cycle import plan_inputs
+
     cycle = types.ModuleType("pricing.plan.cycle")
     cycle.run_pricing_cycle = lambda *args, **kwargs: result  # type: ignore[attr-defined]
+    cycle.plan_inputs = plan_inputs  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pricing.plan.cycle", cycle)
     monkeypatch.setattr(pricing.core.store_data, "load_store", lambda data: store)
-    monkeypatch.setattr(pricing.demand.model_store, "load_model", lambda path: (object(), None))
+    monkeypatch.setattr(pricing.demand.model_store, "load_model", lambda path: (object(), {"model_sha256": "ab" * 32}))
     monkeypatch.setattr(pricing.demand.model_store, "require_model_covers", lambda *args, **kwargs: [])
-    monkeypatch.chdir(tmp_path)  # no config/rules.yaml here: default rules
+    monkeypatch.chdir(tmp_path)  # no config/rules.yaml here: the packaged example, asked for
 
-    code, out, err = run("plan", "--data", str(tmp_path), "--out", str(tmp_path / "plans"), "--top", "2", "--json")
+    code, out, err = run(
+        "plan", "--data", str(tmp_path), "--out", str(tmp_path / "plans"), "--top", "2", "--json", "--rules", "example"
+    )
     assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["changes"] == 3 and summary["changed"] == 2 and summary["awaiting_approval"] == 1
@@ -94,6 +99,8 @@ def test_plan_json_and_table_show_approvals(
     assert Path(summary["plan"]) == tmp_path / "plans" / f"{result.plan_id}.json"
     assert Path(summary["plan"]).with_suffix(".csv").is_file()
     assert PricePlan.read(Path(summary["plan"])) == result
+    assert summary["inputs"] is None  # the stubbed cycle's plan records none; test_plan_records_its_inputs does
+    assert "rules: " in err and "example_rules.yaml" in err
 
     rows = [line for line in err.splitlines() if "000" in line and "->" in line]
     assert [row.split()[1] for row in rows] == ["0002", "0003"]  # by profit gain, top 2
@@ -234,3 +241,120 @@ def test_approve_bad_arguments_are_one_line_exit_2(
     assert statuses(renamed)["0002"] == "approval"
     code, _, err = run("approve", str(plan), "--all", "--by", " ")
     assert code == 2 and one_line(err)
+
+
+# -- inputs and rule scopes (issue 18) -----------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def trained_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A small generated store and a model trained on it: (data, models)."""
+    from pricing.core.store_data import load_store
+    from pricing.demand.model_store import save_model
+    from pricing.demand.training import train_demand_model
+    from simulator.store import generate_store
+
+    root = tmp_path_factory.mktemp("plan-inputs")
+    generate_store(root / "data", skus=80, seed=7, days=120)
+    store = load_store(root / "data")
+    save_model(train_demand_model(store.sales, store.products), root / "models")
+    return root / "data", root / "models"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_plan_records_its_inputs(tmp_path: Path, run: Run, trained_store: tuple[Path, Path]) -> None:
+    """The plan names the rules, model and data files it was computed from, each with its SHA-256,
+    in the plan JSON and in the --json summary."""
+    data, models = trained_store
+    rules = tmp_path / "my-rules.yaml"
+    rules.write_bytes((REPO / "config" / "rules.yaml").read_bytes())
+    code, out, err = run("plan", "--data", str(data), "--model", str(models), "--out", str(tmp_path / "plans"),
+                         "--rules", str(rules), "--json")
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    inputs = summary["inputs"]
+    assert inputs["rules"] == {"path": str(rules.resolve()), "sha256": _sha256(rules)}
+    model_file = models / "demand_model.joblib"
+    assert inputs["model"] == {"path": str(model_file.resolve()), "sha256": _sha256(model_file)}
+    recorded = {Path(item["path"]).name: item["sha256"] for item in inputs["data"]}
+    assert set(recorded) == {"products.csv", "sales.csv", "labels.csv", "competitors.csv"}
+    for name, sha in recorded.items():
+        assert sha == _sha256(data / name), name
+    assert PricePlan.read(Path(summary["plan"])).inputs.model_dump(mode="json") == inputs  # type: ignore[union-attr]
+    assert f"rules: {rules} (sha256 {_sha256(rules)[:12]}...)" in err
+
+
+def test_plan_without_rules_file_says_how_to_fix_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Run, trained_store: tuple[Path, Path]
+) -> None:
+    """Run outside the repository: no silent built-in rules, one line naming the fix, exit 2; the
+    packaged example rules only when asked for (and the plan says so)."""
+    data, models = trained_store
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("plan", "--data", str(data), "--model", str(models), "--out", str(tmp_path / "plans"))
+    assert code == 2 and out == ""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "config/rules.yaml is not in the working directory" in lines[0]
+    assert "--rules FILE" in lines[0] and "--rules example" in lines[0]
+    code, out, err = run("plan", "--data", str(data), "--model", str(models), "--out", str(tmp_path / "plans"),
+                         "--rules", "example", "--json")
+    assert code == 0, err
+    recorded = json.loads(out.strip().splitlines()[-1])["inputs"]["rules"]
+    assert Path(recorded["path"]).name == "example_rules.yaml"
+    assert recorded["sha256"] == _sha256(REPO / "config" / "rules.yaml")
+    assert len(json.loads(Path(json.loads(out.strip().splitlines()[-1])["plan"]).read_text())["lines"]) == 80
+
+
+def test_a_misspelt_category_is_one_file_line_error(tmp_path: Path, run: Run, trained_store: tuple[Path, Path]) -> None:
+    """`snakcs:` matches no product: plan and config validate --data say where, exit 2; without
+    --data config validate cannot know and accepts the file."""
+    data, models = trained_store
+    text = (REPO / "config" / "rules.yaml").read_text().replace("\n  snacks:\n", "\n  snakcs:\n")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(text)
+    line = text.splitlines().index("  snakcs:") + 1
+    expected = f"{rules}:{line}: categories.snakcs: no product has this category"
+    code, out, err = run("plan", "--data", str(data), "--model", str(models), "--out", str(tmp_path / "plans"),
+                         "--rules", str(rules), "--json")
+    assert code == 2 and out == ""
+    lines = [row for row in err.splitlines() if row.strip()]
+    assert len(lines) == 1 and lines[0].startswith(expected), err
+    assert "did you mean 'snacks'?" in lines[0]
+    assert not (tmp_path / "plans").exists()
+
+    code, _, err = run("config", "validate", str(rules), "--data", str(data))
+    assert code == 2
+    assert [row for row in err.splitlines() if row.strip()] == lines
+    assert run("config", "validate", str(rules))[0] == 0
+
+
+def test_misspelt_brand_and_sku_scopes_are_errors_too(tmp_path: Path, run: Run, trained_store: tuple[Path, Path]) -> None:
+    data, _ = trained_store
+    rules = tmp_path / "rules.yaml"
+    rules.write_text('brands:\n  Naturel:\n    min_price: "1.49"\nskus:\n  "999999":\n    margin_floor_pct: 2\n')
+    code, _, err = run("config", "validate", str(rules), "--data", str(data))
+    assert code == 2
+    lines = [row for row in err.splitlines() if row.strip()]
+    assert lines[0].startswith(f"{rules}:2: brands.Naturel: no product has this brand") and "'Naturelle'" in lines[0]
+    assert lines[1].startswith(f"{rules}:5: skus.999999: no product has this SKU (80 SKUs in the products)")
+    assert len(lines) == 2
+
+
+def test_config_validate_data_must_be_a_store_directory(tmp_path: Path, run: Run) -> None:
+    code, _, err = run("config", "validate", str(REPO / "config" / "rules.yaml"), "--data", str(tmp_path / "nope"))
+    assert code == 2
+    assert [row for row in err.splitlines() if row.strip()] == [f"error: {tmp_path / 'nope'}: not a directory"]
+
+
+def test_the_shipped_rules_match_the_sample_store(tmp_path: Path, run: Run) -> None:
+    """Out of the box, config/rules.yaml names only what `simulate generate` writes."""
+    data = tmp_path / "data"
+    assert run("simulate", "generate", "--out", str(data), "--days", "7")[0] == 0
+    code, _, err = run("config", "validate", str(REPO / "config" / "rules.yaml"), "--data", str(data))
+    assert code == 0, err

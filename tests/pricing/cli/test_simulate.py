@@ -258,3 +258,40 @@ def test_generate_writes_a_sample_store(tmp_path: Path) -> None:
     assert summary["skus"] == 30 and (out_dir / "labels.csv").exists()
     code, _, err = _invoke("run", "--data", str(out_dir), "--broker", "mqtt://127.0.0.1:1", "--fast")
     assert code == 1 and "cannot reach MQTT broker" in err  # labels.csv read, then the broker is tried
+
+
+@pytest.mark.parametrize("market", ["loglog", "choice"])
+def test_generate_store_option_names_the_store_of_sales_and_labels(tmp_path: Path, market: str) -> None:
+    out_dir = tmp_path / "store"
+    code, out, err = _invoke("generate", "--out", str(out_dir), "--skus", "30", "--days", "14", "--market", market,
+                             "--store", "S042", "--json")
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["store"] == "S042"
+    from pricing.core.store_data import load_store
+
+    store = load_store(out_dir)
+    assert store.store_id == "S042" and set(store.labels["store"]) == {"S042"} and set(store.sales["store"]) == {"S042"}
+
+
+def test_generate_store_must_be_a_topic_level(tmp_path: Path) -> None:
+    code, _, err = _invoke("generate", "--out", str(tmp_path / "store"), "--skus", "30", "--store", "a/b")
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: --store has a character other than")
+    assert not (tmp_path / "store").exists()
+
+
+def test_one_store_id_out_of_the_box() -> None:
+    """simulate generate's default store, config/engine.yaml's and config/scenario.yaml's agree, so
+    the daemon pushes to the topics the simulated gateways listen on."""
+    import inspect
+
+    from pricing.cli.simulate import simulate_generate
+    from pricing.store.engine_config import load_engine_config
+    from simulator.scenario import DEFAULT_STORE, load_scenario
+    from simulator.store import generate_store
+
+    generated = inspect.signature(simulate_generate).parameters["store"].default
+    assert generated == DEFAULT_STORE == inspect.signature(generate_store).parameters["store"].default
+    assert load_engine_config(REPO / "config" / "engine.yaml").store == generated
+    assert load_scenario(REPO / "config" / "scenario.yaml").store == generated

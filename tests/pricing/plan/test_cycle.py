@@ -250,7 +250,7 @@ def test_conflicting_rules_relax_the_lowest_priority_one() -> None:
     plan = run_pricing_cycle(frame, FakeDemand({"0001": 2.0}), rules, store="S1", model_name="m", now=NOW)
     (line,) = plan.lines
     # endings (priority 50) go before max_change_pct (60) and the margin floor (100)
-    assert line.status == "change" and 1_050 <= line.new_cents <= 1_098
+    assert line.status == "approval" and 1_050 <= line.new_cents <= 1_098  # off the endings: never pushed silently
     assert line.relaxed_rules == ["endings"]
 
 
@@ -359,8 +359,8 @@ def test_change_budget_as_a_share() -> None:
 
 
 def test_hard_budget_is_relaxed_when_the_rules_force_more_changes() -> None:
-    # today's prices end in .50, which the endings forbid: every SKU must change
-    rules = LOOSE.model_copy(update={"change_budget": ChangeBudget(max_changes=1)})
+    # today's prices end in .50, which the endings forbid (endings_force_change): every SKU must change
+    rules = LOOSE.model_copy(update={"change_budget": ChangeBudget(max_changes=1), "endings_force_change": True})
     frame = products([(s, "dairy", 100, 250) for s in ("a", "b", "c")])
     plan = cycle(frame, {"a": 1.5, "b": 1.8, "c": 4.0}, rules)
     assert plan.solver.budget_relaxed and plan.solver.changes == 3
@@ -571,3 +571,38 @@ def test_a_group_with_one_change_needing_approval_waits_as_a_whole() -> None:
     out = _groups_wait_together(lines)
     assert [x.status for x in out] == ["approval", "approval", "change", "change"]
     assert out[0].explanation.endswith("waits with its group ladder:L")
+
+
+# -- rules read from a file: recorded in the plan, their scopes checked (issue 18) ----------------------
+def test_rules_from_a_file_are_recorded_and_their_scopes_checked(tmp_path: Path) -> None:
+    import hashlib
+
+    from pricing.core.yaml_config import ConfigError
+    from pricing.rules.config import load_rules
+
+    frame = products([("0001", "dairy", 100, 199), ("0002", "bakery", 100, 199)])
+    model = FakeDemand({"0001": 2.0, "0002": 2.0})
+    good = tmp_path / "rules.yaml"
+    good.write_text("categories:\n  dairy:\n    max_change_pct: 5\nskus:\n  \"0002\":\n    margin_floor_pct: 2\n")
+    plan = run_pricing_cycle(frame, model, load_rules(good), store="S1", model_name="m", now=NOW)
+    assert plan.inputs is not None and plan.inputs.rules is not None  # the daemon's plans too: no argument needed
+    assert plan.inputs.rules.path == str(good.resolve())
+    assert plan.inputs.rules.sha256 == hashlib.sha256(good.read_bytes()).hexdigest()
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("categories:\n  dairy:\n    max_change_pct: 5\n  snakcs:\n    margin_floor_pct: 18\n"
+                   "brands:\n  Nobody:\n    min_price: \"1.49\"\n")
+    with pytest.raises(ConfigError) as info:
+        run_pricing_cycle(frame, model, load_rules(bad), store="S1", model_name="m", now=NOW)
+    assert info.value.problems == [
+        f"{bad}:4: categories.snakcs: no product has this category (the products' categories: bakery, dairy)",
+        f"{bad}:7: brands.Nobody: no product has this brand (the products have no brand column or values)",
+    ]
+    # Only where the products are a generated store the rules were not written for (evaluate):
+    assert run_pricing_cycle(frame, model, load_rules(bad), store="S1", model_name="m", now=NOW, check_scopes=False)
+
+
+def test_rules_built_in_code_record_no_file() -> None:
+    frame = products([("0001", "dairy", 100, 199)])
+    plan = run_pricing_cycle(frame, FakeDemand({"0001": 2.0}), RULES, store="S1", model_name="m", now=NOW)
+    assert plan.inputs is not None and plan.inputs.rules is None and plan.inputs.data == []

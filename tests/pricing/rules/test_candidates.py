@@ -118,6 +118,7 @@ def rules_st(draw: st.DrawFn) -> RulesConfig:
         default=default,
         max_candidates=draw(st.integers(min_value=2, max_value=30)),
         on_conflict=draw(st.sampled_from(["relax", "hold"])),
+        endings_force_change=True,  # every price obeys the endings; the default is in test_endings_new_prices.py
     )
 
 
@@ -242,6 +243,7 @@ def test_all_allowed_prices_listed_when_they_fit() -> None:
     rules = RulesConfig(
         default=DefaultRules(margin_floor_pct=Decimal(0), max_change_pct=Decimal(20), endings=[".99"]),
         max_candidates=10,
+        endings_force_change=True,
     )
     cands = generate_candidates(products_frame([(100, 1_000)]), rules)  # range 8.00 .. 12.00
     assert cands.prices[0][cands.valid[0]].tolist() == [899, 999, 1099, 1199]
@@ -331,7 +333,8 @@ def test_configured_priorities_decide_what_is_relaxed() -> None:
     # floor 7.00 x 1.30 = 9.10 above the max change ceiling 8.99: with the floor at priority 10
     # (below max change, 60), the floor is relaxed instead of the max change
     rules = RulesConfig.model_validate(
-        {"default": {"margin_floor_pct": {"value": 30, "priority": 10}, "max_change_pct": 10, "endings": [".99"]}}
+        {"default": {"margin_floor_pct": {"value": 30, "priority": 10}, "max_change_pct": 10, "endings": [".99"]},
+         "endings_force_change": True}
     )
     cands = generate_candidates(products_frame([(700, 818)]), rules)
     assert cands.relaxed.tolist() == [("margin_floor_pct",)]
@@ -430,6 +433,7 @@ def test_soft_max_change_widens_the_grid_and_costs_its_penalty() -> None:
                 "endings": [".99"],
             },
             "max_candidates": 5,
+            "endings_force_change": True,
         }
     )
     cands = generate_candidates(products_frame([(100, 1_000)]), rules)
@@ -443,7 +447,8 @@ def test_soft_max_change_widens_the_grid_and_costs_its_penalty() -> None:
 
 def test_soft_endings_are_named_when_broken() -> None:
     rules = RulesConfig.model_validate(
-        {"default": {"margin_floor_pct": 0, "max_change_pct": 10, "endings": {"value": [".99"], "hard": False}}}
+        {"default": {"margin_floor_pct": 0, "max_change_pct": 10, "endings": {"value": [".99"], "hard": False}},
+         "endings_force_change": True}
     )
     cands = generate_candidates(products_frame([(100, 1_000)]), rules)
     assert prices_of(cands, "0000") == [999, 1_000, 1_099]  # today's price is a candidate, at a cost
@@ -557,6 +562,7 @@ def test_category_overrides_apply() -> None:
             "snacks": RuleValues(max_price=Decimal("2.00"), endings=[".x9"]),
         },
         max_candidates=50,
+        endings_force_change=True,
     )
     products = products_frame(
         [(700, 1_000), (500, 1_000), (100, 199)], category=["wine", "dairy", "snacks"]
@@ -580,6 +586,7 @@ def test_brand_and_sku_scopes_apply() -> None:
             "default": {"margin_floor_pct": 0, "max_change_pct": 50, "endings": [".99"]},
             "brands": {"Acme": {"endings": [".49"]}},
             "skus": {"0002": {"max_price": "9.00"}},
+            "endings_force_change": True,
         }
     )
     products = products_frame([(100, 1_000)] * 3)
@@ -658,6 +665,7 @@ def test_family_shared_endings_are_the_intersection() -> None:
         {
             "default": {"margin_floor_pct": 0, "max_change_pct": 90, "endings": [".x9"]},
             "categories": {"b": {"endings": [".99", ".95"]}},
+            "endings_force_change": True,
         }
     )
     products = family_frame([(10, 5_000), (10, 5_000)], ["F", "F"], ["a", "b"])

@@ -5,7 +5,8 @@ competitor prices, uncertain demand) meet random rule sets (scopes default -> ca
 brands -> SKUs, hard and soft rules, priorities, endings or price points, change limits,
 competitor bands, change budgets, on_conflict relax or hold). Whatever comes out, no emitted
 price breaks a hard rule that its line does not report as relaxed, no price is below cost, the
-linked groups hold, the budget holds, and nothing crashes.
+linked groups hold, the budget holds, and nothing crashes. Endings apply to new prices: unless
+``endings_force_change`` is drawn true, today's price that breaks only the endings may stay.
 
 The checks resolve the rules themselves (from the raw rule dicts, most specific scope per
 attribute) and test every price against them directly, cent by cent: they do not look at the
@@ -227,6 +228,7 @@ def rule_sets(draw: st.DrawFn, skus: list[str]) -> Rules:
         for key in draw(st.lists(st.sampled_from(keys), unique=True, max_size=3)):
             written[table][key], canonical[table][key] = draw(scope())
     written["on_conflict"] = draw(st.sampled_from(["relax", "hold"]))
+    written["endings_force_change"] = draw(st.booleans())
     if draw(st.booleans()):
         budget: dict[str, Any] = {"hard": draw(st.booleans())}
         if draw(st.booleans()):
@@ -276,9 +278,11 @@ def _bp(value: Any) -> int:
 
 
 def rule_checks(
-    prices: np.ndarray, rules: dict[str, dict[str, Any]], cost: int, old: int, uncertain: bool, reference: int | None
+    prices: np.ndarray, rules: dict[str, dict[str, Any]], cost: int, old: int, uncertain: bool, reference: int | None,
+    force_endings: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Per rule that applies: does each price obey it? Exact, in integers (cents x basis points)."""
+    """Per rule that applies: does each price obey it? Exact, in integers (cents x basis points).
+    Without ``force_endings`` the endings apply to new prices only: today's price obeys them."""
     value = {name: r["value"] for name, r in rules.items()}
     out: dict[str, np.ndarray] = {}
     out["margin_floor_pct"] = prices * 10_000 >= cost * (10_000 + _bp(value["margin_floor_pct"]))
@@ -297,7 +301,7 @@ def rule_checks(
     if value["price_points"] is not None:
         out["price_points"] = np.isin(prices, [_cents(v) for v in value["price_points"]])
     else:
-        out["endings"] = ending_ok(prices, value["endings"])
+        out["endings"] = ending_ok(prices, value["endings"]) | (not force_endings and prices == old)
     return out
 
 
@@ -322,10 +326,11 @@ class Info:
     ladder: str | None
     size: float
     tier: str | None
+    force_endings: bool = True
 
     def checks(self, prices: np.ndarray) -> dict[str, np.ndarray]:
         assert self.cost is not None
-        return rule_checks(prices, self.rules, self.cost, self.old, self.uncertain, self.reference)
+        return rule_checks(prices, self.rules, self.cost, self.old, self.uncertain, self.reference, self.force_endings)
 
     def feasible(self) -> bool:
         """Does some price obey every hard rule (and cost)?"""
@@ -351,6 +356,7 @@ def infos(store: Store, rules: Rules) -> dict[str, Info]:
             ladder=None if pd.isna(row.ladder) else str(row.ladder),
             size=float(row.size) if not pd.isna(row.size) else float("nan"),
             tier=None if pd.isna(row.tier) else str(row.tier),
+            force_endings=rules.config.endings_force_change,
         )
     return out
 
@@ -471,8 +477,8 @@ def check_budget(plan: PricePlan, rules: Rules) -> None:
 
 
 def check_approval(plan: PricePlan, rules: Rules) -> None:
-    """A change waits for approval when it is beyond the band, or when a change of its linked
-    group is (a group moves as one)."""
+    """A change waits for approval when it is beyond the band, when its price set (endings or
+    price points) was relaxed, or when a change of its linked group waits (a group moves as one)."""
     band = rules.config.approval
     moving = [line for line in plan.lines if line.status in ("change", "approval")]
 
@@ -483,9 +489,12 @@ def check_approval(plan: PricePlan, rules: Rules) -> None:
             or (band.max_change_pct is not None and Decimal(delta) * 100 > band.max_change_pct * line.old_cents)
         )
 
-    waiting_groups = {line.group for line in moving if line.group and beyond(line)}
+    def own(line: PlanLine) -> bool:
+        return beyond(line) or bool(set(line.relaxed_rules) & set(SET_RULES))
+
+    waiting_groups = {line.group for line in moving if line.group and own(line)}
     for line in moving:
-        expected = beyond(line) or (line.group is not None and line.group in waiting_groups)
+        expected = own(line) or (line.group is not None and line.group in waiting_groups)
         assert (line.status == "approval") == expected, f"{line.sku}: {line.status} (group {line.group})"
 
 

@@ -100,7 +100,7 @@ def test_example_engine_yaml_validates() -> None:
     assert path.read_text(encoding="utf-8").splitlines()[0] == "# yaml-language-server: $schema=./engine.schema.json"
     assert validate_config_file(path) == []
     config = load_engine_config(path)
-    assert config.store == "S001"
+    assert config.store == "store-001"  # what simulate generate and config/scenario.yaml use
     assert config.calendar.timezone == "Europe/Berlin"
     assert [job.id for job in config.jobs] == ["nightly-reprice", "markdown-perishables", "reconcile", "weekly-retrain"]
     markdown = config.job("markdown-perishables")
