@@ -18,16 +18,22 @@ Measured on the simulator's choice market (shoppers with log-normal sensitivity,
 changes; 3 seeds of 128 SKUs): own-elasticity MAE 0.13-0.17 against 0.20-0.22 for the plain
 logit, whose error stayed at 0.18 even on noise-free expected sales (the form, not the data).
 
-Fitting (``fit_mixed``): the plain logit's estimate is the start, with ``sigma`` at
-``SIGMA_START``; L-BFGS-B on the analytic gradient of the same penalised Poisson likelihood (the
+Fitting (``fit_mixed``) maximises the same penalised Poisson likelihood as the plain logit (the
 ridge on deltas and promo, the prior on the outside share at reference prices - here the mixed
 outside share - and the calendar's tiny ridge), ``sigma`` within ``SIGMA_BOUNDS`` and log alpha
-within the plain logit's bounds. The parameter vector is the plain logit's with ``sigma``
+within the plain logit's bounds, by quasi-Newton steps that start from the Fisher information
+(``_scoring``). The plain logit's estimate is the start, at each ``sigma`` of ``SIGMA_GRID``
+(the likelihood can have two peaks in sigma); a warm start (a previous solution) goes straight
+to the search. Against L-BFGS-B with a diagonal start (120-680 evaluations per category), it
+took 2-4x less time cold and ~10x less warm, to the same optimum or a higher one. The parameter vector is the plain logit's with ``sigma``
 appended last, so the plain logit's layout indexes it unchanged.
 
-Standard errors: a sandwich ``H^-1 B H^-1`` with ``H`` the Hessian of the penalised objective
-(central differences of the analytic gradient) and ``B`` the outer product of the per-market
-scores (one store-day of the category is one cluster): it needs no dispersion factor and holds
+Standard errors: a sandwich ``H^-1 (B + P) H^-1`` with ``H`` the Hessian of the penalised
+objective (central differences of the analytic gradient), ``B`` the outer product of the
+per-market scores (one store-day of the category is one cluster) and ``P`` the penalties'
+information: where the data say nothing (prices that never moved) the penalties alone set the
+estimate, and ``P`` gives it their width (the prior's variance) instead of none; where the data
+speak, ``P`` is negligible. The sandwich needs no dispersion factor and holds
 when a busy day lifts every SKU of the category at once (the choice market's shared traffic
 shock). On the three seeds above, the 90% intervals covered 84-93% of the true elasticities;
 the Hessian alone covered ~80%.
@@ -42,14 +48,17 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from scipy.optimize import minimize
 
 SEGMENTS = 7  # Gauss-Hermite nodes of the log-sensitivity distribution
-SIGMA_START = 0.3
 SIGMA_BOUNDS = (0.0, 2.0)  # log-sd of the price sensitivity across shoppers
 _HESSIAN_STEP = 1e-5
 _JACOBIAN_STEP = 1e-6
-_MAX_ITER = 2000
+SIGMA_GRID = (0.25, 0.5, 1.0, 1.5)  # where the search for sigma starts (see _from_grid)
+_GRID_TOL = 1e-2
+_MAX_SCORING = 100
+_SCORING_TOL = 1e-8  # Newton decrement (log-likelihood units)
+_ARMIJO = 1e-4
+_MAX_HALVINGS = 40
 
 
 class Panel(Protocol):
@@ -144,8 +153,9 @@ def objective(theta: np.ndarray, t: Terms, panel: Panel, scores: bool = False) -
     sk, alpha, size = _mixture(theta, t, panel)
     s = sk @ _W
     mu = size[:, None] * s * panel.obs
-    pos = panel.y > 0
-    loglik = float((panel.y[pos] * np.log(mu[pos])).sum() - mu.sum())
+    pos = (panel.y > 0) & (panel.obs > 0)
+    with np.errstate(divide="ignore"):  # a line search's trial point can put mu = 0 under a sale
+        loglik = float((panel.y[pos] * np.log(mu[pos])).sum() - mu.sum())
     # d loglik = sum (y - mu) / s * ds, ds_j = sum_g w_g s_jg (dv_jg - sum_k s_kg dv_kg)
     rho = np.where(panel.obs > 0, (panel.y - mu) / np.maximum(s, 1e-300), 0.0)
     back = np.einsum("tj,tjg->tg", rho, sk)
@@ -171,20 +181,32 @@ def objective(theta: np.ndarray, t: Terms, panel: Panel, scores: bool = False) -
     cal = slice(t.q, len(theta) - 2)  # not the log market size, not sigma
     pen += 0.5 * t.calendar_ridge * float(theta[cal] @ theta[cal])
     pen_grad[cal] += t.calendar_ridge * theta[cal]
-    s_ref = ref_segment_shares(delta, alpha, panel.x_ref)
-    s0_g = 1.0 - s_ref.sum(axis=0)
-    s0 = float(_W @ s0_g)
-    logit = np.log(s0) - np.log1p(-s0)
+    logit, d_logit = _outside_logit(theta, t, alpha, panel.x_ref)
+    if not np.isfinite(logit):
+        return float("inf"), np.zeros_like(theta)
     dev = logit - t.prior_mean
     pen += 0.5 * dev**2 / t.prior_sd**2
-    # d s0 = -sum_g w_g s0_g sum_j s_jg dv_jg
-    c = dev / t.prior_sd**2 * (1.0 / s0 + 1.0 / (1.0 - s0))
-    ws = _W * s0_g
-    dv_ref_a = -alpha[None, :] * panel.x_ref[:, None]
-    pen_grad[:n] -= c * (s_ref * ws).sum(axis=1)
-    pen_grad[t.a] -= c * float((ws * (s_ref * dv_ref_a).sum(axis=0)).sum())
-    pen_grad[t.sigma] -= c * float((ws * _Z * (s_ref * dv_ref_a).sum(axis=0)).sum())
+    pen_grad += dev / t.prior_sd**2 * d_logit
     return -loglik + pen, -grad_ll + pen_grad
+
+
+def _outside_logit(theta: np.ndarray, t: Terms, alpha: np.ndarray, x_ref: np.ndarray) -> tuple[float, np.ndarray]:
+    """Log-odds of the (mixed) outside share at reference prices, and its gradient in theta."""
+    n = t.n_skus
+    s_ref = ref_segment_shares(theta[:n], alpha, x_ref)
+    s0_g = 1.0 - s_ref.sum(axis=0)
+    s0 = float(_W @ s0_g)
+    grad = np.zeros_like(theta)
+    if not 0.0 < s0 < 1.0:  # a trial point far out (a line search's): infinitely improbable
+        return float("inf"), grad
+    # d s0 = -sum_g w_g s0_g sum_j s_jg dv_jg
+    c = 1.0 / s0 + 1.0 / (1.0 - s0)
+    ws = _W * s0_g
+    dv_ref_a = -alpha[None, :] * x_ref[:, None]
+    grad[:n] = -c * (s_ref * ws).sum(axis=1)
+    grad[t.a] = -c * float((ws * (s_ref * dv_ref_a).sum(axis=0)).sum())
+    grad[t.sigma] = -c * float((ws * _Z * (s_ref * dv_ref_a).sum(axis=0)).sum())
+    return float(np.log(s0) - np.log1p(-s0)), grad
 
 
 def own_elasticities(theta: np.ndarray, t: Terms, x_ref: np.ndarray) -> np.ndarray:
@@ -217,30 +239,147 @@ def elasticity_jacobian(theta: np.ndarray, t: Terms, x_ref: np.ndarray) -> np.nd
     return jac
 
 
-def fit_mixed(panel: Panel, theta_logit: np.ndarray, t: Terms, *, standard_errors: bool = True) -> MixedFit:
-    """Refit a category with random price sensitivity, starting from the plain logit's theta.
+def fit_mixed(
+    panel: Panel, theta_logit: np.ndarray, t: Terms, *, standard_errors: bool = True, start: np.ndarray | None = None
+) -> MixedFit:
+    """Refit a category with random price sensitivity, starting from the plain logit's theta
+    (``_from_grid``), or from ``start`` (a previous solution of the same layout).
 
     ``standard_errors=False`` skips the Hessian and the sandwich (``cov`` is NaN): for fits that
     only predict, such as model selection's held-out folds.
     """
-    start = np.append(np.asarray(theta_logit, dtype=np.float64), SIGMA_START)
-    bounds: list[tuple[float | None, float | None]] = [(None, None)] * len(start)
+    bounds = [(-np.inf, np.inf)] * (len(theta_logit) + 1)
     bounds[t.a] = t.log_alpha_bounds
     bounds[-1] = SIGMA_BOUNDS
-    start[t.a] = np.clip(start[t.a], *t.log_alpha_bounds)
-    result = minimize(
-        objective, start, args=(t, panel), jac=True, method="L-BFGS-B", bounds=bounds,
-        options={"maxiter": _MAX_ITER, "gtol": 1e-7, "ftol": 1e-13},
-    )
-    theta = result.x
+    if start is not None and len(start) == len(bounds) and np.all(np.isfinite(start)):
+        theta, converged, n_iter = _scoring(np.asarray(start, dtype=np.float64), t, panel, bounds)
+    else:
+        theta, converged, n_iter = _from_grid(np.asarray(theta_logit, dtype=np.float64), t, panel, bounds)
     cov = np.full((len(theta), len(theta)), np.nan)
     if standard_errors:
         h_inv = _pinv_sym(_hessian(theta, t, panel))
         _, scores = objective(theta, t, panel, scores=True)
-        cov = h_inv @ (scores.T @ scores) @ h_inv
+        alpha = segment_alphas(np.exp(theta[t.a]), theta[t.sigma])
+        prior = _penalty_information(theta, t, alpha, panel.x_ref)
+        cov = h_inv @ (scores.T @ scores + prior) @ h_inv
     sigma = theta[-1]
     bound = "lower" if sigma <= SIGMA_BOUNDS[0] + 1e-6 else "upper" if sigma >= SIGMA_BOUNDS[1] - 1e-6 else None
-    return MixedFit(theta, (cov + cov.T) / 2, bool(result.success), int(result.nit), bound)
+    return MixedFit(theta, (cov + cov.T) / 2, converged, n_iter, bound)
+
+
+def _from_grid(
+    theta_logit: np.ndarray, t: Terms, panel: Panel, bounds: list[tuple[float, float]]
+) -> tuple[np.ndarray, bool, int]:
+    """The likelihood can have more than one peak in sigma (measured: two, 3-5 log-likelihood
+    units apart, in 2 of 18 categories), and which one a local search climbs depends on where it
+    starts. So: fit the other parameters at each sigma of SIGMA_GRID (roughly), then refine the
+    two best with sigma free and keep the higher."""
+    rough = []
+    n_iter = 0
+    for value in SIGMA_GRID:
+        at = np.append(theta_logit, value)
+        fixed = [*bounds[:-1], (value, value)]
+        theta, _, used = _scoring(at, t, panel, fixed, tol=_GRID_TOL)
+        n_iter += used
+        rough.append((objective(theta, t, panel)[0], value, theta))
+    best: tuple[float, np.ndarray, bool] | None = None
+    for _, _, theta in sorted(rough, key=lambda r: r[0])[:2]:
+        theta, converged, used = _scoring(theta, t, panel, bounds)
+        n_iter += used
+        f = objective(theta, t, panel)[0]
+        if best is None or f < best[0]:
+            best = (f, theta, converged)
+    assert best is not None
+    return best[1], best[2], n_iter
+
+
+def _scoring(
+    theta: np.ndarray, t: Terms, panel: Panel, bounds: list[tuple[float, float]], tol: float = _SCORING_TOL
+) -> tuple[np.ndarray, bool, int]:
+    """Minimise the objective by quasi-Newton steps whose curvature starts as the expected
+    information of the Poisson likelihood plus the penalties' Gauss-Newton Hessian
+    (``_information``, Fisher scoring) and is corrected by BFGS updates from the gradients seen,
+    with an Armijo line search; a parameter at its bound with the gradient pushing out is held.
+    Fisher scoring alone crawled where the mixture is misspecified (25-56 steps); this takes
+    10-50, each one evaluation of the objective."""
+    lower = np.array([b[0] for b in bounds])
+    upper = np.array([b[1] for b in bounds])
+    theta = np.clip(theta, lower, upper)
+    f, g = objective(theta, t, panel)
+    h = _information(theta, t, panel)
+    for it in range(1, _MAX_SCORING + 1):
+        free = ~(((theta <= lower) & (g > 0)) | ((theta >= upper) & (g < 0)))
+        step = np.zeros_like(theta)
+        step[free] = _solve_damped(h[np.ix_(free, free)], -g[free])
+        decrement = -float(g @ step)
+        if decrement < tol:
+            return theta, True, it
+        size = 1.0
+        for _ in range(_MAX_HALVINGS):
+            new = np.clip(theta + size * step, lower, upper)
+            f_new, g_new = objective(new, t, panel)
+            if np.isfinite(f_new) and f_new <= f + _ARMIJO * float(g @ (new - theta)):
+                break
+            size *= 0.5
+        else:
+            return theta, False, it  # no descent along the direction: at the optimum to rounding
+        moved, turned = new - theta, g_new - g
+        curvature = float(moved @ turned)
+        if curvature > 1e-12 * float(np.linalg.norm(moved) * np.linalg.norm(turned)):
+            hs = h @ moved
+            h = h + np.outer(turned, turned) / curvature - np.outer(hs, hs) / float(moved @ hs)
+        theta, f, g = new, f_new, g_new
+    return theta, False, _MAX_SCORING
+
+
+def _information(theta: np.ndarray, t: Terms, panel: Panel) -> np.ndarray:
+    """Expected information of the penalised likelihood: sum over observed cells of
+    mu d(log mu) d(log mu)', plus the ridges and the outside prior's outer product."""
+    n = t.n_skus
+    sk, alpha, size = _mixture(theta, t, panel)
+    s = np.maximum(sk @ _W, 1e-300)
+    ws = sk * _W
+    cells = panel.obs > 0
+    parts = [np.einsum("tjg,tkg->tjk", ws, sk)[cells] * -1.0]
+    parts[0][np.arange(len(parts[0])), np.nonzero(cells)[1]] += s[cells]
+
+    def along(dv: np.ndarray) -> np.ndarray:  # d s_tj for utilities moving by dv (T, J, G)
+        back = (sk * dv).sum(axis=1)
+        return (ws * (dv - back[:, None, :])).sum(axis=2)[cells][:, None]
+
+    dv_a = -alpha[None, None, :] * panel.x[:, :, None]
+    parts.append(along(dv_a))
+    if t.beta is not None:
+        parts.append(along(np.broadcast_to(panel.promo[:, :, None], sk.shape)))
+    d_log_s = np.concatenate(parts, axis=1) / s[cells][:, None]
+    sigma_col = along(dv_a * _Z) / s[cells][:, None]
+    d_log_mu = np.concatenate([d_log_s, panel.z[np.nonzero(cells)[0]], sigma_col], axis=1)
+    mu = (size[:, None] * s)[cells]
+    return d_log_mu.T @ (mu[:, None] * d_log_mu) + _penalty_information(theta, t, alpha, panel.x_ref)
+
+
+def _penalty_information(theta: np.ndarray, t: Terms, alpha: np.ndarray, x_ref: np.ndarray) -> np.ndarray:
+    """Gauss-Newton Hessian of the penalties: the ridges and the outside prior's outer product."""
+    ridge = np.zeros(len(theta))
+    ridge[: t.n_skus] = t.ridge
+    if t.beta is not None:
+        ridge[t.beta] = t.ridge
+    ridge[t.q : len(theta) - 2] = t.calendar_ridge
+    _, d_logit = _outside_logit(theta, t, alpha, x_ref)
+    return np.diag(ridge) + np.outer(d_logit, d_logit) / t.prior_sd**2
+
+
+def _solve_damped(h: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """h^-1 rhs, adding Levenberg damping until h is positive definite."""
+    scale = np.maximum(np.abs(np.diag(h)), 1e-12)
+    damping = 0.0
+    for _ in range(30):
+        try:
+            chol = np.linalg.cholesky(h + damping * np.diag(scale))
+            return np.linalg.solve(chol.T, np.linalg.solve(chol, rhs))
+        except np.linalg.LinAlgError:
+            damping = max(1e-10, damping * 10)
+    return np.linalg.lstsq(h, rhs, rcond=None)[0]
 
 
 def _hessian(theta: np.ndarray, t: Terms, panel: Panel) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 In: the training rows (sku, category, price_cents, promo, date), units, and a way to fit the
 log-log model on a subset. Out: the family of every category (``loglog`` or ``choice``), the
-choice model refitted on all rows of the categories that chose it, and the evidence.
+choice model fitted on all rows of the categories that took part, and the evidence.
 
 A category can choose the choice model (pricing.demand.choice: a multinomial logit among its
 SKUs and not buying) when it is a set of substitutes small enough for one (2 to ``max_skus``
@@ -16,11 +16,13 @@ model (then with random price sensitivity) still lost 4 of 10 categories of the 
 choice market by 1-4 units, in each of which its elasticities were 2-10x closer to the truth.
 Eight blocks (the last 32 weeks, each scored by a fit on the other days) see twice the price
 changes: it won 9 and 10 of 10 on two seeds, by up to 64 units. The fold fits only predict, so
-the choice model skips its standard errors there.
+the choice model skips its standard errors there, and each starts from the fit on all days
+(warm start), which is also the model the categories that choose it use.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -45,6 +47,7 @@ class Selection:
     """The outcome: family per category, the choice model (None when no category chose it)."""
 
     family: dict[str, str]
+    #: Fitted on every category that took part; used for those whose family is ``choice``.
     choice: ChoiceModel | None = None
     #: Per category that took part: holdout rows, each family's log-likelihood, the winner.
     evidence: dict[str, dict[str, float | str]] = field(default_factory=dict)
@@ -93,6 +96,9 @@ def select_families(
     blocks = _blocks(day, holdout_days, folds)
     if not blocks:
         return Selection(family)
+    # The fit on all days is the final model if a category chooses it, and the start of every
+    # fold's fit (warm start: the folds differ from it by a few weeks of rows).
+    full = clone(choice).fit(rows, units)
     parts = []
     for start, end in blocks:
         test = (day >= start) & (day <= end)
@@ -101,7 +107,7 @@ def select_families(
         known = _text(test_X["sku"]).isin(set(_text(train_X["sku"]))).to_numpy()
         test_X, test_y = test_X[known], test_y[known]
         loglog = fit_loglog(train_X, train_y)
-        logit = clone(choice).set_params(standard_errors=False).fit(train_X, train_y)  # it only predicts
+        logit = copy.deepcopy(full).set_params(standard_errors=False, warm_start=True).fit(train_X, train_y)
         parts.append(
             pd.DataFrame(
                 {
@@ -127,12 +133,9 @@ def select_families(
             "loglik_choice": round(lc, 3),
             "chosen": winner,
         }
-    chosen = [c for c, f in family.items() if f == CHOICE]
-    if not chosen:
+    if CHOICE not in family.values():
         return Selection(family, None, evidence)
-    mask = _text(X["category"]).isin(chosen).to_numpy()
-    final = clone(choice).fit(X[mask], np.asarray(y, dtype=np.float64)[mask])
-    return Selection(family, final, evidence)
+    return Selection(family, full, evidence)
 
 
 def _blocks(day: np.ndarray, holdout_days: int, folds: int) -> list[tuple[int, int]]:
