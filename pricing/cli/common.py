@@ -158,7 +158,7 @@ def database_target(db: str | None) -> str:
     from sqlalchemy import make_url
     from sqlalchemy.exc import ArgumentError
 
-    from pricing.core.database import SUPPORTED_DIALECTS
+    from pricing.core.database import SUPPORTED_DIALECTS, url_without_password
 
     target = db or os.environ.get(DATABASE_ENV) or DEFAULT_DATABASE
     hint = "give the engine database: a SQLite file or a PostgreSQL URL"
@@ -168,7 +168,7 @@ def database_target(db: str | None) -> str:
         except (ArgumentError, ValueError):
             backend = ""
         if backend not in SUPPORTED_DIALECTS:
-            fail(f"database '{target.split('://')[0]}://...': not a SQLite or PostgreSQL URL ({hint})")
+            fail(f"database '{url_without_password(target)}': not a SQLite or PostgreSQL URL ({hint})")
         return target
     path = Path(target).expanduser()
     if path.is_dir():

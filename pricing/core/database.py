@@ -69,7 +69,7 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.close()
 
 
-def _safe(url: str) -> str:
+def url_without_password(url: str) -> str:
     """A URL without its password, for messages."""
     head, sep, tail = url.partition("@")
     if not sep or "://" not in head:
@@ -110,13 +110,13 @@ def make_engine(target: str | Path) -> Engine:
     try:
         backend = make_url(url).get_backend_name()
     except (ArgumentError, ValueError) as exc:
-        raise DatabaseError(f"database '{_safe(url)}': not a usable database URL: {_reason(exc)}") from None
+        raise DatabaseError(f"database '{url_without_password(url)}': not a usable database URL: {_reason(exc)}") from None
     if backend not in SUPPORTED_DIALECTS:  # checked before create_engine imports a driver
-        raise DatabaseError(f"database '{_safe(url)}': {backend} is not supported (use a SQLite file or a PostgreSQL URL)")
+        raise DatabaseError(f"database '{url_without_password(url)}': {backend} is not supported (use a SQLite file or a PostgreSQL URL)")
     try:
         engine = create_engine(url)
     except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
-        raise DatabaseError(f"database '{_safe(url)}': not a usable database URL: {_reason(exc)}") from None
+        raise DatabaseError(f"database '{url_without_password(url)}': not a usable database URL: {_reason(exc)}") from None
     if engine.dialect.name == "sqlite":
         path = sqlite_file(engine)
         if path is not None:
@@ -124,7 +124,7 @@ def make_engine(target: str | Path) -> Engine:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise DatabaseError(
-                    f"database '{_safe(url)}': cannot create directory {path.parent}: {exc.strerror or exc}"
+                    f"database '{url_without_password(url)}': cannot create directory {path.parent}: {exc.strerror or exc}"
                 ) from None
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -227,7 +227,7 @@ def _known(engine: Engine, revision: str | None) -> str | None:
     """``revision``, refused with a clear message when a newer esl-pricing wrote it."""
     if revision is not None and revision not in {script.revision for script in _scripts().walk_revisions()}:
         raise DatabaseError(
-            f"database '{_safe(_url_of(engine))}': schema revision {revision} is newer than this esl-pricing "
+            f"database '{url_without_password(_url_of(engine))}': schema revision {revision} is newer than this esl-pricing "
             f"knows (newest: {head_revision()}); upgrade esl-pricing"
         )
     return revision
@@ -258,7 +258,7 @@ def _database_errors(engine: Engine, what: str = "") -> Iterator[None]:
     except DatabaseError:
         raise
     except (SQLAlchemyError, CommandError, OSError) as exc:
-        raise DatabaseError(f"database '{_safe(_url_of(engine))}': {what}{_reason(exc)}") from exc
+        raise DatabaseError(f"database '{url_without_password(_url_of(engine))}': {what}{_reason(exc)}") from exc
 
 
 def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -30,6 +30,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 from scipy.special import gammaln
+from scipy.stats import poisson
 
 from pricing.demand.choice import ChoiceModel
 
@@ -53,11 +54,21 @@ class Selection:
     evidence: dict[str, dict[str, float | str]] = field(default_factory=dict)
 
 
-def poisson_loglik(units: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """Per row: log P(units | Poisson(expected)); expected 0 with units > 0 is -inf."""
+def poisson_loglik(units: np.ndarray, expected: np.ndarray, stock: np.ndarray | None = None) -> np.ndarray:
+    """Per row: log P(units | Poisson(expected)); expected 0 with units > 0 is -inf.
+
+    A row whose units reached its ``stock`` (a stock-out: demand was at least that) scores
+    log P(demand >= units) instead, so a family that predicts the demand the shelf could not
+    serve is not penalised for it (the log-log model un-censors stock-outs; the choice model
+    does not, and won on censored sales by predicting them low).
+    """
     y = np.asarray(units, dtype=np.float64)
     mu = np.maximum(np.asarray(expected, dtype=np.float64), 1e-300)
-    return y * np.log(mu) - mu - gammaln(y + 1.0)
+    out = y * np.log(mu) - mu - gammaln(y + 1.0)
+    if stock is not None:
+        censored = (y > 0) & (y >= stock)  # NaN stock compares False
+        out[censored] = poisson.logsf(y[censored] - 1.0, mu[censored])
+    return out
 
 
 def eligible_categories(category: pd.Series, sku: pd.Series, max_skus: int) -> list[str]:
@@ -108,12 +119,13 @@ def select_families(
         test_X, test_y = test_X[known], test_y[known]
         loglog = fit_loglog(train_X, train_y)
         logit = copy.deepcopy(full).set_params(standard_errors=False, warm_start=True).fit(train_X, train_y)
+        stock = _stock(test_X)
         parts.append(
             pd.DataFrame(
                 {
                     "category": _text(test_X["category"]).to_numpy(),
-                    LOGLOG: poisson_loglik(test_y, loglog.predict(test_X)),
-                    CHOICE: poisson_loglik(test_y, logit.predict(test_X)),
+                    LOGLOG: poisson_loglik(test_y, loglog.predict(test_X), stock),
+                    CHOICE: poisson_loglik(test_y, logit.predict(test_X), stock),
                 }
             )
         )
@@ -150,6 +162,13 @@ def _blocks(day: np.ndarray, holdout_days: int, folds: int) -> list[tuple[int, i
             break
         out.append((start, end))
     return out
+
+
+def _stock(X: pd.DataFrame) -> np.ndarray | None:
+    """The stock column as float (NaN where unknown), or None without one."""
+    if "stock" not in X.columns:
+        return None
+    return np.asarray(pd.to_numeric(X["stock"], errors="coerce"), dtype=np.float64)
 
 
 def _text(values: pd.Series) -> pd.Series:

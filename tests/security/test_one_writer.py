@@ -185,6 +185,8 @@ def _daemon_config(directory: Path, database: str, broker: str) -> tuple[Path, s
     }
     path = directory / "engine.yaml"
     path.write_text(json.dumps(config))
+    (directory / "data").mkdir(exist_ok=True)  # the daemon refuses a data_dir or rules file that is not there
+    (directory / "rules.yaml").write_text("currency: EUR\n")
     return path, store, prefix
 
 

@@ -65,6 +65,8 @@ def test_the_daemon_refuses_to_start_without_a_signing_key(
 ) -> None:
     monkeypatch.delenv(KEYS_ENV, raising=False)
     config = tmp_path / "engine.yaml"
-    config.write_text("store: S1\ndatabase: engine.db\n")
+    config.write_text("store: S1\ndatabase: engine.db\ndata_dir: data\nrules: rules.yaml\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "rules.yaml").write_text("currency: EUR\n")
     code, _, err = run("daemon", "--config", str(config))
     assert code == 2 and one_line(err) and f"{tmp_path / 'keys'}: no signing key" in err, err
