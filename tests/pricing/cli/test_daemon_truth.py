@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typer.testing import CliRunner
 from label_gateway.broker import clear_retained
 from label_gateway.embedded_broker import free_port
 from pricing.cli.app import app
-from simulator.store import generate_store
+from tests.pricing.store.test_daemon_truth import make_store as store_with_config
 
 runner = CliRunner()
 
@@ -31,22 +30,7 @@ default:
 def make_store(directory: Path, broker: str, **overrides: Any) -> Path:
     """A 30-SKU store whose labels.csv names ``store-001`` while engine.yaml names another store
     (the mismatch of issue 18): no gateway listens on the config's topics. Returns engine.yaml."""
-    generate_store(directory / "data", skus=30, seed=5, days=60, gateways=2, end_date=date(2026, 11, 16))
-    (directory / "rules.yaml").write_text(RULES)
-    config = {
-        "store": f"cli-{uuid.uuid4().hex[:6]}", "database": "engine.db", "data_dir": "data", "rules": "rules.yaml",
-        "model_dir": "models", "plans_dir": "plans", "broker": broker, "prefix": f"test-{uuid.uuid4().hex[:10]}",
-        "calendar": {"timezone": "Europe/Berlin"},
-        "delivery": {"ack_timeout_s": 0.3, "max_attempts": 1, "deadline_s": 20},
-        "jobs": [
-            {"id": "nightly-reprice", "kind": "reprice", "cron": "30 5 * * *"},
-            {"id": "reconcile", "kind": "reconcile", "every": "15m"},
-        ],
-        "metrics": {"enabled": False},
-    } | overrides
-    path = directory / "engine.yaml"
-    path.write_text(json.dumps(config, indent=1))
-    return path
+    return store_with_config(directory, broker, labels_store="store-001", end_date=date(2026, 11, 16), **overrides)
 
 
 def last_json(output: str) -> dict[str, Any]:

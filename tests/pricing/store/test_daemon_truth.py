@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,17 @@ default:
 START = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # a Tuesday night: no freeze
 
 
-def make_store(directory: Path, broker: str, **overrides: Any) -> Path:
-    """A 30-SKU store (2 gateways) with its engine.yaml; returns the config path."""
+def make_store(
+    directory: Path, broker: str, *, labels_store: str | None = None, end_date: date | None = None, **overrides: Any
+) -> Path:
+    """A 30-SKU store (2 gateways) with its engine.yaml; returns the config path. ``labels_store``:
+    the store the generated data and labels name, when it should differ from the config's (no
+    gateway then listens on the config's topics)."""
     store = f"tr-{uuid.uuid4().hex[:6]}"
-    generate_store(directory / "data", skus=30, seed=5, days=60, gateways=2, store=store, end_date=START.date())
+    generate_store(
+        directory / "data", skus=30, seed=5, days=60, gateways=2, store=labels_store or store,
+        end_date=end_date or START.date(),
+    )
     (directory / "rules.yaml").write_text(RULES)
     config = {
         "store": store, "database": "engine.db", "data_dir": "data", "rules": "rules.yaml",
@@ -49,7 +56,7 @@ def make_store(directory: Path, broker: str, **overrides: Any) -> Path:
         "metrics": {"enabled": False},
     } | overrides
     path = directory / "engine.yaml"
-    path.write_text(json.dumps(config))
+    path.write_text(json.dumps(config, indent=1))
     return path
 
 
