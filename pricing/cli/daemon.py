@@ -112,7 +112,7 @@ def daemon(
 
 def status(config: ConfigOption = Path("config/engine.yaml"), as_json: JsonOption = False) -> None:
     """The last cycle, the next runs, the broker, the outbox, gateways online and failed labels."""
-    from pricing.store.scheduler import next_runs
+    from pricing.store.scheduler import jobs_table, next_runs
 
     settings = _load(config)
     with user_errors():
@@ -120,7 +120,10 @@ def status(config: ConfigOption = Path("config/engine.yaml"), as_json: JsonOptio
         flags = EngineFlags(engine, settings.store)
         log = EventLog(engine, settings.store)
         last = _last_cycle(log)
-        upcoming = next_runs(engine, prefix=f"{settings.store}/")
+        prefix = f"{settings.store}/"
+        upcoming = next_runs(engine, tablename=jobs_table(settings.store), prefix=prefix) or next_runs(
+            engine, prefix=prefix  # a daemon of an earlier version: the shared table, until it restarts
+        )
         counts = Outbox(engine, settings.store).counts()
         address = BrokerAddress.parse(settings.broker)
         probe = probe_gateways(address, Topics(settings.store, prefix=settings.prefix))

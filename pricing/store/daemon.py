@@ -81,7 +81,14 @@ from pricing.store.price_push import (
     sync_labels,
 )
 from pricing.store.push_guard import PushStop, push_blocked
-from pricing.store.scheduler import Clock, ClockScheduler, SystemClock, schedule_jobs
+from pricing.store.scheduler import (
+    JOBS_TABLE,
+    Clock,
+    ClockScheduler,
+    SystemClock,
+    jobs_table,
+    schedule_jobs,
+)
 
 log = logging.getLogger("esl.daemon")
 
@@ -238,7 +245,10 @@ class StoreDaemon:
         _ACTIVE = self
         self._record("daemon_started", data={"calendar": self.config.calendar.model_dump(mode="json"), "pid": os.getpid()})
         self._heartbeat("running")
-        self.scheduler = ClockScheduler(self.clock, engine=self.engine, timezone=self.config.calendar.tz)
+        self.scheduler = ClockScheduler(
+            self.clock, engine=self.engine, timezone=self.config.calendar.tz, tablename=jobs_table(self.store),
+            adopt=(JOBS_TABLE, self.job_prefix),
+        )
         jobs = [
             spec._replace(job_id=self.job_prefix + spec.job_id)
             for spec in self.config.scheduled_jobs(JOB_FUNCTION, self.clock.now())

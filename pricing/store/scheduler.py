@@ -45,8 +45,10 @@ retraining (``"training"``) in another, so a long retrain never blocks a push.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import pickle
+import re
 import sys
 import threading
 from collections import deque
@@ -73,7 +75,17 @@ from apscheduler.schedulers.base import (
 )
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Column, Engine, Float, MetaData, Table, Unicode, inspect, select
+from sqlalchemy import (
+    Column,
+    Engine,
+    Float,
+    LargeBinary,
+    MetaData,
+    Table,
+    Unicode,
+    inspect,
+    select,
+)
 
 __all__ = [
     "CLOCK_PATCHED_MODULES",
@@ -87,6 +99,7 @@ __all__ = [
     "SimulatedClock",
     "SystemClock",
     "active_clock",
+    "jobs_table",
     "next_runs",
     "schedule_jobs",
 ]
@@ -315,9 +328,18 @@ class _EngineJobStore(SQLAlchemyJobStore):
     A job whose function reference cannot be imported is restored with ``moved_func_refs[old]``
     when there is one; otherwise it is dropped as APScheduler does (logged, row deleted)."""
 
-    def __init__(self, *, engine: Engine, tablename: str, moved_func_refs: Mapping[str, str]) -> None:
+    def __init__(
+        self, *, engine: Engine, tablename: str, moved_func_refs: Mapping[str, str],
+        adopt: tuple[str, str] | None = None,
+    ) -> None:
         super().__init__(engine=engine, tablename=tablename)
         self.moved_func_refs = dict(moved_func_refs)
+        self.adopt = adopt
+
+    def start(self, scheduler: BaseScheduler, alias: str) -> None:
+        super().start(scheduler, alias)  # creates the table
+        if self.adopt is not None:
+            _move_jobs(self.engine, *self.adopt, to=self.jobs_t)
 
     def _reconstitute_job(self, job_state: bytes) -> Job:
         try:
@@ -336,6 +358,39 @@ class _EngineJobStore(SQLAlchemyJobStore):
         pass
 
 
+def jobs_table(store: str) -> str:
+    """The job store table of ``store``: one per store, so daemons of several stores can share one
+    database (in one shared table each scheduler would fire, and reschedule, the others' jobs).
+    Lower-case letters, digits and ``_``; a short hash keeps distinct ids apart after that."""
+    name = re.sub(r"[^a-z0-9_]", "_", store.lower())
+    if name != store or len(name) > 32:
+        name = f"{name[:32]}_{hashlib.sha256(store.encode()).hexdigest()[:8]}"
+    return f"{JOBS_TABLE}_{name}"
+
+
+def _move_jobs(engine: Engine, legacy: str, prefix: str, *, to: Table) -> int:
+    """Move the jobs whose id starts with ``prefix`` from the shared table ``legacy`` (where
+    earlier versions kept every store's jobs) into ``to``, keeping their state and next run time.
+    A job already in ``to`` wins. Returns how many moved."""
+    if legacy == to.name or not inspect(engine).has_table(legacy):
+        return 0
+    old = Table(
+        legacy, MetaData(), Column("id", Unicode(191), primary_key=True), Column("next_run_time", Float(25)),
+        Column("job_state", LargeBinary),
+    )
+    mine = old.c.id.startswith(prefix, autoescape=True)
+    with engine.begin() as conn:
+        rows = conn.execute(select(old.c.id, old.c.next_run_time, old.c.job_state).where(mine)).all()
+        have = {r[0] for r in conn.execute(select(to.c.id))}
+        new = [{"id": i, "next_run_time": t, "job_state": js} for i, t, js in rows if i not in have]
+        if new:
+            conn.execute(to.insert(), new)
+        conn.execute(old.delete().where(mine))
+    if rows:
+        log.info("moved %d job(s) of %s from %s to %s", len(new), prefix, legacy, to.name)
+    return len(new)
+
+
 class ClockScheduler(BaseScheduler):
     """An APScheduler 3 scheduler whose time comes from ``clock`` and whose loop runs in the
     caller's thread (``run``).
@@ -350,6 +405,8 @@ class ClockScheduler(BaseScheduler):
     - Job defaults: max_instances=1, coalesce=True, misfire_grace_time=900 (``job_defaults`` overrides).
     - ``moved_func_refs``: old job function reference -> new one, for jobs stored before a function
       moved (default ``MOVED_FUNC_REFS``).
+    - ``adopt``: ``(table, prefix)``: on start, move the jobs whose id starts with ``prefix`` from
+      ``table`` into this store's table (``jobs_table``: the shared table of earlier versions).
 
     ``schedule_jobs`` on a scheduler not started yet starts it paused; ``start()`` then resumes it
     (or leaves it paused with ``paused=True``).
@@ -366,6 +423,7 @@ class ClockScheduler(BaseScheduler):
         job_defaults: dict[str, Any] | None = None,
         stop_poll_s: float = 1.0,
         moved_func_refs: Mapping[str, str] | None = None,
+        adopt: tuple[str, str] | None = None,
         **options: Any,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
@@ -380,7 +438,7 @@ class ClockScheduler(BaseScheduler):
             executors = {"default": ThreadPoolExecutor(1), "training": ThreadPoolExecutor(1)}
         moved = MOVED_FUNC_REFS if moved_func_refs is None else moved_func_refs
         store = (
-            _EngineJobStore(engine=engine, tablename=tablename, moved_func_refs=moved)
+            _EngineJobStore(engine=engine, tablename=tablename, moved_func_refs=moved, adopt=adopt)
             if engine is not None
             else MemoryJobStore()
         )

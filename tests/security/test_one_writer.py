@@ -26,6 +26,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from label_gateway.outbox import LabelUpdate, Outbox
@@ -36,6 +37,7 @@ from pricing.core.database import open_engine
 from pricing.plan.price_plan import PlanLine, PricePlan, SolverStats
 from pricing.store.engine_state import EngineFlags
 from pricing.store.event_log import EventLog
+from pricing.store.scheduler import jobs_table
 from simulator.gateways import GatewayOptions, SimulatedGateways
 
 pytestmark = pytest.mark.security
@@ -211,6 +213,8 @@ def test_a_second_daemon_on_the_same_database_exits_with_one_line(
         _, stderr = first.communicate(timeout=60)
     assert first.returncode == 0, stderr
     assert len(log.read(kinds=["daemon_started"])) == 1 and len(log.read(kinds=["daemon_stopped"])) == 1
+    with engine.begin() as conn:  # one job table per store: leave none behind in the shared test database
+        conn.execute(text(f"DROP TABLE IF EXISTS {jobs_table(store)}"))
 
 
 # -- forged retained state -------------------------------------------------------------------------------

@@ -728,3 +728,59 @@ def test_no_other_apscheduler_module_reads_the_wall_clock() -> None:
                if not line.lstrip().startswith(("#", ":", "Triggers on")))
     }
     assert readers - unused <= patched, readers - unused - patched
+
+
+# -- several stores, one database ------------------------------------------------------------------
+
+
+def test_each_store_has_its_own_job_table() -> None:
+    names = {store: sched.jobs_table(store) for store in ("S001", "s001", "store-001", "store_001", "x" * 80)}
+    assert names["store_001"] == "apscheduler_jobs_store_001"
+    assert len(set(names.values())) == len(names)  # ids that sanitise alike stay apart
+    assert all(re.fullmatch(r"[a-z0-9_]{1,63}", name) for name in names.values())
+
+
+def _store_jobs(store: str, start: datetime) -> list[ScheduledJob]:
+    return [
+        ScheduledJob(f"{store}/reconcile", IntervalTrigger(minutes=15, start_date=start), f"{HERE}:record",
+                     {"job_id": f"{store}/reconcile"}, "default", 900, True)
+    ]
+
+
+def test_two_stores_on_one_database_run_only_their_own_jobs(tmp_path: Path) -> None:
+    # In one shared table each store's scheduler fired (and rescheduled) the other's jobs too.
+    engine = sqlite_engine(tmp_path)
+    start = datetime(2026, 6, 1, 4, 0, tzinfo=BERLIN)
+    clock = SimulatedClock(start)
+    first = ClockScheduler(clock, engine=engine, timezone=BERLIN, tablename=sched.jobs_table("S1"))
+    schedule_jobs(first, _store_jobs("S1", start), prefix="S1/")
+    first.shutdown()
+    second = ClockScheduler(clock, engine=engine, timezone=BERLIN, tablename=sched.jobs_table("S2"))
+    schedule_jobs(second, _store_jobs("S2", start), prefix="S2/")
+    second.start()
+    second.run(threading.Event(), until=local(start, 5, 1))
+    second.shutdown()
+    assert {job for job, _ in RUNS} == {"S2/reconcile"}
+    assert len(times_of("S2/reconcile")) == 5  # 04:00 .. 05:00
+    assert [job for job, _ in next_runs(engine, tablename=sched.jobs_table("S1"))] == ["S1/reconcile"]
+    assert next_runs(engine, tablename=sched.jobs_table("S1"))[0][1] == local(start, 4, 0)  # untouched
+
+
+def test_jobs_of_the_shared_table_move_to_the_stores_table_with_their_next_run(tmp_path: Path) -> None:
+    engine = sqlite_engine(tmp_path)
+    start = datetime(2026, 6, 1, 4, 0, tzinfo=BERLIN)
+    clock = SimulatedClock(start)
+    old = ClockScheduler(clock, engine=engine, timezone=BERLIN)  # an earlier version: one table for all
+    schedule_jobs(old, _store_jobs("S1", start) + _store_jobs("S2", start))
+    old.start()
+    old.run(threading.Event(), until=local(start, 4, 20))  # both ran at 04:00 and 04:15
+    old.shutdown()
+    RUNS.clear()
+    new = ClockScheduler(
+        clock, engine=engine, timezone=BERLIN, tablename=sched.jobs_table("S1"), adopt=(sched.JOBS_TABLE, "S1/")
+    )
+    schedule_jobs(new, _store_jobs("S1", start), prefix="S1/")
+    new.shutdown()
+    moved = next_runs(engine, tablename=sched.jobs_table("S1"))
+    assert moved == [("S1/reconcile", local(start, 4, 30))]  # its phase kept, not restarted from now
+    assert [job for job, _ in next_runs(engine)] == ["S2/reconcile"]  # the other store's stays
