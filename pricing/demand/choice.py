@@ -649,7 +649,7 @@ class ChoiceModel(BaseEstimator):
             beta[c] = theta[lay.beta] if lay.beta is not None else 0.0
             market[c] = m_avg
             outside[c] = 1.0 - s.sum()
-            converged[c] = fit.converged
+            converged[c] = fit.converged and (mixed is None or mixed.converged)
             n_iter[c] = fit.n_iter
             dispersion[c] = fit.dispersion
             prior_share[c] = fit.prior_share_outside
