@@ -335,7 +335,6 @@ def _scoring(
 def _information(theta: np.ndarray, t: Terms, panel: Panel) -> np.ndarray:
     """Expected information of the penalised likelihood: sum over observed cells of
     mu d(log mu) d(log mu)', plus the ridges and the outside prior's outer product."""
-    n = t.n_skus
     sk, alpha, size = _mixture(theta, t, panel)
     s = np.maximum(sk @ _W, 1e-300)
     ws = sk * _W
