@@ -130,6 +130,40 @@ def simulate_generate(
                    "seconds": round(summary.seconds, 3), "out": str(out), "store": store})
 
 
+# -- generate-chain -----------------------------------------------------------------------------
+@simulate_app.command("generate-chain")
+def simulate_generate_chain(
+    out: Annotated[Path, typer.Option(help="Directory for stores.csv, products.csv, sales/ (Parquet by store), labels.csv, truth.")],
+    stores: Annotated[int, typer.Option(min=1, max=99_999, help="Number of stores.")],
+    skus: Annotated[int, typer.Option(min=1, max=199_999, help="Number of SKUs (one catalogue for the chain).")],
+    zones: Annotated[int | None, typer.Option(min=1, help="Price zones (default: about the square root of --stores).")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same files.")] = 0,
+    days: Annotated[int, typer.Option(min=7, max=3660, help="Days of sales history.")] = 365,
+    gateways: Annotated[int, typer.Option(min=1, max=64, help="Label gateways per store.")] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary as the last stdout line.")] = False,
+) -> None:
+    """Generate a deterministic sample chain: stores in price zones, each with its own demand
+    around the chain's (the truth is saved alongside)."""
+    from simulator.chain import generate_chain
+
+    if zones is not None and zones > stores:
+        fail(f"--zones {zones} is more than --stores {stores}: every zone needs a store")
+    try:
+        summary = generate_chain(out, stores=stores, skus=skus, zones=zones, seed=seed, days=days, gateways=gateways)
+    except ValueError as exc:
+        fail(str(exc))
+    except OSError as exc:  # e.g. --out is a file, or not writable
+        fail(f"{out}: cannot write: {exc.strerror or exc}")
+    err.print(
+        f"wrote a chain of {summary.stores} stores in {summary.zones} zones, {summary.skus} SKUs, "
+        f"{summary.sales_rows:,} sales rows (Parquet by store), {summary.labels:,} labels to {escape(str(out))} "
+        f"in {summary.seconds:.2f}s ({summary.bytes / 1e6:.1f} MB)",
+        highlight=False, soft_wrap=True,
+    )
+    if as_json:
+        emit_json(summary.as_json(out))
+
+
 # -- run ----------------------------------------------------------------------------------------
 def _setup(scenario_file: Path | None, data: Path | None, fast: bool) -> tuple[Scenario, ScenarioLabels]:
     """The scenario (or defaults) and its labels; --data overrides the scenario's labels."""
