@@ -1,9 +1,14 @@
 """Pricing rules that pricing managers edit (config/rules.yaml), as pydantic models.
 
-Scopes, widest first: ``default`` (every SKU) -> ``categories.<name>`` -> ``brands.<name>`` ->
-``skus.<sku>``. Each scope lists only the rules it changes; for every rule the most specific
-scope that sets it wins, attribute by attribute (a brand may make a category's margin floor soft
-without repeating its value).
+Scopes, widest first: ``default`` (every SKU) -> ``zones.<zone>`` (a chain's price zone) ->
+``categories.<name>`` -> ``brands.<name>`` -> ``skus.<sku>``. Each scope lists only the rules it
+changes; for every rule the most specific scope that sets it wins, attribute by attribute (a brand
+may make a category's margin floor soft without repeating its value).
+
+A zone scope applies only where the rules are resolved for a zone (``resolve(..., zone=...)``,
+``for_zone``, pricing.plan.zone_cycle); a store priced on its own (no zone) resolves exactly as
+if the ``zones`` section were not there. Zone names are checked against the chain's zones when
+those are given (``unmatched_scopes(products, zones=...)``), else not at all.
 
 A rule is written either as its value (``margin_floor_pct: 10``) or as a mapping with the value
 and how it is enforced::
@@ -24,7 +29,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
@@ -412,6 +417,10 @@ SCOPE_COLUMNS: dict[str, tuple[str, str, str]] = {
     "brands": ("brand", "brand", "brands"),
     "skus": ("sku", "SKU", "SKUs"),
 }
+#: The zone scope: it names a chain's price zone (stores.csv ``zone``), not a products.csv column.
+ZONE_SCOPE = "zones"
+#: Every named scope section of a rules file, in precedence order (widest first).
+SCOPE_SECTIONS: tuple[str, ...] = (ZONE_SCOPE, *SCOPE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -438,6 +447,14 @@ class RulesConfig(_Strict):
     )
     default: DefaultRules = Field(
         default_factory=DefaultRules, title="Default rules", description="Rules for every SKU."
+    )
+    zones: dict[str, RuleValues] = Field(
+        default_factory=dict,
+        title="Zone overrides",
+        description=(
+            "Per price zone of a chain (stores.csv `zone`), the rules that differ from the defaults; categories, "
+            "brands and SKUs override them. Used only when a zone is priced (a store priced on its own ignores them)."
+        ),
     )
     categories: dict[str, RuleValues] = Field(
         default_factory=dict, title="Category overrides", description="Per category, the rules that differ."
@@ -475,13 +492,13 @@ class RulesConfig(_Strict):
     )
     solver: SolverConfig = Field(default_factory=SolverConfig, title="Solver", description="Optimizer limits.")
 
-    @field_validator("categories", "brands", "skus")
+    @field_validator("zones", "categories", "brands", "skus")
     @classmethod
     def _merged_min_le_max(cls, overrides: dict[str, RuleValues], info: ValidationInfo) -> dict[str, RuleValues]:
         default = info.data.get("default")
         if default is None:  # the defaults themselves failed; that error is reported on its own
             return overrides
-        scope = {"categories": "category", "brands": "brand", "skus": "SKU"}[str(info.field_name)]
+        scope = {"zones": "zone", "categories": "category", "brands": "brand", "skus": "SKU"}[str(info.field_name)]
         for name, override in overrides.items():
             merged = cls._merge([default, override])
             low, high = merged["min_price"].value, merged["max_price"].value
@@ -496,11 +513,21 @@ class RulesConfig(_Strict):
         """The file these rules were read from (None: built in code)."""
         return self._source
 
-    def unmatched_scopes(self, products: pd.DataFrame) -> list[str]:
+    def unmatched_scopes(self, products: pd.DataFrame, zones: Collection[str] | None = None) -> list[str]:
         """One ``FILE:LINE: categories.NAME: ...`` line per category, brand or SKU scope that names
         nothing in ``products`` (its rules would never apply: a misspelt or stale name); [] when
-        every scope matches a product. Without a source file the lines start with ``rules:``."""
+        every scope matches a product. Without a source file the lines start with ``rules:``.
+
+        ``zones``: the chain's zones (stores.csv ``zone``); each ``zones.NAME`` scope that is not one
+        of them is a line too (``FILE:LINE: zones.NAME: no store is in this zone ...``). None (a
+        store priced on its own): zone scopes are not checked, as they never apply there."""
         problems: list[str] = []
+        if zones is not None:
+            known = {str(zone) for zone in zones}
+            for name in (str(zone) for zone in self.zones):
+                if name not in known:
+                    where = self._source.where(ZONE_SCOPE, name) if self._source is not None else "rules"
+                    problems.append(f"{where}: {ZONE_SCOPE}.{name}: {_no_zone(name, known)}")
         for section, (column, noun, plural) in SCOPE_COLUMNS.items():
             names = [str(name) for name in getattr(self, section)]
             if not names:
@@ -513,19 +540,37 @@ class RulesConfig(_Strict):
                 problems.append(f"{where}: {section}.{name}: {_no_match(name, noun, plural, present)}")
         return problems
 
-    def check_scopes(self, products: pd.DataFrame) -> None:
-        """Raise ConfigError (one FILE:LINE line per scope) when a scope names nothing in ``products``."""
-        problems = self.unmatched_scopes(products)
+    def check_scopes(self, products: pd.DataFrame, zones: Collection[str] | None = None) -> None:
+        """Raise ConfigError (one FILE:LINE line per scope) when a scope names nothing in ``products``
+        (or, with ``zones``, a zone scope names no zone of the chain)."""
+        problems = self.unmatched_scopes(products, zones)
         if problems:
             raise ConfigError(problems)
 
-    def scopes(self, category: str | None, brand: str | None = None, sku: str | None = None) -> list[RuleValues]:
-        """The scopes that apply to a SKU, widest first."""
+    def scopes(
+        self, category: str | None, brand: str | None = None, sku: str | None = None, *, zone: str | None = None
+    ) -> list[RuleValues]:
+        """The scopes that apply to a SKU, widest first (``zone``: the zone's scope after the defaults)."""
         chain: list[RuleValues] = [self.default]
-        for table, key in ((self.categories, category), (self.brands, brand), (self.skus, sku)):
+        for table, key in ((self.zones, zone), (self.categories, category), (self.brands, brand), (self.skus, sku)):
             if key is not None and key in table:
                 chain.append(table[key])
         return chain
+
+    def for_zone(self, zone: str | None) -> RulesConfig:
+        """These rules as a single store of ``zone`` sees them: the zone's overrides folded into
+        ``default`` (attribute by attribute, objective field by field) and no ``zones`` section, so
+        every resolver that knows no zones (pricing.rules.candidates, the last gate) resolves
+        ``for_zone(z).resolve(c, b, s) == resolve(c, b, s, zone=z)``. The source file is kept (plans
+        record it; FILE:LINE errors still point into it). ``None`` or a zone without overrides: the
+        defaults unchanged."""
+        override = self.zones.get(zone) if zone is not None else None
+        update: dict[str, Any] = {"zones": {}}
+        if override is not None:
+            update["default"] = _fold(self.default, override)
+        folded = self.model_copy(update=update)
+        folded._source = self._source
+        return folded
 
     @staticmethod
     def _merge(chain: list[RuleValues]) -> dict[str, RuleSetting]:
@@ -543,9 +588,13 @@ class RulesConfig(_Strict):
                     )
         return {name: RuleSetting.model_construct(**attrs) for name, attrs in merged.items()}
 
-    def resolve(self, category: str | None, brand: str | None = None, sku: str | None = None) -> ResolvedRules:
-        """The rules in force for one SKU: each rule from the most specific scope that sets it."""
-        chain = self.scopes(category, brand, sku)
+    def resolve(
+        self, category: str | None, brand: str | None = None, sku: str | None = None, *, zone: str | None = None
+    ) -> ResolvedRules:
+        """The rules in force for one SKU: each rule from the most specific scope that sets it.
+        ``zone`` (a chain's price zone): its scope sits between the defaults and the category's;
+        None (a store priced on its own) ignores every zone scope."""
+        chain = self.scopes(category, brand, sku, zone=zone)
         merged = self._merge(chain)
         objective = dict(DEFAULT_OBJECTIVE)
         for scope in chain:
@@ -575,6 +624,36 @@ class RulesConfig(_Strict):
         )
 
 
+def _fold(default: DefaultRules, override: RuleValues) -> DefaultRules:
+    """``default`` with ``override`` laid over it the way ``RulesConfig._merge`` merges scopes."""
+    update: dict[str, Any] = {}
+    for name in RULE_NAMES:
+        setting = getattr(override, name)
+        if setting is None:
+            continue
+        base = getattr(default, name)
+        given = {key: getattr(setting, key) for key in _SETTING_KEYS if getattr(setting, key) is not None}
+        update[name] = setting if base is None else base.model_copy(update=given)
+    if override.objective is not None:
+        base_objective = default.objective
+        update["objective"] = (
+            override.objective if base_objective is None
+            else base_objective.model_copy(update=override.objective.model_dump(exclude_none=True))
+        )
+    return default.model_copy(update=update)
+
+
+def _no_zone(name: str, known: set[str]) -> str:
+    """Why a zone scope matches no zone of the chain, with the nearest zone name."""
+    guess = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    hint = f"; did you mean '{guess[0]}'?" if guess else ""
+    if not known:
+        return f"no store is in this zone (the chain has no zones){hint}"
+    if len(known) > 12:
+        return f"no store is in this zone ({len(known)} zones in the chain){hint}"
+    return f"no store is in this zone (the chain's zones: {', '.join(sorted(known))}){hint}"
+
+
 def _no_match(name: str, noun: str, plural: str, present: set[str]) -> str:
     """Why a scope matches nothing, with the nearest name the products have."""
     guess = difflib.get_close_matches(name, sorted(present), n=1, cutoff=0.6)
@@ -587,12 +666,12 @@ def _no_match(name: str, noun: str, plural: str, present: set[str]) -> str:
 
 
 def _scope_lines(text: str) -> dict[tuple[str, str], int]:
-    """The 1-based line of every key under ``categories``, ``brands`` and ``skus``."""
+    """The 1-based line of every key under ``zones``, ``categories``, ``brands`` and ``skus``."""
     data = YAML(typ="rt").load(text)
     lines: dict[tuple[str, str], int] = {}
     if not isinstance(data, CommentedMap):
         return lines
-    for section in SCOPE_COLUMNS:
+    for section in SCOPE_SECTIONS:
         table = data.get(section)
         if isinstance(table, CommentedMap):
             for key in table:

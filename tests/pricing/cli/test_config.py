@@ -20,7 +20,7 @@ Run = Callable[..., tuple[int, str, str]]
 REPO = Path(__file__).resolve().parents[3]
 CONFIG_DIR = REPO / "config"
 TOP_LEVEL = (
-    "currency, default, categories, brands, skus, on_conflict, endings_force_change, change_budget, approval, max_candidates, solver"
+    "currency, default, zones, categories, brands, skus, on_conflict, endings_force_change, change_budget, approval, max_candidates, solver"
 )
 
 

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[3]
 CONFIG_DIR = REPO / "config"
 CATEGORIES = ["dairy", "bakery", "produce", "beverages", "snacks", "frozen", "household", "personal_care"]
 TOP_LEVEL = (
-    "currency, default, categories, brands, skus, on_conflict, endings_force_change, change_budget, approval, max_candidates, solver"
+    "currency, default, zones, categories, brands, skus, on_conflict, endings_force_change, change_budget, approval, max_candidates, solver"
 )
 
 
