@@ -44,7 +44,7 @@ from label_gateway.delivery import (
 from label_gateway.outbox import LabelRow, Outbox
 from label_gateway.protocol import Topics
 from label_gateway.readback import read_back
-from label_gateway.signing import KeyDirectory, Signer, SigningError
+from label_gateway.signing import KeyDirectory, Signer, SigningError, TrustedKeys
 from label_gateway.writer_lock import DAEMON, DEFAULT_WAIT_S, OutboxLock
 from pricing.core.data import (
     DataError,
@@ -72,6 +72,7 @@ from pricing.store.last_gate import (
     relaxed_rules,
 )
 from pricing.store.metrics import SECURITY_EVENTS, EngineMetrics
+from pricing.store.plan_inbox import PlanInbox
 from pricing.store.price_book import PriceBook
 from pricing.store.price_push import (
     ack_latencies,
@@ -98,6 +99,7 @@ JOB_FUNCTION = "pricing.store.daemon:run_scheduled_job"
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     BrokerError, DatabaseError, DataError, ConfigError, ModelLoadError, SigningError,
 )
+_INBOX_SETTLE_S = 2.0  # how long a fresh plan inbox waits for the retained plan before a cycle goes on
 _ACTIVE: StoreDaemon | None = None  # the job store pickles a reference to run_scheduled_job
 
 
@@ -166,6 +168,7 @@ class StoreDaemon:
         self._push_lock = threading.Lock()
         self._daemon_lock: OutboxLock | None = None  # one daemon per store and database (claim())
         self._signer: Signer | None = None
+        self._plan_inbox: PlanInbox | None = None  # a store of a chain: head office's plans (plan_inbox)
         # Cycle metrics come from the event log (this daemon's cycles and any --run-job's), the
         # outbox and kill-switch gauges from the database, at every scrape.
         self.metrics.follow(self.events, gauges=self._database_gauges)
@@ -192,6 +195,20 @@ class StoreDaemon:
     @property
     def rules_path(self) -> Path:
         return self.config.resolve("rules", self.config_dir)
+
+    @property
+    def plan_inbox(self) -> PlanInbox | None:
+        """Head office's plans for this store (``head_office_keys`` set), connected on first use
+        and given a moment for the retained plan to arrive; None for a store that plans alone."""
+        if self.config.head_office_keys is None:
+            return None
+        if self._plan_inbox is None:
+            keys = TrustedKeys.load(self.config.resolve("head_office_keys", self.config_dir))
+            inbox = PlanInbox(self.address, self.config.prefix, self.store, keys, self.plans_dir, say=self.say)
+            inbox.start()
+            inbox.wait_for(lambda handled: bool(handled), timeout=_INBOX_SETTLE_S)  # the retained plan, if any
+            self._plan_inbox = inbox
+        return self._plan_inbox
 
     @property
     def signer(self) -> Signer:
@@ -288,6 +305,9 @@ class StoreDaemon:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
             self.scheduler = None
+        if self._plan_inbox is not None:
+            self._plan_inbox.stop()
+            self._plan_inbox = None
         self._record("daemon_stopped", data={"pid": os.getpid()})
         self._heartbeat("stopped")
         if _ACTIVE is self:
@@ -323,6 +343,11 @@ class StoreDaemon:
         if self.scheduler is not None:  # a --run-job is no running daemon: status must not say one runs
             self._heartbeat("running")
         self.say(f"{job_id}: {result.result}" + (f" ({result.detail})" if result.detail else ""))
+        if self._plan_inbox is not None:  # head office hears what became of its plan
+            try:
+                self._plan_inbox.report_cycle(result)
+            except BrokerError as exc:
+                self.say(f"plan result not reported to head office: {one_line(exc)}")
         return result
 
     def _run(self, job: JobConfig) -> CycleResult:
@@ -348,16 +373,23 @@ class StoreDaemon:
         now = self.clock.now()
         products = self._with_book_prices(store, now, rules.currency)
         rules.check_scopes(products)  # against the whole store: a markdown plans only some categories
-        if job.kind == "markdown":
-            products = products[products["category"].astype(str).isin(job.categories or [])].reset_index(drop=True)
-        plan = run_pricing_cycle(
-            products, model, rules, store=self.store, model_name=str(self.model_dir), now=now,
-            rejected_rows=len(store.rejects), competitor=competitor_reference(store.competitors), labels=store.labels,
-            check_scopes=False,
-        )
-        if job.kind == "markdown":
-            plan = markdown_only(plan, job.max_reduction_pct)
-        plan.write(self.plans_dir)
+        inbox = self.plan_inbox if job.kind == "reprice" else None
+        if inbox is not None:  # a store of a chain: head office's plan for its zone, or nothing
+            from_head_office = inbox.take(rules.approval)
+            if from_head_office is None:
+                return CycleResult(job.id, job.kind, "ok", detail="no new plan from head office")
+            plan = from_head_office  # already in plans_dir, with this store's approval band applied
+        else:
+            if job.kind == "markdown":
+                products = products[products["category"].astype(str).isin(job.categories or [])].reset_index(drop=True)
+            plan = run_pricing_cycle(
+                products, model, rules, store=self.store, model_name=str(self.model_dir), now=now,
+                rejected_rows=len(store.rejects), competitor=competitor_reference(store.competitors),
+                labels=store.labels, check_scopes=False,
+            )
+            if job.kind == "markdown":
+                plan = markdown_only(plan, job.max_reduction_pct)
+            plan.write(self.plans_dir)
         self.metrics.solver_finished(plan.solver.status, plan.solver.gap_pct)
         self._record(
             "plan_created", correlation=plan.plan_id,

@@ -67,7 +67,7 @@ JobKind = Literal["reprice", "markdown", "reconcile", "retrain"]
 JOB_ID_PATTERN = re.compile(r"^[a-z0-9-]+$")
 EVERY_PATTERN = re.compile(r"^\s*([0-9]+)\s*([smhd])\s*$")
 _EVERY_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-PATH_FIELDS = ("data_dir", "rules", "model_dir", "plans_dir", "signing_keys")
+PATH_FIELDS = ("data_dir", "rules", "model_dir", "plans_dir", "signing_keys", "head_office_keys")
 
 TopicLevel = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^/+#\s]+$")]
 TopicPrefix = Annotated[
@@ -422,6 +422,14 @@ class EngineConfig(_Strict):
         description="The engine's signing-key directory (esl-pricing keys create; relative to this file's folder): "
         "every desired state is signed with its current key, and labels take nothing else.",
     )
+    head_office_keys: Path | None = Field(
+        default=None,
+        title="Head office's public keys",
+        description="A store of a chain (docs/chain-bridge.md): head office's public signing key(s), a *.pub file "
+        "or a folder of them (relative to this file's folder). When set, reprice jobs apply the plan head office "
+        "published for this store (verified with these keys) instead of planning the store alone, and report "
+        "the outcome back; unset: the store plans itself.",
+    )
     broker: str = Field(
         default="mqtt://127.0.0.1:1883",
         title="Broker",
@@ -520,7 +528,10 @@ class EngineConfig(_Strict):
         is taken from ``config_dir`` (by default the folder of the file the config came from)."""
         if path_field not in PATH_FIELDS:
             raise ValueError(f"'{path_field}' is not a path setting ({', '.join(PATH_FIELDS)})")
-        path = Path(getattr(self, path_field)).expanduser()
+        value = getattr(self, path_field)
+        if value is None:
+            raise ValueError(f"'{path_field}' is not set")
+        path = Path(value).expanduser()
         if not path.is_absolute():
             path = self._folder(config_dir) / path
         return Path(os.path.normpath(path.absolute()))

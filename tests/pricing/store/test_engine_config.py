@@ -146,7 +146,7 @@ def test_typo_key(tmp_path: Path) -> None:
 def test_typo_top_level_key(tmp_path: Path) -> None:
     path = write(tmp_path, "store: S001\nkill_swich: true\n")
     allowed = (
-        "store, database, data_dir, rules, model_dir, plans_dir, signing_keys, broker, prefix, calendar, kill_switch, "
+        "store, database, data_dir, rules, model_dir, plans_dir, signing_keys, head_office_keys, broker, prefix, calendar, kill_switch, "
         "delivery, scheduler, jobs, metrics"
     )
     assert problems_of(path) == [f"{path}:2: kill_swich: unknown key; did you mean 'kill_switch'? (allowed: {allowed})"]

@@ -1,0 +1,181 @@
+"""A chain's nightly work: train every store, pool store -> zone -> chain, plan every zone.
+
+In: a chain directory (pricing.core.chain_data's contract), the rules, and where to run: one
+process (``client=None``) or a Dask distributed client (a ``LocalCluster`` on this machine, or an
+existing cluster's scheduler). Out: ``ChainRun``: the pooled per-store models, the pooling
+summary, one plan per zone (every store of a zone shares its prices) and what each task cost.
+
+What moves where: each training task reads only its own store's sales partition (never the
+chain's history in one process) and returns the fitted model, a few hundred kB; pooling needs
+only the models' elasticities; each planning task gets its zone's store models. The results do
+not depend on how many workers run them: every task is a pure function of its inputs, and the
+order of stores and zones is sorted, not the order tasks finish in.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pricing.core.chain_data import ChainData, read_store_sales
+from pricing.demand.chain_model import ChainPooling, pool_chain
+from pricing.demand.model import DemandModel
+from pricing.demand.training import train_demand_model
+from pricing.plan.price_plan import PricePlan
+from pricing.plan.zone_cycle import run_zone_cycle
+from pricing.rules.config import RulesConfig
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TaskCost:
+    """One task: what it did, how long it took, the peak RSS of the process that ran it."""
+
+    key: str
+    seconds: float
+    peak_rss_mb: float
+    rows: int = 0
+
+
+@dataclass
+class ChainRun:
+    models: dict[str, DemandModel]  # store -> pooled model
+    pooling: ChainPooling
+    plans: dict[str, PricePlan] = field(default_factory=dict)  # zone -> plan
+    train_costs: list[TaskCost] = field(default_factory=list)
+    plan_costs: list[TaskCost] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def peak_worker_rss_mb(self) -> float:
+        return max((c.peak_rss_mb for c in [*self.train_costs, *self.plan_costs]), default=0.0)
+
+    def zone_prices(self) -> dict[str, dict[str, int]]:
+        """zone -> sku -> the price the plan puts on the shelf (proposed or kept)."""
+        return {zone: {line.sku: line.new_cents for line in plan.lines} for zone, plan in sorted(self.plans.items())}
+
+
+def train_store(data_dir: str, store: str, products: pd.DataFrame) -> tuple[str, DemandModel, TaskCost]:
+    """Fit one store's model on its own sales partition (a Dask task: plain data in and out)."""
+    started = time.perf_counter()
+    sales = read_store_sales(Path(data_dir), [store], known=set(products["sku"].astype(str)))
+    result = train_demand_model(sales, products, holdout_days=0)
+    cost = TaskCost(f"train-{store}", time.perf_counter() - started, _peak_rss_mb(), rows=result.n_rows)
+    return store, result.model, cost
+
+
+def plan_zone(
+    zone: str,
+    models: Mapping[str, DemandModel],
+    products: pd.DataFrame,
+    rules: RulesConfig,
+    zone_prices: pd.DataFrame,
+    now: datetime,
+    zones: list[str],
+) -> tuple[str, PricePlan, TaskCost]:
+    """Plan one zone from its stores' pooled models (a Dask task)."""
+    started = time.perf_counter()
+    plan = run_zone_cycle(zone, dict(models), products, rules, zone_prices, now=now, zones=zones, check_scopes=False)
+    return zone, plan, TaskCost(f"plan-{zone}", time.perf_counter() - started, _peak_rss_mb())
+
+
+def run_chain(
+    data_dir: Path,
+    rules: RulesConfig,
+    *,
+    now: datetime,
+    client: Any | None = None,
+    progress: Progress | None = None,
+) -> ChainRun:
+    """Train, pool and plan a chain; on ``client`` (dask.distributed.Client) or in this process."""
+    say = progress or (lambda _m: None)
+    started = time.perf_counter()
+    chain = ChainData.load(data_dir, require_labels=False)
+    rules.check_scopes(chain.products, zones=list(chain.zones))  # FILE:LINE for a name that matches nothing
+    zone_of = {store: zone for zone, stores in chain.zones.items() for store in stores}
+    stores = sorted(zone_of)
+    say(f"training {len(stores)} stores in {len(chain.zones)} zones")
+
+    trained: dict[str, DemandModel] = {}
+    train_costs: list[TaskCost] = []
+    for store, model, cost in _map(client, train_store, [(str(data_dir), s, chain.products) for s in stores],
+                                    keys=[f"train-{s}" for s in stores], broadcast=(2,)):
+        trained[store] = model
+        train_costs.append(cost)
+        say(f"stores trained: {len(trained)}/{len(stores)}")
+
+    models, _, pooling = pool_chain(trained, zone_of)
+    say(f"pooled: tau_store {pooling.tau_store:.3f}, tau_zone {pooling.tau_zone:.3f}")
+
+    zones = sorted(chain.zones)
+    args = [
+        (zone, {s: models[s] for s in chain.zones[zone]}, chain.products, rules, chain.zone_prices, now, zones)
+        for zone in zones
+    ]
+    plans: dict[str, PricePlan] = {}
+    plan_costs: list[TaskCost] = []
+    for zone, plan, cost in _map(client, plan_zone, args, keys=[f"plan-{z}" for z in zones], broadcast=(2, 3, 4, 6)):
+        plans[zone] = plan
+        plan_costs.append(cost)
+        say(f"zones planned: {len(plans)}/{len(zones)}")
+    return ChainRun(
+        models=models, pooling=pooling, plans=plans,
+        train_costs=sorted(train_costs, key=lambda c: c.key), plan_costs=sorted(plan_costs, key=lambda c: c.key),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _map(
+    client: Any | None, func: Callable[..., Any], args: list[tuple[Any, ...]], *, keys: list[str],
+    broadcast: tuple[int, ...] = (),
+) -> Any:
+    """Yield ``func(*a)`` for each ``a``: in this process, or as Dask tasks as they finish.
+
+    ``broadcast``: positions of arguments that are the same object in every call (products,
+    rules): scattered once to every worker instead of once per task."""
+    if client is None:
+        for a in args:
+            yield func(*a)
+        return
+    from distributed import as_completed
+
+    shared: dict[int, Any] = {}
+    for pos in broadcast:
+        if args:
+            shared[pos] = client.scatter(args[0][pos], broadcast=True, hash=False)
+    futures = [
+        client.submit(func, *[shared.get(i, value) for i, value in enumerate(a)], key=f"{key}-{time.time_ns()}", pure=False)
+        for key, a in zip(keys, args, strict=True)
+    ]
+    for future in as_completed(futures):
+        yield future.result()
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def open_client(scheduler: str | None, *, workers: int = 2, say: Progress | None = None) -> tuple[Any, Any]:
+    """A Dask client: on ``scheduler`` (``tcp://HOST:8786``, an existing cluster) or on a new
+    LocalCluster of ``workers`` one-thread worker processes. Returns (client, cluster or None);
+    close both when done. The dashboard's address is said."""
+    from distributed import Client, LocalCluster
+
+    cluster = None
+    if scheduler:
+        client = Client(scheduler, timeout="10s")
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+        client = Client(cluster)
+    if say is not None:
+        say(f"Dask dashboard: {client.dashboard_link}")
+    return client, cluster
