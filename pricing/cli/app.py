@@ -20,6 +20,7 @@ from pricing.cli import (
     db,
     demand,
     demo,
+    gateway,
     gateways,
     keys,
     model,
@@ -84,7 +85,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-for module in (demo, demand, model, data, plan, outbox, daemon, serve, render, simulate, keys, gateways, config, db):  # the order of --help
+for module in (demo, demand, model, data, plan, outbox, daemon, serve, render, simulate, gateway, keys, gateways, config, db):  # the order of --help
     module.register(app)
 
 
