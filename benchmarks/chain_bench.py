@@ -3,8 +3,8 @@
     python benchmarks/chain_bench.py --stores 40 --skus 2000 --json
 
 Generates a chain (esl-pricing simulate generate-chain) into a temporary directory, runs
-pricing.plan.chain.run_chain twice (no client, then a LocalCluster of ``--workers`` one-thread
-processes), and prints one JSON line: stores, skus, store_skus, single_seconds, dask_seconds,
+pricing.plan.chain.run_chain twice (no client, its BLAS held to one thread, then a LocalCluster
+of ``--workers`` one-thread processes, whose BLAS Dask holds to one thread too), and prints one JSON line: stores, skus, store_skus, single_seconds, dask_seconds,
 speedup, plans_identical (every zone's shelf prices equal in both runs), store_skus_per_core_s
 (store-SKUs trained and planned per second on one core, from the single-process run),
 peak_worker_rss_mb (the largest peak RSS of a worker process over the Dask run's tasks),
@@ -49,7 +49,10 @@ def main() -> None:
         generate_seconds = time.perf_counter() - t
         say(f"generated {args.stores} stores x {args.skus} SKUs in {generate_seconds:.1f} s")
 
-        single = run_chain(data, rules, now=now, progress=None)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):  # one core, as each Dask worker (one thread, its BLAS too)
+            single = run_chain(data, rules, now=now, progress=None)
         say(f"one process: {single.seconds:.1f} s")
         client, cluster = open_client(None, workers=args.workers, say=say)
         try:

@@ -14,6 +14,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from pricing.cli import (
+    chain,
     config,
     daemon,
     data,
@@ -85,7 +86,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-for module in (demo, demand, model, data, plan, outbox, daemon, serve, render, simulate, gateway, keys, gateways, config, db):  # the order of --help
+for module in (demo, demand, model, data, plan, outbox, daemon, chain, serve, render, simulate, gateway, keys, gateways, config, db):  # the order of --help
     module.register(app)
 
 

@@ -1,0 +1,92 @@
+"""`esl-pricing chain plan`: a chain's nightly work at head office (pricing/plan/chain.py).
+
+Trains every store on its own sales, pools the elasticities store -> zone -> chain, plans every
+zone and writes one plan per zone (publishing each store its zone's plan over MQTT is
+pricing/store/plan_publish.py; the bridge carries it to the store: docs/chain-bridge.md).
+Without ``--scheduler`` the work runs on a LocalCluster of ``--workers`` processes on this
+machine (``--workers 0``: in this process, no Dask); with ``--scheduler tcp://HOST:8786`` on an
+existing Dask cluster. Progress and the dashboard's address go to stderr; ``--json`` prints one
+JSON object as the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pricing.cli.common import (
+    JsonOption,
+    RulesOption,
+    command_group,
+    emit_json,
+    err,
+    fail,
+    load_rules_or_fail,
+    user_errors,
+)
+
+chain_app = command_group("A chain of stores: train, pool and plan every zone at head office, on Dask.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(chain_app, name="chain")
+
+
+@chain_app.command("plan")
+def chain_plan(
+    data: Annotated[Path, typer.Option(help="The chain's data directory (stores.csv, products.csv, sales/ ...).")],
+    out: Annotated[Path, typer.Option(help="Folder for the zone plans (one sub-folder per zone) and the chain card.")] = Path(
+        "chain-plans"
+    ),
+    rules: RulesOption = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="An existing Dask cluster's scheduler, tcp://HOST:8786 (default: a LocalCluster here).")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=0, max=256, help="LocalCluster worker processes (0: no Dask).")] = 2,
+    as_json: JsonOption = False,
+) -> None:
+    """Train every store, pool store -> zone -> chain, and plan every zone of the chain."""
+    from pricing.plan.chain import open_client, run_chain
+
+    config = load_rules_or_fail(rules)
+    if not data.is_dir():
+        fail(f"{data}: no such chain directory", code=2)
+    client = cluster = None
+    with user_errors():
+        if scheduler or workers > 0:
+            try:
+                client, cluster = open_client(scheduler, workers=workers, say=lambda m: err.print(m, highlight=False))
+            except OSError as exc:
+                fail(f"Dask scheduler {scheduler}: {exc}", code=1)
+        try:
+            run = run_chain(
+                data, config, now=datetime.now(UTC), client=client, progress=lambda m: err.print(f"  {m}", highlight=False)
+            )
+        finally:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+    written = {}
+    for zone, plan in sorted(run.plans.items()):
+        json_path, _csv = plan.write(out / zone)
+        written[zone] = str(json_path)
+        err.print(f"zone {zone}: {len(plan.changes)} changes, {len(plan.awaiting_approval)} awaiting approval -> {json_path}")
+    card = out / "chain_card.json"
+    card.parent.mkdir(parents=True, exist_ok=True)
+    summary = {
+        **run.pooling.card(),
+        "seconds": round(run.seconds, 2),
+        "train_seconds": round(sum(c.seconds for c in run.train_costs), 2),
+        "plan_seconds": round(sum(c.seconds for c in run.plan_costs), 2),
+        "peak_worker_rss_mb": round(run.peak_worker_rss_mb, 1),
+        "plans": written,
+    }
+    card.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    err.print(f"chain: {summary['stores']} stores, {summary['zones']} zones in {summary['seconds']} s; card {card}")
+    if as_json:
+        emit_json(summary)

@@ -1,0 +1,79 @@
+"""The chain's nightly work: the same plans in one process and on 1 or 2 Dask workers, every
+zone planned from its own stores, and `esl-pricing chain plan`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pricing.cli.app import app
+from pricing.plan.chain import ChainRun, open_client, run_chain
+from pricing.rules.config import RulesConfig
+from simulator.chain import generate_chain
+
+NOW = datetime(2026, 11, 17, 3, 0, tzinfo=UTC)
+
+
+@lru_cache(maxsize=1)
+def chain_dir() -> Path:
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix="esl-chain-test-")) / "chain"
+    generate_chain(out, stores=4, skus=160, zones=2, seed=3, days=150)
+    return out
+
+
+@lru_cache(maxsize=1)
+def single() -> ChainRun:
+    return run_chain(chain_dir(), RulesConfig(), now=NOW)
+
+
+def test_every_zone_is_planned_from_its_own_stores() -> None:
+    run = single()
+    stores = json.loads((chain_dir() / "truth_chain.json").read_text())  # the generator's truth
+    assert set(run.plans) == {"z01", "z02"}
+    assert len(run.models) == 4 and len(run.train_costs) == 4 and len(run.plan_costs) == 2
+    for zone, plan in run.plans.items():
+        assert plan.store == zone
+        assert len(plan.lines) == 160
+    assert run.pooling.stores == 4 and run.pooling.zones == 2
+    assert stores  # the truth file is there (evaluations read it)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_plan_is_the_same_whatever_the_number_of_workers(workers: int) -> None:
+    client, cluster = open_client(None, workers=workers)
+    try:
+        spread = run_chain(chain_dir(), RulesConfig(), now=NOW, client=client)
+    finally:
+        client.close()
+        cluster.close()
+    assert spread.zone_prices() == single().zone_prices()
+    assert sorted(spread.models) == sorted(single().models)
+    for store, model in spread.models.items():  # equal to rounding: BLAS sums in another order on a worker
+        np.testing.assert_allclose(model.elasticity_, single().models[store].elasticity_, rtol=1e-9)
+
+
+def test_chain_plan_command_writes_a_plan_per_zone_and_the_card(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["chain", "plan", "--data", str(chain_dir()), "--out", str(tmp_path), "--rules", "example",
+              "--workers", "0", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["stores"] == 4 and summary["zones"] == 2
+    assert sorted(summary["plans"]) == ["z01", "z02"]
+    assert all(Path(p).is_file() for p in summary["plans"].values())
+    assert json.loads((tmp_path / "chain_card.json").read_text())["zones"] == 2
+
+
+def test_a_missing_chain_directory_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["chain", "plan", "--data", str(tmp_path / "nope"), "--rules", "example"])
+    assert result.exit_code == 2
+    assert "no such chain directory" in result.output
