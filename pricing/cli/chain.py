@@ -1,8 +1,8 @@
 """`esl-pricing chain plan`: a chain's nightly work at head office (pricing/plan/chain.py).
 
 Trains every store on its own sales, pools the elasticities store -> zone -> chain, plans every
-zone and writes one plan per zone (publishing each store its zone's plan over MQTT is
-pricing/store/plan_publish.py; the bridge carries it to the store: docs/chain-bridge.md).
+zone, writes one plan per zone and, with ``--publish``, sends each store its zone's plan over
+MQTT (pricing/store/plan_publish.py; the bridge carries it to the store: docs/chain-bridge.md).
 Without ``--scheduler`` the work runs on a LocalCluster of ``--workers`` processes on this
 machine (``--workers 0``: in this process, no Dask); with ``--scheduler tcp://HOST:8786`` on an
 existing Dask cluster. Progress and the dashboard's address go to stderr; ``--json`` prints one
@@ -18,14 +18,19 @@ from typing import Annotated
 
 import typer
 
+from label_gateway.protocol import DEFAULT_PREFIX
 from pricing.cli.common import (
+    DEFAULT_KEYS,
     JsonOption,
+    KeysOption,
+    PrefixOption,
     RulesOption,
     command_group,
     emit_json,
     err,
     fail,
     load_rules_or_fail,
+    signer_or_fail,
     user_errors,
 )
 
@@ -47,14 +52,29 @@ def chain_plan(
         str | None, typer.Option(help="An existing Dask cluster's scheduler, tcp://HOST:8786 (default: a LocalCluster here).")
     ] = None,
     workers: Annotated[int, typer.Option(min=0, max=256, help="LocalCluster worker processes (0: no Dask).")] = 2,
+    publish: Annotated[
+        str | None,
+        typer.Option(help="Head office's broker, mqtt://HOST:PORT: publish each store its zone's plan, signed and "
+                     "retained (the stores' bridges carry it on; docs/chain-bridge.md)."),
+    ] = None,
+    prefix: PrefixOption = DEFAULT_PREFIX,
+    keys: KeysOption = DEFAULT_KEYS,
     as_json: JsonOption = False,
 ) -> None:
     """Train every store, pool store -> zone -> chain, and plan every zone of the chain."""
-    from pricing.plan.chain import open_client, run_chain
+    from label_gateway.broker import BrokerAddress
+    from pricing.plan.chain import open_client, run_chain, store_plans
+    from pricing.store.plan_publish import publish_store_plans
 
     config = load_rules_or_fail(rules)
     if not data.is_dir():
         fail(f"{data}: no such chain directory", code=2)
+    address = None
+    signer = None
+    if publish is not None:
+        with user_errors():
+            address = BrokerAddress.parse(publish)
+        signer = signer_or_fail(keys)
     client = cluster = None
     with user_errors():
         if scheduler or workers > 0:
@@ -76,6 +96,15 @@ def chain_plan(
         json_path, _csv = plan.write(out / zone)
         written[zone] = str(json_path)
         err.print(f"zone {zone}: {len(plan.changes)} changes, {len(plan.awaiting_approval)} awaiting approval -> {json_path}")
+    published: dict[str, str] = {}
+    if address is not None and signer is not None:
+        from pricing.core.chain_data import chain_zones, load_stores
+
+        with user_errors():
+            zones = chain_zones(load_stores(data))
+            sent = publish_store_plans(address, prefix, store_plans(run, zones), signer)
+        published = {store: str(info["plan_id"]) for store, info in sorted(sent.items())}
+        err.print(f"published {len(published)} store plans on {address.url} ({prefix}/chain/<store>/plan, retained)")
     card = out / "chain_card.json"
     card.parent.mkdir(parents=True, exist_ok=True)
     summary = {
@@ -85,6 +114,7 @@ def chain_plan(
         "plan_seconds": round(sum(c.seconds for c in run.plan_costs), 2),
         "peak_worker_rss_mb": round(run.peak_worker_rss_mb, 1),
         "plans": written,
+        "published": published,
     }
     card.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     err.print(f"chain: {summary['stores']} stores, {summary['zones']} zones in {summary['seconds']} s; card {card}")

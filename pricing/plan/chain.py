@@ -63,6 +63,16 @@ class ChainRun:
         return {zone: {line.sku: line.new_cents for line in plan.lines} for zone, plan in sorted(self.plans.items())}
 
 
+def store_plans(run: ChainRun, zones: Mapping[str, list[str]]) -> dict[str, PricePlan]:
+    """Each store's plan: its zone's plan under the store's id (and a plan id of its own, the
+    zone plan's with the store appended, so the store's files and acks name it)."""
+    out: dict[str, PricePlan] = {}
+    for zone, plan in sorted(run.plans.items()):
+        for store in sorted(zones[zone]):
+            out[store] = plan.model_copy(update={"store": store, "plan_id": f"{plan.plan_id}-{store}"})
+    return out
+
+
 def train_store(data_dir: str, store: str, products: pd.DataFrame) -> tuple[str, DemandModel, TaskCost]:
     """Fit one store's model on its own sales partition (a Dask task: plain data in and out)."""
     started = time.perf_counter()

@@ -77,3 +77,34 @@ def test_a_missing_chain_directory_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["chain", "plan", "--data", str(tmp_path / "nope"), "--rules", "example"])
     assert result.exit_code == 2
     assert "no such chain directory" in result.output
+
+
+def test_chain_plan_publishes_each_store_its_zones_plan(tmp_path: Path, mqtt_broker, topics) -> None:  # noqa: ANN001
+    from label_gateway.broker import clear_retained
+    from label_gateway.plan_channel import ChainTopics
+    from label_gateway.signing import KeyDirectory
+
+    keys = tmp_path / "keys"
+    KeyDirectory(keys).create()
+    result = CliRunner().invoke(
+        app, ["chain", "plan", "--data", str(chain_dir()), "--out", str(tmp_path / "plans"), "--rules", "example",
+              "--workers", "0", "--publish", mqtt_broker.address.url, "--prefix", topics.prefix, "--keys", str(keys),
+              "--json"],
+    )
+    try:
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout.strip().splitlines()[-1])
+        assert sorted(summary["published"]) == ["s001", "s002", "s003", "s004"]
+        zone_plan = {zone: Path(path).stem for zone, path in summary["plans"].items()}
+        zone_of = {s: z for z, stores in single_zones().items() for s in stores}
+        for store, plan_id in summary["published"].items():
+            assert plan_id == f"{zone_plan[zone_of[store]]}-{store}"
+        assert ChainTopics(topics.prefix).plan("s001").startswith(topics.prefix)
+    finally:
+        clear_retained(mqtt_broker.address, f"{topics.prefix}/#", settle_s=0.3)
+
+
+def single_zones() -> dict[str, list[str]]:
+    from pricing.core.chain_data import chain_zones, load_stores
+
+    return chain_zones(load_stores(chain_dir()))
