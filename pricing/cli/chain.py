@@ -1,6 +1,7 @@
-"""`esl-pricing chain plan`: a chain's nightly work at head office (pricing/plan/chain.py).
+"""`esl-pricing chain train|plan`: a chain's nightly work at head office (pricing/plan/chain.py).
 
-Trains every store on its own sales, pools the elasticities store -> zone -> chain, plans every
+`train` fits every store and saves the chain's model; `plan` (with --models, or training first)
+trains every store on its own sales, pools the elasticities store -> zone -> chain, plans every
 zone, writes one plan per zone and, with ``--publish``, sends each store its zone's plan over
 MQTT (pricing/store/plan_publish.py; the bridge carries it to the store: docs/chain-bridge.md).
 Without ``--scheduler`` the work runs on a LocalCluster of ``--workers`` processes on this
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -41,6 +42,58 @@ def register(app: typer.Typer) -> None:
     app.add_typer(chain_app, name="chain")
 
 
+def _client_for(scheduler: str | None, workers: int) -> tuple[Any, Any]:
+    from pricing.plan.chain import open_client
+
+    if not (scheduler or workers > 0):
+        return None, None
+    try:
+        return open_client(scheduler, workers=workers, say=lambda m: err.print(m, highlight=False))
+    except OSError as exc:
+        fail(f"Dask scheduler {scheduler}: {exc}", code=1)
+
+
+def _close(client: Any, cluster: Any) -> None:
+    if client is not None:
+        client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+SchedulerOption = Annotated[
+    str | None, typer.Option(help="An existing Dask cluster's scheduler, tcp://HOST:8786 (default: a LocalCluster here).")
+]
+WorkersOption = Annotated[int, typer.Option(min=0, max=256, help="LocalCluster worker processes (0: no Dask).")]
+
+
+@chain_app.command("train")
+def chain_train(
+    data: Annotated[Path, typer.Option(help="The chain's data directory (stores.csv, products.csv, sales/ ...).")],
+    out: Annotated[Path, typer.Option(help="Folder for the chain's model: <store>.joblib and chain_card.json.")] = Path(
+        "chain-models"
+    ),
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = 2,
+    as_json: JsonOption = False,
+) -> None:
+    """Train every store on its own sales and pool the elasticities store -> zone -> chain."""
+    from pricing.plan.chain import save_chain_models, train_chain
+
+    if not data.is_dir():
+        fail(f"{data}: no such chain directory", code=2)
+    with user_errors():
+        client, cluster = _client_for(scheduler, workers)
+        try:
+            run = train_chain(data, client=client, progress=lambda m: err.print(f"  {m}", highlight=False))
+        finally:
+            _close(client, cluster)
+        card = save_chain_models(run, out)
+    summary = json.loads(card.read_text(encoding="utf-8")) | {"seconds": round(run.seconds, 2), "card": str(card)}
+    err.print(f"chain model {out}: {summary['stores']} stores, {summary['zones']} zones in {summary['seconds']} s")
+    if as_json:
+        emit_json(summary)
+
+
 @chain_app.command("plan")
 def chain_plan(
     data: Annotated[Path, typer.Option(help="The chain's data directory (stores.csv, products.csv, sales/ ...).")],
@@ -48,10 +101,11 @@ def chain_plan(
         "chain-plans"
     ),
     rules: RulesOption = None,
-    scheduler: Annotated[
-        str | None, typer.Option(help="An existing Dask cluster's scheduler, tcp://HOST:8786 (default: a LocalCluster here).")
+    models: Annotated[
+        Path | None, typer.Option(help="A chain model from esl-pricing chain train (default: train first).")
     ] = None,
-    workers: Annotated[int, typer.Option(min=0, max=256, help="LocalCluster worker processes (0: no Dask).")] = 2,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = 2,
     publish: Annotated[
         str | None,
         typer.Option(help="Head office's broker, mqtt://HOST:PORT: publish each store its zone's plan, signed and "
@@ -63,7 +117,7 @@ def chain_plan(
 ) -> None:
     """Train every store, pool store -> zone -> chain, and plan every zone of the chain."""
     from label_gateway.broker import BrokerAddress
-    from pricing.plan.chain import open_client, run_chain, store_plans
+    from pricing.plan.chain import load_chain_models, run_chain, store_plans
     from pricing.store.plan_publish import publish_store_plans
 
     config = load_rules_or_fail(rules)
@@ -75,22 +129,16 @@ def chain_plan(
         with user_errors():
             address = BrokerAddress.parse(publish)
         signer = signer_or_fail(keys)
-    client = cluster = None
     with user_errors():
-        if scheduler or workers > 0:
-            try:
-                client, cluster = open_client(scheduler, workers=workers, say=lambda m: err.print(m, highlight=False))
-            except OSError as exc:
-                fail(f"Dask scheduler {scheduler}: {exc}", code=1)
+        trained = load_chain_models(models) if models is not None else None
+        client, cluster = _client_for(scheduler, workers)
         try:
             run = run_chain(
-                data, config, now=datetime.now(UTC), client=client, progress=lambda m: err.print(f"  {m}", highlight=False)
+                data, config, now=datetime.now(UTC), client=client, trained=trained,
+                progress=lambda m: err.print(f"  {m}", highlight=False),
             )
         finally:
-            if client is not None:
-                client.close()
-            if cluster is not None:
-                cluster.close()
+            _close(client, cluster)
     written = {}
     for zone, plan in sorted(run.plans.items()):
         json_path, _csv = plan.write(out / zone)

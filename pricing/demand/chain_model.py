@@ -57,8 +57,10 @@ class ChainPooling:
             "skus": self.skus,
             "tau_store": round(self.tau_store, 4),
             "tau_zone": round(self.tau_zone, 4),
-            "chain_mean_elasticity": round(float(self.chain.mean()), 4),
-            "zone_mean_elasticity": {str(z): round(float(v), 4) for z, v in self.zone.mean(axis=1).items()},
+            "chain_mean_elasticity": round(float(self.chain.mean()), 4) if len(self.chain) else None,
+            "zone_mean_elasticity": (
+                {str(z): round(float(v), 4) for z, v in self.zone.mean(axis=1).items()} if not self.zone.empty else {}
+            ),
             "notes": list(self.notes),
         }
 

@@ -14,6 +14,7 @@ order of stores and zones is sorted, not the order tasks finish in.
 
 from __future__ import annotations
 
+import json
 import resource
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from pricing.core.chain_data import ChainData, read_store_sales
+from pricing.core.data import DataError
 from pricing.demand.chain_model import ChainPooling, pool_chain
 from pricing.demand.model import DemandModel
 from pricing.demand.training import train_demand_model
@@ -104,30 +106,21 @@ def run_chain(
     now: datetime,
     client: Any | None = None,
     progress: Progress | None = None,
+    trained: ChainRun | None = None,
 ) -> ChainRun:
-    """Train, pool and plan a chain; on ``client`` (dask.distributed.Client) or in this process."""
-    say = progress or (lambda _m: None)
+    """Train, pool and plan a chain; on ``client`` (dask.distributed.Client) or in this process.
+    With ``trained`` (a ``train_chain`` result, e.g. ``load_chain_models``) only plan."""
     started = time.perf_counter()
     chain = ChainData.load(data_dir, require_labels=False)
     rules.check_scopes(chain.products, zones=list(chain.zones))  # FILE:LINE for a name that matches nothing
-    zone_of = {store: zone for zone, stores in chain.zones.items() for store in stores}
-    stores = sorted(zone_of)
-    say(f"training {len(stores)} stores in {len(chain.zones)} zones")
-
-    trained: dict[str, DemandModel] = {}
-    train_costs: list[TaskCost] = []
-    for store, model, cost in _map(client, train_store, [(str(data_dir), s, chain.products) for s in stores],
-                                    keys=[f"train-{s}" for s in stores], broadcast=(2,)):
-        trained[store] = model
-        train_costs.append(cost)
-        say(f"stores trained: {len(trained)}/{len(stores)}")
-
-    models, _, pooling = pool_chain(trained, zone_of)
-    say(f"pooled: tau_store {pooling.tau_store:.3f}, tau_zone {pooling.tau_zone:.3f}")
-
+    run = trained if trained is not None else train_chain(data_dir, client=client, progress=progress, chain=chain)
+    missing = sorted({s for stores in chain.zones.values() for s in stores} - set(run.models))
+    if missing:
+        raise DataError(f"no trained model for store(s) {', '.join(missing)}: run esl-pricing chain train again")
+    say = progress or (lambda _m: None)
     zones = sorted(chain.zones)
     args = [
-        (zone, {s: models[s] for s in chain.zones[zone]}, chain.products, rules, chain.zone_prices, now, zones)
+        (zone, {s: run.models[s] for s in chain.zones[zone]}, chain.products, rules, chain.zone_prices, now, zones)
         for zone in zones
     ]
     plans: dict[str, PricePlan] = {}
@@ -137,10 +130,70 @@ def run_chain(
         plan_costs.append(cost)
         say(f"zones planned: {len(plans)}/{len(zones)}")
     return ChainRun(
-        models=models, pooling=pooling, plans=plans,
-        train_costs=sorted(train_costs, key=lambda c: c.key), plan_costs=sorted(plan_costs, key=lambda c: c.key),
+        models=run.models, pooling=run.pooling, plans=plans, train_costs=run.train_costs,
+        plan_costs=sorted(plan_costs, key=lambda c: c.key), seconds=time.perf_counter() - started,
+    )
+
+
+def train_chain(
+    data_dir: Path, *, client: Any | None = None, progress: Progress | None = None, chain: ChainData | None = None
+) -> ChainRun:
+    """Train every store on its own sales and pool store -> zone -> chain (no plans yet)."""
+    say = progress or (lambda _m: None)
+    started = time.perf_counter()
+    chain = chain if chain is not None else ChainData.load(data_dir, require_labels=False)
+    zone_of = {store: zone for zone, stores in chain.zones.items() for store in stores}
+    stores = sorted(zone_of)
+    say(f"training {len(stores)} stores in {len(chain.zones)} zones")
+    trained: dict[str, DemandModel] = {}
+    train_costs: list[TaskCost] = []
+    for store, model, cost in _map(client, train_store, [(str(data_dir), s, chain.products) for s in stores],
+                                    keys=[f"train-{s}" for s in stores], broadcast=(2,)):
+        trained[store] = model
+        train_costs.append(cost)
+        say(f"stores trained: {len(trained)}/{len(stores)}")
+    models, _, pooling = pool_chain(trained, zone_of)
+    say(f"pooled: tau_store {pooling.tau_store:.3f}, tau_zone {pooling.tau_zone:.3f}")
+    return ChainRun(
+        models=models, pooling=pooling, train_costs=sorted(train_costs, key=lambda c: c.key),
         seconds=time.perf_counter() - started,
     )
+
+
+def save_chain_models(run: ChainRun, directory: Path) -> Path:
+    """The chain's model artifact: ``<store>.joblib`` per store and ``chain_card.json`` (the
+    pooling summary, the stores and what training cost). Returns the card's path."""
+    import joblib
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for store, model in sorted(run.models.items()):
+        joblib.dump(model, directory / f"{store}.joblib")
+    card = {
+        **run.pooling.card(),
+        "store_models": sorted(run.models),
+        "train_seconds": round(sum(c.seconds for c in run.train_costs), 2),
+        "rows": sum(c.rows for c in run.train_costs),
+    }
+    path = directory / "chain_card.json"
+    path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def load_chain_models(directory: Path) -> ChainRun:
+    """What save_chain_models wrote (plans empty): DataError (one line) when it is not there."""
+    import joblib
+
+    card_path = directory / "chain_card.json"
+    if not card_path.is_file():
+        raise DataError(f"{directory}: no chain model (chain_card.json); run esl-pricing chain train first")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    models = {store: joblib.load(directory / f"{store}.joblib") for store in card["store_models"]}
+    pooling = ChainPooling(
+        tau_store=float(card["tau_store"]), tau_zone=float(card["tau_zone"]), chain=pd.Series(dtype=float),
+        zone=pd.DataFrame(), stores=int(card["stores"]), zones=int(card["zones"]), skus=int(card["skus"]),
+        notes=list(card.get("notes", [])),
+    )
+    return ChainRun(models=models, pooling=pooling)
 
 
 def _map(

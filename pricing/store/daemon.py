@@ -367,19 +367,20 @@ class StoreDaemon:
     # -- the cycles -----------------------------------------------------------------------------
     def reprice(self, job: JobConfig) -> CycleResult:
         """A plan for the store (reprice) or for some categories (markdown), then its push."""
-        store = load_store(self.data_dir)
-        model, _card = self._model(store)
+        inbox = self.plan_inbox if job.kind == "reprice" else None
+        # A store of a chain neither reads its sales nor needs a model: head office planned.
+        store = load_shelf(self.data_dir) if inbox is not None else load_store(self.data_dir)
         rules = load_rules(self.rules_path)
         now = self.clock.now()
         products = self._with_book_prices(store, now, rules.currency)
         rules.check_scopes(products)  # against the whole store: a markdown plans only some categories
-        inbox = self.plan_inbox if job.kind == "reprice" else None
         if inbox is not None:  # a store of a chain: head office's plan for its zone, or nothing
             from_head_office = inbox.take(rules.approval)
             if from_head_office is None:
                 return CycleResult(job.id, job.kind, "ok", detail="no new plan from head office")
             plan = from_head_office  # already in plans_dir, with this store's approval band applied
         else:
+            model, _card = self._model(store)
             if job.kind == "markdown":
                 products = products[products["category"].astype(str).isin(job.categories or [])].reset_index(drop=True)
             plan = run_pricing_cycle(

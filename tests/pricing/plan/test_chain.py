@@ -108,3 +108,31 @@ def single_zones() -> dict[str, list[str]]:
     from pricing.core.chain_data import chain_zones, load_stores
 
     return chain_zones(load_stores(chain_dir()))
+
+
+def test_chain_train_then_plan_with_the_saved_models(tmp_path: Path) -> None:
+    runner = CliRunner()
+    trained = runner.invoke(app, ["chain", "train", "--data", str(chain_dir()), "--out", str(tmp_path / "m"),
+                                  "--workers", "0", "--json"])
+    assert trained.exit_code == 0, trained.output
+    card = json.loads(trained.stdout.strip().splitlines()[-1])
+    assert card["store_models"] == ["s001", "s002", "s003", "s004"]
+    assert (tmp_path / "m" / "s001.joblib").is_file()
+    planned = runner.invoke(app, ["chain", "plan", "--data", str(chain_dir()), "--models", str(tmp_path / "m"),
+                                  "--out", str(tmp_path / "p"), "--rules", "example", "--workers", "0", "--json"])
+    assert planned.exit_code == 0, planned.output
+    plans = json.loads(planned.stdout.strip().splitlines()[-1])["plans"]
+    at_once = runner.invoke(app, ["chain", "plan", "--data", str(chain_dir()), "--out", str(tmp_path / "q"),
+                                  "--rules", "example", "--workers", "0", "--json"])
+    assert at_once.exit_code == 0, at_once.output
+    fresh = json.loads(at_once.stdout.strip().splitlines()[-1])["plans"]
+    from pricing.plan.plan_files import read_plan
+
+    def prices(path: str) -> dict[str, int]:
+        return {line.sku: line.new_cents for line in read_plan(Path(path)).lines}
+
+    for zone, path in plans.items():  # the saved models plan as training and planning in one go
+        assert prices(path) == prices(fresh[zone])
+    missing = runner.invoke(app, ["chain", "plan", "--data", str(chain_dir()), "--models", str(tmp_path / "none"),
+                                  "--rules", "example", "--workers", "0"])
+    assert missing.exit_code == 2 and "no chain model" in missing.output
