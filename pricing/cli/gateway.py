@@ -8,11 +8,8 @@ error (a bad tags file, a bad option).
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -33,6 +30,7 @@ from pricing.cli.common import (
     emit_json,
     err,
     fail,
+    stop_on_signals,
 )
 
 gateway_app = command_group("Gateway processes for real label hardware (OpenEPaperLink).")
@@ -40,18 +38,6 @@ gateway_app = command_group("Gateway processes for real label hardware (OpenEPap
 
 def register(app: typer.Typer) -> None:
     app.add_typer(gateway_app, name="gateway")
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    for sig in previous:
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @gateway_app.command("oepl")
@@ -122,7 +108,7 @@ def gateway_oepl(
                               settings=settings, on_event=lambda m: err.print(f"  {m}", highlight=False, markup=False))
         stop = threading.Event()
         started = time.monotonic()
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop):
             process.start()
             try:
                 err.print(f"gateway {gateway}: {len(bindings)} labels on {client.url}, broker {address.url} "

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +24,14 @@ from label_gateway.broker import BrokerAddress
 from label_gateway.protocol import DEFAULT_PREFIX, Topics
 from label_gateway.signing import TRUST_ENV, TrustedKeys
 from pricing.cli import common
-from pricing.cli.common import Market, command_group, emit_json, err, fail
+from pricing.cli.common import (
+    Market,
+    command_group,
+    emit_json,
+    err,
+    fail,
+    stop_on_signals,
+)
 from simulator.gateways import (
     SimulatedGateways,
     SimulatorError,
@@ -194,19 +199,6 @@ def _report_rejects(rejects: tuple[str, ...]) -> None:
         err.print(f"  {reject}", highlight=False, markup=False)
 
 
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM and SIGINT (Ctrl-C) set ``stop`` instead of killing the process mid-way."""
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    for sig in previous:
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def _wait(stop: threading.Event, duration: float | None) -> None:
     deadline = None if duration is None else time.monotonic() + duration
     while not stop.is_set():
@@ -252,7 +244,7 @@ def simulate_run(
     and subscribed; on stopping, writes the state file and prints a summary.
     """
     stop = threading.Event()
-    with user_errors(), _stop_on_signals(stop):
+    with user_errors(), stop_on_signals(stop):
         setup, labels = _setup(scenario, data, fast)
         _report_rejects(labels.rejects)
         address = BrokerAddress.parse(broker)

@@ -29,31 +29,15 @@ carries the SKU weighs the same (its weight), as no price is known to measure un
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from pricing.demand.predictor import DemandPredictor
+
 #: A SKU is uncertain for the zone when stores carrying at least this share of its units say so.
 UNCERTAIN_SHARE = 0.5
-
-
-class DemandPredictor(Protocol):
-    """A store's demand model as the zone needs it: pricing.plan.cycle.DemandPredictor (declared
-    here too: pricing.demand sits below pricing.plan and does not import it)."""
-
-    skus_: pd.Index
-
-    def predict_grid(
-        self,
-        skus: np.ndarray,
-        prices_cents: np.ndarray,
-        *,
-        current_prices_cents: np.ndarray | None = None,
-        dates: Any = None,
-    ) -> np.ndarray: ...
-
-    def uncertain(self, skus: np.ndarray) -> np.ndarray: ...
 
 
 class ZoneDemand:

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ import pandas as pd
 from label_gateway.label_templates import LabelTemplates, default_label_templates
 from pricing.core.money import to_cents
 from pricing.demand.model_store import MODEL_FILE
+from pricing.demand.predictor import DemandPredictor
 from pricing.optimize.optimizer import ChangeBudget, OptimizerInstance, PriceOptimizer
 from pricing.plan.explain import Scored, plan_lines
 from pricing.plan.label_fit import check_label_fit
@@ -34,27 +35,6 @@ from pricing.plan.price_plan import (
 from pricing.rules.candidates import Candidates, generate_candidates
 from pricing.rules.config import RulesConfig
 from pricing.rules.links import build_links
-
-
-class DemandPredictor(Protocol):
-    """What the cycle needs from a demand model (pricing.demand.model.DemandModel fits this)."""
-
-    skus_: pd.Index
-
-    def predict_grid(
-        self,
-        skus: np.ndarray,
-        prices_cents: np.ndarray,
-        *,
-        current_prices_cents: np.ndarray | None = None,
-        dates: Any = None,
-    ) -> np.ndarray:
-        """Expected units per day, SKUs x candidate prices, substitutes at the current prices."""
-        ...
-
-    def uncertain(self, skus: np.ndarray) -> np.ndarray:
-        """True for SKUs whose demand estimate is too uncertain to move their price far."""
-        ...
 
 
 def new_plan_id(now: datetime) -> str:

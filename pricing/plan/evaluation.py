@@ -39,8 +39,9 @@ import pandas as pd
 from pricing.core.data import DataError, competitor_reference
 from pricing.core.store_data import StoreData, load_store
 from pricing.demand.model import DemandModel
+from pricing.demand.predictor import DemandPredictor
 from pricing.demand.training import train_demand_model
-from pricing.plan.cycle import DemandPredictor, run_pricing_cycle
+from pricing.plan.cycle import run_pricing_cycle
 from pricing.rules.config import RulesConfig
 from simulator.choice_market import load_market
 from simulator.choice_store import generate_choice_store

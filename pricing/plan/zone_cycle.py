@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from label_gateway.label_templates import LabelTemplates
+from pricing.demand.predictor import DemandPredictor
 from pricing.demand.zone_demand import ZoneDemand
-from pricing.plan.cycle import DemandPredictor, run_pricing_cycle
+from pricing.plan.cycle import run_pricing_cycle
 from pricing.plan.price_plan import PlanInputs, PricePlan
 from pricing.rules.config import ChangeBudget, RulesConfig
 
