@@ -8,6 +8,7 @@ TLS and password blocks are left out (plain brokers on 127.0.0.1), everything el
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -36,7 +37,8 @@ TEMPLATES = REPO / "config" / "mosquitto"
 PREFIX = "esl"
 AT = datetime(2026, 11, 2, 4, tzinfo=UTC)
 
-pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None, reason="needs the mosquitto binary")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")  # CI=true: no binary fails, not skips
+pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None and not IN_CI, reason="needs the mosquitto binary")
 
 
 def render(template: Path, values: dict[str, str], blocks: dict[str, str]) -> str:
